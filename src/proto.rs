@@ -1,0 +1,470 @@
+//! Domain types shared by every layer: identifiers, `Stat`, ACLs, error codes, opcodes,
+//! create modes and watch event kinds, with the numeric values the ZooKeeper wire protocol
+//! uses (`ZooDefs.java`, `KeeperException.java`, `Watcher.java`, `CreateMode.java`).
+//!
+//! Nothing here does I/O. Numbers appear only in the `from_i32`/`code` conversions; the rest
+//! of the code speaks in these enums.
+
+use serde::{Deserialize, Serialize};
+
+/// A ZooKeeper transaction id: `(epoch << 32) | counter`. Strictly increasing in the log.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Zxid(pub i64);
+
+impl Zxid {
+    pub const ZERO: Zxid = Zxid(0);
+    pub fn new(epoch: u32, counter: u32) -> Zxid {
+        Zxid(((epoch as i64) << 32) | counter as i64)
+    }
+    pub fn epoch(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    pub fn counter(self) -> u32 {
+        self.0 as u32
+    }
+    pub fn next(self) -> Zxid {
+        Zxid(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for Zxid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+/// A client session id. The top byte is the id of the server that created it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionId(pub i64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+/// A server id (`server.N` in zoo.cfg, `myid`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServerId(pub u64);
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (ctime/mtime) or a monotonic millisecond
+/// clock (timers); which one is always said where it is used.
+pub type Millis = i64;
+
+/// `ephemeralOwner` of a container node inside the server (ZooKeeper's
+/// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`). Reported to clients as 0.
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// TTL nodes encode their TTL in `ephemeralOwner` with this top byte (`EphemeralType.TTL`).
+pub const TTL_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+pub const TTL_MAX_MS: i64 = 0x00ff_ffff_ffff;
+
+/// The 68-byte znode Stat, in wire order.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub data_length: i32,
+    pub num_children: i32,
+    pub pzxid: i64,
+}
+
+/// Permission bits (`ZooDefs.Perms`).
+pub mod perms {
+    pub const READ: i32 = 1;
+    pub const WRITE: i32 = 2;
+    pub const CREATE: i32 = 4;
+    pub const DELETE: i32 = 8;
+    pub const ADMIN: i32 = 16;
+    pub const ALL: i32 = 31;
+}
+
+/// An identity: `scheme:id`, e.g. `world:anyone`, `digest:user:base64(sha1)`, `ip:10.0.0.0/8`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Id {
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Id {
+    pub fn new(scheme: &str, id: &str) -> Id {
+        Id { scheme: scheme.to_string(), id: id.to_string() }
+    }
+}
+
+/// One ACL entry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Acl {
+    pub perms: i32,
+    pub id: Id,
+}
+
+impl Acl {
+    /// `ZooDefs.Ids.OPEN_ACL_UNSAFE`: world:anyone with every permission.
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
+    }
+    /// `ZooDefs.Ids.READ_ACL_UNSAFE`.
+    pub fn read_unsafe() -> Vec<Acl> {
+        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
+    }
+}
+
+/// Error codes (`KeeperException.Code`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    Ok,
+    SystemError,
+    RuntimeInconsistency,
+    DataInconsistency,
+    ConnectionLoss,
+    MarshallingError,
+    Unimplemented,
+    OperationTimeout,
+    BadArguments,
+    UnknownSession,
+    NewConfigNoQuorum,
+    ReconfigInProgress,
+    NoNode,
+    NoAuth,
+    BadVersion,
+    NoChildrenForEphemerals,
+    NodeExists,
+    NotEmpty,
+    SessionExpired,
+    InvalidCallback,
+    InvalidAcl,
+    AuthFailed,
+    SessionMoved,
+    NotReadOnly,
+    EphemeralOnLocalSession,
+    NoWatcher,
+    RequestTimeout,
+    ReconfigDisabled,
+    SessionClosedRequireSaslAuth,
+    QuotaExceeded,
+    Throttled,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i32 {
+        use ErrorCode::*;
+        match self {
+            Ok => 0,
+            SystemError => -1,
+            RuntimeInconsistency => -2,
+            DataInconsistency => -3,
+            ConnectionLoss => -4,
+            MarshallingError => -5,
+            Unimplemented => -6,
+            OperationTimeout => -7,
+            BadArguments => -8,
+            UnknownSession => -12,
+            NewConfigNoQuorum => -13,
+            ReconfigInProgress => -14,
+            NoNode => -101,
+            NoAuth => -102,
+            BadVersion => -103,
+            NoChildrenForEphemerals => -108,
+            NodeExists => -110,
+            NotEmpty => -111,
+            SessionExpired => -112,
+            InvalidCallback => -113,
+            InvalidAcl => -114,
+            AuthFailed => -115,
+            SessionMoved => -118,
+            NotReadOnly => -119,
+            EphemeralOnLocalSession => -120,
+            NoWatcher => -121,
+            RequestTimeout => -122,
+            ReconfigDisabled => -123,
+            SessionClosedRequireSaslAuth => -124,
+            QuotaExceeded => -125,
+            Throttled => -127,
+        }
+    }
+
+    pub fn from_i32(v: i32) -> Option<ErrorCode> {
+        use ErrorCode::*;
+        Some(match v {
+            0 => Ok,
+            -1 => SystemError,
+            -2 => RuntimeInconsistency,
+            -3 => DataInconsistency,
+            -4 => ConnectionLoss,
+            -5 => MarshallingError,
+            -6 => Unimplemented,
+            -7 => OperationTimeout,
+            -8 => BadArguments,
+            -12 => UnknownSession,
+            -13 => NewConfigNoQuorum,
+            -14 => ReconfigInProgress,
+            -101 => NoNode,
+            -102 => NoAuth,
+            -103 => BadVersion,
+            -108 => NoChildrenForEphemerals,
+            -110 => NodeExists,
+            -111 => NotEmpty,
+            -112 => SessionExpired,
+            -113 => InvalidCallback,
+            -114 => InvalidAcl,
+            -115 => AuthFailed,
+            -118 => SessionMoved,
+            -119 => NotReadOnly,
+            -120 => EphemeralOnLocalSession,
+            -121 => NoWatcher,
+            -122 => RequestTimeout,
+            -123 => ReconfigDisabled,
+            -124 => SessionClosedRequireSaslAuth,
+            -125 => QuotaExceeded,
+            -127 => Throttled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}({})", self, self.code())
+    }
+}
+
+/// Request opcodes (`ZooDefs.OpCode`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OpCode {
+    Notification,
+    Create,
+    Delete,
+    Exists,
+    GetData,
+    SetData,
+    GetAcl,
+    SetAcl,
+    GetChildren,
+    Sync,
+    Ping,
+    GetChildren2,
+    Check,
+    Multi,
+    Create2,
+    Reconfig,
+    CheckWatches,
+    RemoveWatches,
+    CreateContainer,
+    DeleteContainer,
+    CreateTtl,
+    MultiRead,
+    Auth,
+    SetWatches,
+    Sasl,
+    GetEphemerals,
+    GetAllChildrenNumber,
+    SetWatches2,
+    AddWatch,
+    WhoAmI,
+    CreateSession,
+    CloseSession,
+    Error,
+}
+
+impl OpCode {
+    pub fn code(self) -> i32 {
+        use OpCode::*;
+        match self {
+            Notification => 0,
+            Create => 1,
+            Delete => 2,
+            Exists => 3,
+            GetData => 4,
+            SetData => 5,
+            GetAcl => 6,
+            SetAcl => 7,
+            GetChildren => 8,
+            Sync => 9,
+            Ping => 11,
+            GetChildren2 => 12,
+            Check => 13,
+            Multi => 14,
+            Create2 => 15,
+            Reconfig => 16,
+            CheckWatches => 17,
+            RemoveWatches => 18,
+            CreateContainer => 19,
+            DeleteContainer => 20,
+            CreateTtl => 21,
+            MultiRead => 22,
+            Auth => 100,
+            SetWatches => 101,
+            Sasl => 102,
+            GetEphemerals => 103,
+            GetAllChildrenNumber => 104,
+            SetWatches2 => 105,
+            AddWatch => 106,
+            WhoAmI => 107,
+            CreateSession => -10,
+            CloseSession => -11,
+            Error => -1,
+        }
+    }
+
+    pub fn from_i32(v: i32) -> Option<OpCode> {
+        use OpCode::*;
+        Some(match v {
+            0 => Notification,
+            1 => Create,
+            2 => Delete,
+            3 => Exists,
+            4 => GetData,
+            5 => SetData,
+            6 => GetAcl,
+            7 => SetAcl,
+            8 => GetChildren,
+            9 => Sync,
+            11 => Ping,
+            12 => GetChildren2,
+            13 => Check,
+            14 => Multi,
+            15 => Create2,
+            16 => Reconfig,
+            17 => CheckWatches,
+            18 => RemoveWatches,
+            19 => CreateContainer,
+            20 => DeleteContainer,
+            21 => CreateTtl,
+            22 => MultiRead,
+            100 => Auth,
+            101 => SetWatches,
+            102 => Sasl,
+            103 => GetEphemerals,
+            104 => GetAllChildrenNumber,
+            105 => SetWatches2,
+            106 => AddWatch,
+            107 => WhoAmI,
+            -10 => CreateSession,
+            -11 => CloseSession,
+            -1 => Error,
+            _ => return None,
+        })
+    }
+}
+
+/// How a znode is created (`CreateMode.java`), decoded from the create flags.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateMode {
+    Persistent,
+    Ephemeral,
+    PersistentSequential,
+    EphemeralSequential,
+    Container,
+    PersistentWithTtl,
+    PersistentSequentialWithTtl,
+}
+
+impl CreateMode {
+    pub fn from_flags(flags: i32) -> Option<CreateMode> {
+        use CreateMode::*;
+        Some(match flags {
+            0 => Persistent,
+            1 => Ephemeral,
+            2 => PersistentSequential,
+            3 => EphemeralSequential,
+            4 => Container,
+            5 => PersistentWithTtl,
+            6 => PersistentSequentialWithTtl,
+            _ => return None,
+        })
+    }
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+    pub fn is_container(self) -> bool {
+        self == CreateMode::Container
+    }
+    pub fn is_ttl(self) -> bool {
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+    }
+}
+
+/// Watch event types (`Watcher.Event.EventType`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    None,
+    NodeCreated,
+    NodeDeleted,
+    NodeDataChanged,
+    NodeChildrenChanged,
+    DataWatchRemoved,
+    ChildWatchRemoved,
+    PersistentWatchRemoved,
+}
+
+impl EventType {
+    pub fn code(self) -> i32 {
+        match self {
+            EventType::None => -1,
+            EventType::NodeCreated => 1,
+            EventType::NodeDeleted => 2,
+            EventType::NodeDataChanged => 3,
+            EventType::NodeChildrenChanged => 4,
+            EventType::DataWatchRemoved => 5,
+            EventType::ChildWatchRemoved => 6,
+            EventType::PersistentWatchRemoved => 7,
+        }
+    }
+}
+
+/// Session states carried in watch events (`Watcher.Event.KeeperState`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeeperState {
+    Disconnected,
+    SyncConnected,
+    AuthFailed,
+    ConnectedReadOnly,
+    Closed,
+    Expired,
+}
+
+impl KeeperState {
+    pub fn code(self) -> i32 {
+        match self {
+            KeeperState::Disconnected => 0,
+            KeeperState::SyncConnected => 3,
+            KeeperState::AuthFailed => 4,
+            KeeperState::ConnectedReadOnly => 5,
+            KeeperState::Closed => 7,
+            KeeperState::Expired => -112,
+        }
+    }
+}
+
+/// Watch kinds a client can register (`AddWatchMode`, and the one-shot kinds).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WatchKind {
+    /// getData / exists watch: NodeDataChanged, NodeCreated, NodeDeleted.
+    Data,
+    /// getChildren watch: NodeChildrenChanged, NodeDeleted.
+    Child,
+    /// addWatch mode 0: every event on the node, not removed on fire.
+    Persistent,
+    /// addWatch mode 1: every event on the node and its descendants (no child events).
+    PersistentRecursive,
+}
