@@ -4,9 +4,24 @@
 //! - `proto`: ids, Stat, ACL, error codes, opcodes (wire numbers live here only).
 //! - `jute`: client wire codec and framing.
 //! - `txn`: the deterministic state changes the log stores and the tree applies.
-//! - `tree`: the in-memory DataTree (compact, 1M+ znodes), Stat rules, ACL checks.
-//! - `server`: the one mio loop per process: sockets, timers, disk; steps the cores.
+//! - `tree`: the in-memory DataTree (compact, 1M+ znodes), Stat rules.
+//! - `acl`: authentication schemes and permission checks.
+//! - `watch`: the watch registry and how tree changes become notifications.
+//! - `session`: the session table and expiry.
+//! - `prep`: request preparation (client write → txn).
+//! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
+//! - `server`: the one mio loop per process: sockets, timers, disk; steps the service.
+//! - `config`: zoo.cfg parsing. `node`: wires a process together.
 
+pub mod acl;
+pub mod config;
 pub mod jute;
+pub mod node;
+pub mod prep;
 pub mod proto;
+pub mod server;
+pub mod service;
+pub mod session;
+pub mod tree;
 pub mod txn;
+pub mod watch;

@@ -1,0 +1,480 @@
+//! The event loop: the only place with sockets, clocks and (later) file handles.
+//!
+//! One `mio::Poll` per process, every connection in one `Slab`, the listener on a fixed
+//! token. Each turn: wait for readiness (timeout = the nearest timer) → read every ready
+//! connection until `WouldBlock`, cut frames, step the service with them → run due timers →
+//! make what this turn persisted durable (one fsync, group commit) → flush write buffers.
+//! Nothing is written to a socket before that fsync, so a reply never overtakes its txn.
+//!
+//! Limits: a frame over `jute.maxbuffer` or a malformed request closes that one connection;
+//! a connection whose unsent output passes `MAX_PENDING_OUT` is closed (a reader that never
+//! reads); above `HIGH_WATER` the loop stops reading its requests until the output drains
+//! (backpressure instead of an unbounded queue).
+
+pub mod fourlw;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BytesMut};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::jute::{self, FrameError};
+use crate::service::{ClientId, Outbox, Service};
+use crate::txn::Txn;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Stop reading a connection's requests while this much output waits for it.
+const HIGH_WATER: usize = 4 << 20;
+/// A connection with this much unsent output is closed.
+const MAX_PENDING_OUT: usize = 64 << 20;
+const READ_CHUNK: usize = 64 << 10;
+
+/// Where txns go before they are acknowledged. The storage layer implements it; until a
+/// txn log exists the in-memory sink only counts.
+pub trait TxnSink {
+    fn append(&mut self, txn: &Txn) -> io::Result<()>;
+    /// Make everything appended so far durable (one fsync for the whole turn).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A sink that keeps nothing: state lives only in memory.
+#[derive(Default)]
+pub struct MemorySink {
+    pub appended: u64,
+}
+
+impl TxnSink for MemorySink {
+    fn append(&mut self, _txn: &Txn) -> io::Result<()> {
+        self.appended += 1;
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Static settings of the loop.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    pub client_addr: SocketAddr,
+    pub max_frame: usize,
+    /// Per client IP; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `None` = every four-letter word allowed.
+    pub four_lw_allowed: Option<Vec<String>>,
+    pub mode: String,
+    pub version: String,
+    pub data_dir: String,
+    pub data_log_dir: String,
+    pub tick_ms: i32,
+    pub server_id: u64,
+    pub force_sync: bool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    id: ClientId,
+    peer: SocketAddr,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// No byte seen yet decides 4lw vs protocol until the first 4 bytes arrive.
+    first_frame: bool,
+    /// Close once the write buffer is flushed.
+    closing: bool,
+    /// Reading paused for backpressure.
+    paused: bool,
+    writable_registered: bool,
+}
+
+/// The loop's side of `Outbox`: writes go into connection buffers, txns into the sink.
+struct LoopOutbox<'a> {
+    conns: &'a mut Slab<Conn>,
+    dirty: &'a mut Vec<usize>,
+    sink: &'a mut dyn TxnSink,
+    sink_error: &'a mut Option<io::Error>,
+}
+
+impl Outbox for LoopOutbox<'_> {
+    fn client_buf(&mut self, client: ClientId) -> Option<&mut BytesMut> {
+        let conn = self.conns.get_mut(client.slot())?;
+        if conn.id != client {
+            return None;
+        }
+        self.dirty.push(client.slot());
+        Some(&mut conn.write_buf)
+    }
+    fn close_client(&mut self, client: ClientId) {
+        if let Some(conn) = self.conns.get_mut(client.slot()) {
+            if conn.id == client {
+                conn.closing = true;
+                self.dirty.push(client.slot());
+            }
+        }
+    }
+    fn persist(&mut self, txn: &Txn) {
+        if let Err(e) = self.sink.append(txn) {
+            if self.sink_error.is_none() {
+                *self.sink_error = Some(e);
+            }
+        }
+    }
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    per_ip: HashMap<std::net::IpAddr, u32>,
+    generation: u64,
+    service: Service,
+    sink: Box<dyn TxnSink>,
+    cfg: LoopConfig,
+    start: Instant,
+    dirty: Vec<usize>,
+    /// Connections un-paused by the last flush: their buffered requests run next turn.
+    resumed: Vec<usize>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Raise the open-file limit to the hard limit: every client is a descriptor.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
+fn fd_counts() -> (u64, u64) {
+    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
+    // SAFETY: as above.
+    let max = unsafe {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
+            rl.rlim_cur
+        } else {
+            0
+        }
+    };
+    (open, max)
+}
+
+impl EventLoop {
+    pub fn new(cfg: LoopConfig, service: Service, sink: Box<dyn TxnSink>) -> io::Result<EventLoop> {
+        raise_fd_limit();
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(cfg.client_addr)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(EventLoop {
+            poll,
+            listener,
+            conns: Slab::new(),
+            per_ip: HashMap::new(),
+            generation: 0,
+            service,
+            sink,
+            cfg,
+            start: Instant::now(),
+            dirty: Vec::new(),
+            resumed: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn now(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+
+    /// Run until an unrecoverable error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = self.now();
+            let wait = if self.resumed.is_empty() { (self.service.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
+            match self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut sink_error = None;
+            for slot in std::mem::take(&mut self.resumed) {
+                self.process_frames(slot, &mut sink_error);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    Token(slot) => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.read_ready(slot, &mut sink_error);
+                        }
+                        if ev.is_writable() {
+                            self.dirty.push(slot);
+                        }
+                    }
+                }
+            }
+            let now = self.now();
+            if now >= self.service.next_deadline() {
+                let mut out = LoopOutbox {
+                    conns: &mut self.conns,
+                    dirty: &mut self.dirty,
+                    sink: self.sink.as_mut(),
+                    sink_error: &mut sink_error,
+                };
+                self.service.tick(now, wall_ms(), &mut out);
+            }
+            // Group commit: one fsync covers every txn of this turn, before any reply.
+            if let Err(e) = self.sink.sync() {
+                sink_error.get_or_insert(e);
+            }
+            if let Some(e) = sink_error {
+                // Nothing of this turn may be acknowledged: stop before flushing.
+                return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
+            }
+            self.flush_dirty();
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let limit = self.cfg.max_client_cnxns;
+                    let count = self.per_ip.entry(peer.ip()).or_insert(0);
+                    if limit > 0 && *count >= limit {
+                        eprintln!("too many connections from {} (maxClientCnxns={limit}); refusing", peer.ip());
+                        continue;
+                    }
+                    *count += 1;
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let slot = entry.key();
+                    self.generation += 1;
+                    let id = ClientId((self.generation << 32) | slot as u64);
+                    if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE) {
+                        eprintln!("register {peer}: {e}");
+                        if let Some(c) = self.per_ip.get_mut(&peer.ip()) {
+                            *c = c.saturating_sub(1);
+                        }
+                        continue;
+                    }
+                    entry.insert(Conn {
+                        stream,
+                        id,
+                        peer,
+                        read_buf: BytesMut::with_capacity(1024),
+                        write_buf: BytesMut::new(),
+                        first_frame: true,
+                        closing: false,
+                        paused: false,
+                        writable_registered: false,
+                    });
+                    self.service.client_connected(id, peer.to_string(), wall_ms());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog; we retry on the
+                    // next readiness event.
+                    eprintln!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Read everything available, then process complete frames.
+    fn read_ready(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        if conn.closing {
+            return;
+        }
+        let mut eof = false;
+        let mut scratch = [0u8; READ_CHUNK];
+        loop {
+            match conn.stream.read(&mut scratch) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    conn.read_buf.extend_from_slice(&scratch[..n]);
+                    // Bound the buffered input: past two maximal frames the peer sends
+                    // faster than we process (we are paused); leave the rest in the kernel.
+                    if conn.read_buf.len() > 2 * self.cfg.max_frame + 8 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        self.process_frames(slot, sink_error);
+        if eof {
+            self.remove(slot);
+        }
+    }
+
+    fn process_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else { return };
+            if conn.closing {
+                return;
+            }
+            if conn.write_buf.len() > HIGH_WATER {
+                if !conn.paused {
+                    conn.paused = true;
+                    self.dirty.push(slot);
+                }
+                return;
+            }
+            if conn.first_frame {
+                if conn.read_buf.len() < 4 {
+                    return;
+                }
+                if let Some(word) = fourlw::is_word(&conn.read_buf[..4]) {
+                    let id = conn.id;
+                    self.four_letter(id, word);
+                    return;
+                }
+                conn.first_frame = false;
+            }
+            let frame = match jute::next_frame(&mut conn.read_buf, self.cfg.max_frame) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(FrameError::TooLarge { len }) => {
+                    eprintln!(
+                        "client {}: frame of {len} bytes exceeds jute.maxbuffer={}; closing connection",
+                        conn.peer, self.cfg.max_frame
+                    );
+                    conn.closing = true;
+                    conn.read_buf.clear();
+                    self.dirty.push(slot);
+                    return;
+                }
+            };
+            let id = conn.id;
+            let now = self.now();
+            let mut out = LoopOutbox { conns: &mut self.conns, dirty: &mut self.dirty, sink: self.sink.as_mut(), sink_error };
+            self.service.client_frame(now, wall_ms(), id, &frame, &mut out);
+        }
+    }
+
+    fn four_letter(&mut self, id: ClientId, word: &'static str) {
+        let allowed = match &self.cfg.four_lw_allowed {
+            None => true,
+            Some(list) => list.iter().any(|w| w == word),
+        };
+        let (open_fds, max_fds) = fd_counts();
+        let facts = fourlw::NodeFacts {
+            mode: &self.cfg.mode,
+            version: &self.cfg.version,
+            client_addr: self.cfg.client_addr.to_string(),
+            data_dir: self.cfg.data_dir.clone(),
+            data_log_dir: self.cfg.data_log_dir.clone(),
+            tick_ms: self.cfg.tick_ms,
+            max_client_cnxns: self.cfg.max_client_cnxns,
+            server_id: self.cfg.server_id,
+            force_sync: self.cfg.force_sync,
+            log_dir_bytes: dir_size(&self.cfg.data_log_dir),
+            snap_dir_bytes: dir_size(&self.cfg.data_dir),
+            open_fds,
+            max_fds,
+            now_wall_ms: wall_ms(),
+        };
+        let text = fourlw::answer(word, allowed, &mut self.service, &facts);
+        if let Some(conn) = self.conns.get_mut(id.slot()) {
+            conn.write_buf.extend_from_slice(text.as_bytes());
+            conn.read_buf.clear();
+            conn.closing = true;
+            self.dirty.push(id.slot());
+        }
+    }
+
+    /// Write out every buffer touched this turn; close what asked to be closed.
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut resume = Vec::new();
+        for slot in dirty.drain(..) {
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let mut dead = false;
+            while !conn.write_buf.is_empty() {
+                match conn.stream.write(&conn.write_buf) {
+                    Ok(0) => {
+                        dead = true;
+                        break;
+                    }
+                    Ok(n) => conn.write_buf.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        dead = true;
+                        break;
+                    }
+                }
+            }
+            if conn.write_buf.len() > MAX_PENDING_OUT {
+                eprintln!("client {}: {} bytes of unread output; closing", conn.peer, conn.write_buf.len());
+                dead = true;
+            }
+            if dead || (conn.closing && conn.write_buf.is_empty()) {
+                self.remove(slot);
+                continue;
+            }
+            let want_write = !conn.write_buf.is_empty();
+            if want_write != conn.writable_registered || (conn.paused && conn.write_buf.len() <= HIGH_WATER / 2) {
+                if conn.paused && conn.write_buf.len() <= HIGH_WATER / 2 {
+                    conn.paused = false;
+                    resume.push(slot);
+                }
+                let interest = if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                let _ = self.poll.registry().reregister(&mut conn.stream, Token(slot), interest);
+                conn.writable_registered = want_write;
+            }
+        }
+        self.dirty = dirty;
+        // Requests held back by backpressure run at the start of the next turn.
+        self.resumed.extend(resume);
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        let mut conn = self.conns.remove(slot);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(c) = self.per_ip.get_mut(&conn.peer.ip()) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.per_ip.remove(&conn.peer.ip());
+            }
+        }
+        self.service.client_disconnected(conn.id);
+    }
+}
+
+fn dir_size(dir: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}

@@ -1,0 +1,772 @@
+//! The ZooKeeper service core (sans-IO): client connections' protocol state, sessions,
+//! request dispatch, txn application, replies and watch notifications
+//! (`ZooKeeperServer.java` + `FinalRequestProcessor.java` for a standalone server).
+//!
+//! The event loop feeds it decoded-frame inputs with the current time and gives it an
+//! `Outbox`: replies and notifications are encoded straight into the connection's write
+//! buffer, and every txn goes to `Outbox::persist` before it is applied. The loop writes
+//! nothing to any socket until the txns persisted during that turn are fsynced (group
+//! commit), so no client ever sees a state the log could lose.
+//!
+//! Ordering: replies to one connection leave in request order (everything is processed in
+//! arrival order, synchronously); a notification caused by a write is encoded before the
+//! reply to that write.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+
+use crate::acl;
+use crate::jute::{
+    self, ConnectRequest, ConnectResponse, CreateKind, MultiOp, MultiReadOp, MultiResult, ReplyHeader, Request,
+    Response, WatcherEvent,
+};
+use crate::prep::{self, Context, Overlay};
+use crate::proto::{perms, ErrorCode, Id, KeeperState, Millis, ServerId, SessionId, WatchKind, Zxid};
+use crate::session::{self, SessionTable};
+use crate::tree::{ApplyOutcome, DataTree, Trigger};
+use crate::txn::{Txn, TxnHeader, TxnOp};
+use crate::watch::{Notification, WatchManager, WatcherId, WatcherType};
+
+/// A client connection, as the event loop names it: unique for the life of the process
+/// (slab key in the low 32 bits, a generation above), so a reused slab slot never receives
+/// what was meant for the connection that held it before.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl ClientId {
+    pub fn slot(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+}
+
+/// Where the core's effects go. Implemented by the event loop (and by tests).
+pub trait Outbox {
+    /// The write buffer of a live client connection.
+    fn client_buf(&mut self, client: ClientId) -> Option<&mut BytesMut>;
+    /// Close a client connection once its buffered output is flushed.
+    fn close_client(&mut self, client: ClientId);
+    /// Append a txn to the log; it is fsynced before any output of this turn leaves.
+    fn persist(&mut self, txn: &Txn);
+}
+
+/// Static settings of the service, from the config.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub server_id: ServerId,
+    pub tick_ms: i32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `super:<base64 sha1>` from superDigest, if configured.
+    pub super_digest: Option<String>,
+    /// How often containers and TTL nodes are checked for reaping.
+    pub container_check_ms: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ClientState {
+    /// Connected, ConnectRequest not seen yet.
+    Handshake,
+    /// Bound to a session.
+    Session(SessionId),
+    /// Done (expired session reply, auth failure, closeSession): ignore further input.
+    Closing,
+}
+
+/// Per-connection bookkeeping, also what `cons` reports.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub addr: String,
+    state: ClientState,
+    auth: Vec<Id>,
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub timeout_ms: i32,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+}
+
+impl ClientInfo {
+    pub fn session(&self) -> Option<SessionId> {
+        match self.state {
+            ClientState::Session(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Counters for srvr/stat/mntr.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency_min_us: u64,
+    pub latency_max_us: u64,
+    pub latency_total_us: u64,
+    pub latency_count: u64,
+}
+
+/// How a write request's reply is built once its txn is applied.
+#[derive(Clone, Debug)]
+enum ReplyKind {
+    Create(CreateKind),
+    Delete,
+    SetData,
+    SetAcl,
+    Check(String),
+    Multi(Vec<Option<CreateKind>>),
+    CloseSession,
+}
+
+pub struct Service {
+    cfg: ServiceConfig,
+    tree: DataTree,
+    sessions: SessionTable,
+    watches: WatchManager,
+    clients: HashMap<ClientId, ClientInfo>,
+    /// The connection currently holding each session.
+    owners: HashMap<SessionId, ClientId>,
+    last_zxid: Zxid,
+    stats: Stats,
+    next_reap_ms: Millis,
+    scratch_triggers: Vec<Trigger>,
+    scratch_notes: Vec<Notification>,
+}
+
+const OP_NAMES: &[(i32, &str)] = &[
+    (1, "CREA"), (2, "DELE"), (3, "EXIS"), (4, "GETD"), (5, "SETD"), (6, "GETA"), (7, "SETA"), (8, "GETC"),
+    (9, "SYNC"), (11, "PING"), (12, "GETC"), (13, "CHEC"), (14, "MULT"), (15, "CREA"), (19, "CREA"), (21, "CREA"),
+    (22, "MLTR"), (100, "AUTH"), (101, "SETW"), (105, "SETW"), (106, "ADDW"), (-11, "CLOS"),
+];
+
+fn op_name(op: i32) -> &'static str {
+    OP_NAMES.iter().find(|(o, _)| *o == op).map(|(_, n)| *n).unwrap_or("UNKN")
+}
+
+impl Service {
+    /// `tree` and `sessions` come from recovery (or are fresh); `last_zxid` is the last
+    /// zxid in the log or snapshot.
+    pub fn new(cfg: ServiceConfig, tree: DataTree, sessions: SessionTable, now: Millis) -> Service {
+        let last_zxid = tree.last_applied();
+        Service {
+            next_reap_ms: now + cfg.container_check_ms,
+            cfg,
+            tree,
+            sessions,
+            watches: WatchManager::new(),
+            clients: HashMap::new(),
+            owners: HashMap::new(),
+            last_zxid,
+            stats: Stats::default(),
+            scratch_triggers: Vec::new(),
+            scratch_notes: Vec::new(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+    pub fn config(&self) -> &ServiceConfig {
+        &self.cfg
+    }
+    pub fn clients(&self) -> impl Iterator<Item = (&ClientId, &ClientInfo)> {
+        self.clients.iter()
+    }
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The earliest time `tick` has work to do.
+    pub fn next_deadline(&self) -> Millis {
+        match self.sessions.next_deadline() {
+            Some(d) => d.min(self.next_reap_ms),
+            None => self.next_reap_ms,
+        }
+    }
+
+    // ---- inputs ----------------------------------------------------------------------
+
+    pub fn client_connected(&mut self, client: ClientId, addr: String, now_wall_ms: i64) {
+        self.clients.insert(
+            client,
+            ClientInfo {
+                addr,
+                state: ClientState::Handshake,
+                auth: Vec::new(),
+                received: 0,
+                sent: 0,
+                established_ms: now_wall_ms,
+                timeout_ms: 0,
+                last_op: "NA",
+                last_cxid: 0,
+                last_zxid: 0,
+                last_response_ms: 0,
+            },
+        );
+    }
+
+    /// The connection is gone. Its session lives on until it expires or another
+    /// connection resumes it; its watches die with it (the client re-registers them).
+    pub fn client_disconnected(&mut self, client: ClientId) {
+        if let Some(info) = self.clients.remove(&client) {
+            if let ClientState::Session(s) = info.state {
+                if self.owners.get(&s) == Some(&client) {
+                    self.owners.remove(&s);
+                }
+            }
+        }
+        self.watches.remove_watcher(WatcherId(client.0));
+    }
+
+    /// One complete frame from a client (the length prefix already stripped).
+    pub fn client_frame(&mut self, now: Millis, wall_ms: i64, client: ClientId, payload: &[u8], out: &mut dyn Outbox) {
+        let Some(info) = self.clients.get_mut(&client) else { return };
+        info.received += 1;
+        self.stats.packets_received += 1;
+        match info.state.clone() {
+            ClientState::Handshake => match jute::decode_connect(payload) {
+                Ok(req) => self.connect(now, wall_ms, client, req, out),
+                Err(e) => {
+                    eprintln!("client {}: malformed ConnectRequest ({e}); closing", self.addr(client));
+                    out.close_client(client);
+                }
+            },
+            ClientState::Session(session) => match jute::decode_request(payload) {
+                Ok((hdr, req)) => {
+                    let t0 = std::time::Instant::now();
+                    self.sessions.touch(session, now);
+                    self.request(now, wall_ms, client, session, hdr.xid, hdr.op, req, out);
+                    self.record_latency(t0.elapsed().as_micros() as u64);
+                }
+                Err(e) => {
+                    eprintln!("client {}: malformed request ({e}); closing", self.addr(client));
+                    out.close_client(client);
+                }
+            },
+            ClientState::Closing => {}
+        }
+    }
+
+    /// Timers: session expiry, container and TTL reaping.
+    pub fn tick(&mut self, now: Millis, wall_ms: i64, out: &mut dyn Outbox) {
+        for session in self.sessions.expired(now) {
+            eprintln!("session {session} expired");
+            self.close_session(session, 0, wall_ms, None, out);
+            if let Some(c) = self.owners.remove(&session) {
+                if let Some(info) = self.clients.get_mut(&c) {
+                    info.state = ClientState::Closing;
+                }
+                out.close_client(c);
+            }
+        }
+        if now >= self.next_reap_ms {
+            self.next_reap_ms = now + self.cfg.container_check_ms;
+            self.reap(wall_ms, out);
+        }
+    }
+
+    fn addr(&self, client: ClientId) -> String {
+        self.clients.get(&client).map(|c| c.addr.clone()).unwrap_or_default()
+    }
+
+    fn record_latency(&mut self, us: u64) {
+        let s = &mut self.stats;
+        if s.latency_count == 0 || us < s.latency_min_us {
+            s.latency_min_us = us;
+        }
+        s.latency_max_us = s.latency_max_us.max(us);
+        s.latency_total_us += us;
+        s.latency_count += 1;
+    }
+
+    // ---- connect -----------------------------------------------------------------------
+
+    fn connect(&mut self, now: Millis, wall_ms: i64, client: ClientId, req: ConnectRequest, out: &mut dyn Outbox) {
+        if req.last_zxid_seen > self.last_zxid.0 {
+            eprintln!(
+                "client {} has seen zxid 0x{:x}, our last zxid is {}: refusing session",
+                self.addr(client),
+                req.last_zxid_seen,
+                self.last_zxid
+            );
+            out.close_client(client);
+            return;
+        }
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
+        if req.session_id == 0 {
+            let session = self.sessions.next_session_id();
+            let txn = Txn {
+                header: TxnHeader { session, cxid: 0, zxid: self.last_zxid.next(), time_ms: wall_ms },
+                op: TxnOp::CreateSession { timeout_ms: timeout },
+            };
+            self.commit(now, txn, None, out);
+            self.bind(client, session, timeout, ip, req.read_only, out);
+            return;
+        }
+        let session = SessionId(req.session_id);
+        // A connection resuming a session takes it over: the old connection is closed,
+        // even if the password check below fails (as ZooKeeper does).
+        if let Some(old) = self.owners.remove(&session) {
+            if old != client {
+                if let Some(info) = self.clients.get_mut(&old) {
+                    info.state = ClientState::Closing;
+                }
+                out.close_client(old);
+            }
+        }
+        let valid = self.sessions.is_live(session) && req.passwd.as_slice() == session::password(session);
+        if valid {
+            self.sessions.touch(session, now);
+            self.bind(client, session, timeout, ip, req.read_only, out);
+        } else {
+            let resp = ConnectResponse { protocol_version: 0, timeout_ms: 0, session_id: 0, passwd: vec![0; 16], read_only: req.read_only };
+            if let Some(buf) = out.client_buf(client) {
+                jute::encode_connect_response(buf, &resp);
+            }
+            if let Some(info) = self.clients.get_mut(&client) {
+                info.state = ClientState::Closing;
+            }
+            out.close_client(client);
+        }
+    }
+
+    fn bind(&mut self, client: ClientId, session: SessionId, timeout: i32, ip: String, ro: Option<bool>, out: &mut dyn Outbox) {
+        let Some(info) = self.clients.get_mut(&client) else { return };
+        info.state = ClientState::Session(session);
+        info.auth = vec![Id::new("ip", &ip)];
+        info.timeout_ms = timeout;
+        info.sent += 1;
+        self.stats.packets_sent += 1;
+        self.owners.insert(session, client);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: timeout,
+            session_id: session.0,
+            passwd: session::password(session).to_vec(),
+            read_only: ro.map(|_| false),
+        };
+        if let Some(buf) = out.client_buf(client) {
+            jute::encode_connect_response(buf, &resp);
+        }
+    }
+
+    // ---- requests ----------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &mut self,
+        now: Millis,
+        wall_ms: i64,
+        client: ClientId,
+        session: SessionId,
+        xid: i32,
+        op: i32,
+        req: Request,
+        out: &mut dyn Outbox,
+    ) {
+        if let Some(info) = self.clients.get_mut(&client) {
+            info.last_op = op_name(op);
+            info.last_cxid = xid;
+            info.last_response_ms = wall_ms;
+        }
+        let auth = self.clients.get(&client).map(|c| c.auth.clone()).unwrap_or_default();
+        let ctx = Context { session, cxid: xid, auth: &auth, zxid: self.last_zxid.next(), time_ms: wall_ms };
+        let mut ov = Overlay::new(&self.tree);
+        let write = match &req {
+            Request::Create(c) => Some((prep::create(&mut ov, &ctx, c), ReplyKind::Create(c.kind))),
+            Request::Delete { path, version } => Some((prep::delete(&mut ov, &ctx, path, *version), ReplyKind::Delete)),
+            Request::SetData { path, data, version } => {
+                Some((prep::set_data(&mut ov, &ctx, path, data, *version), ReplyKind::SetData))
+            }
+            Request::SetAcl { path, acl, version } => Some((prep::set_acl(&mut ov, &ctx, path, acl, *version), ReplyKind::SetAcl)),
+            Request::Check { path, version } => Some((prep::check(&mut ov, &ctx, path, *version), ReplyKind::Check(path.clone()))),
+            Request::Multi(ops) => {
+                let kinds = ops.iter().map(|o| if let MultiOp::Create(c) = o { Some(c.kind) } else { None }).collect();
+                Some((Ok(prep::multi(&mut ov, &ctx, ops)), ReplyKind::Multi(kinds)))
+            }
+            _ => None,
+        };
+        drop(ov);
+        if let Some((prepared, kind)) = write {
+            match prepared {
+                Ok(op) => {
+                    let txn = ctx.txn(op);
+                    self.commit(now, txn, Some((client, xid, kind)), out);
+                }
+                Err(e) => self.reply_err(client, xid, e, out),
+            }
+            return;
+        }
+        match req {
+            Request::Ping => self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out),
+            Request::CloseSession => {
+                self.close_session(session, xid, wall_ms, Some(client), out);
+            }
+            Request::Auth { scheme, auth: data } => {
+                let ip = auth.iter().find(|i| i.scheme == "ip").map(|i| i.id.clone()).unwrap_or_default();
+                match acl::authenticate(&scheme, &data, self.cfg.super_digest.as_deref(), &ip) {
+                    acl::AuthResult::Added(ids) => {
+                        if let Some(info) = self.clients.get_mut(&client) {
+                            for id in ids {
+                                if !info.auth.contains(&id) {
+                                    info.auth.push(id);
+                                }
+                            }
+                        }
+                        self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out);
+                    }
+                    acl::AuthResult::Failed => {
+                        eprintln!("client {}: auth with scheme {scheme:?} failed; closing", self.addr(client));
+                        self.reply(client, xid, ErrorCode::AuthFailed, &Response::Empty, out);
+                        if let Some(info) = self.clients.get_mut(&client) {
+                            info.state = ClientState::Closing;
+                        }
+                        out.close_client(client);
+                    }
+                }
+            }
+            other => {
+                let (err, resp) = self.read(client, session, &auth, other, out);
+                self.reply(client, xid, err, &resp, out);
+            }
+        }
+    }
+
+    /// Reads and watch management: answered from the local tree.
+    fn read(&mut self, client: ClientId, session: SessionId, auth: &[Id], req: Request, out: &mut dyn Outbox) -> (ErrorCode, Response) {
+        let watcher = WatcherId(client.0);
+        let r: Result<Response, ErrorCode> = (|| match req {
+            Request::Exists { path, watch } => {
+                prep::validate_path(&path, false)?;
+                match self.tree.lookup(&path) {
+                    Some(id) => {
+                        if watch {
+                            self.watches.add(watcher, &path, WatchKind::Data);
+                        }
+                        Ok(Response::Stat(self.tree.stat(id)))
+                    }
+                    None => {
+                        // An exists watch on a missing node waits for its creation.
+                        if watch {
+                            self.watches.add(watcher, &path, WatchKind::Data);
+                        }
+                        Err(ErrorCode::NoNode)
+                    }
+                }
+            }
+            Request::GetData { path, watch } => {
+                let id = self.readable(&path, auth)?;
+                if watch {
+                    self.watches.add(watcher, &path, WatchKind::Data);
+                }
+                Ok(Response::GetData { data: self.tree.data(id).to_vec(), stat: self.tree.stat(id) })
+            }
+            Request::GetChildren { path, watch } => {
+                let id = self.readable(&path, auth)?;
+                if watch {
+                    self.watches.add(watcher, &path, WatchKind::Child);
+                }
+                Ok(Response::GetChildren { children: self.tree.children(id) })
+            }
+            Request::GetChildren2 { path, watch } => {
+                let id = self.readable(&path, auth)?;
+                if watch {
+                    self.watches.add(watcher, &path, WatchKind::Child);
+                }
+                Ok(Response::GetChildren2 { children: self.tree.children(id), stat: self.tree.stat(id) })
+            }
+            Request::GetAcl { path } => {
+                prep::validate_path(&path, false)?;
+                let id = self.tree.lookup(&path).ok_or(ErrorCode::NoNode)?;
+                let node_acl = self.tree.acl(id);
+                if !acl::check(node_acl, perms::READ | perms::ADMIN, auth) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let mut list = node_acl.to_vec();
+                // Without ADMIN, digest hashes are masked (ZOOKEEPER-1392).
+                if !acl::check(node_acl, perms::ADMIN, auth) {
+                    for a in list.iter_mut().filter(|a| a.id.scheme == "digest") {
+                        if let Some((user, _)) = a.id.id.split_once(':') {
+                            a.id.id = format!("{user}:x");
+                        }
+                    }
+                }
+                Ok(Response::GetAcl { acl: list, stat: self.tree.stat(id) })
+            }
+            Request::Sync { path } => Ok(Response::Sync { path }),
+            Request::GetEphemerals { prefix_path } => {
+                let mut paths = self.tree.ephemerals(session);
+                if !(prefix_path.is_empty() || prefix_path == "/") {
+                    paths.retain(|p| p.starts_with(&prefix_path));
+                }
+                Ok(Response::GetEphemerals { paths })
+            }
+            Request::GetAllChildrenNumber { path } => {
+                let id = self.readable(&path, auth)?;
+                Ok(Response::AllChildrenNumber(self.tree.descendant_count(id) as i32))
+            }
+            Request::WhoAmI => {
+                let mut v: Vec<(String, String)> = auth
+                    .iter()
+                    .filter(|i| i.scheme != "ip")
+                    .chain(auth.iter().filter(|i| i.scheme == "ip"))
+                    .map(|i| {
+                        let user = if i.scheme == "digest" { i.id.split(':').next().unwrap_or("").to_string() } else { i.id.clone() };
+                        (i.scheme.clone(), user)
+                    })
+                    .collect();
+                v.dedup();
+                Ok(Response::WhoAmI(v))
+            }
+            Request::MultiRead(ops) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let r = match op {
+                        MultiReadOp::GetChildren { path } => self
+                            .readable(&path, auth)
+                            .map(|id| MultiResult::GetChildren { children: self.tree.children(id) }),
+                        MultiReadOp::GetData { path } => self
+                            .readable(&path, auth)
+                            .map(|id| MultiResult::GetData { data: self.tree.data(id).to_vec(), stat: self.tree.stat(id) }),
+                    };
+                    results.push(r.unwrap_or_else(|e| MultiResult::Error(e.code())));
+                }
+                Ok(Response::Multi(results))
+            }
+            Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive } => {
+                let mut fired = Vec::new();
+                for p in data {
+                    match self.tree.lookup(&p) {
+                        None => fired.push((crate::proto::EventType::NodeDeleted, p)),
+                        Some(id) if self.tree.stat(id).mzxid > relative_zxid => fired.push((crate::proto::EventType::NodeDataChanged, p)),
+                        Some(_) => self.watches.add(watcher, &p, WatchKind::Data),
+                    }
+                }
+                for p in exist {
+                    match self.tree.lookup(&p) {
+                        Some(_) => fired.push((crate::proto::EventType::NodeCreated, p)),
+                        None => self.watches.add(watcher, &p, WatchKind::Data),
+                    }
+                }
+                for p in child {
+                    match self.tree.lookup(&p) {
+                        None => fired.push((crate::proto::EventType::NodeDeleted, p)),
+                        Some(id) if self.tree.stat(id).pzxid > relative_zxid => {
+                            fired.push((crate::proto::EventType::NodeChildrenChanged, p))
+                        }
+                        Some(_) => self.watches.add(watcher, &p, WatchKind::Child),
+                    }
+                }
+                for p in persistent {
+                    self.watches.add(watcher, &p, WatchKind::Persistent);
+                }
+                for p in persistent_recursive {
+                    self.watches.add(watcher, &p, WatchKind::PersistentRecursive);
+                }
+                for (event, path) in fired {
+                    self.notify(client, event, &path, out);
+                }
+                Ok(Response::Empty)
+            }
+            Request::AddWatch { path, mode } => {
+                prep::validate_path(&path, false)?;
+                let kind = match mode {
+                    0 => WatchKind::Persistent,
+                    1 => WatchKind::PersistentRecursive,
+                    _ => return Err(ErrorCode::BadArguments),
+                };
+                self.watches.add(watcher, &path, kind);
+                Ok(Response::Empty)
+            }
+            Request::RemoveWatches { path, watch_type } => {
+                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::BadArguments)?;
+                if self.watches.remove(watcher, &path, t) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::CheckWatches { path, watch_type } => {
+                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::BadArguments)?;
+                if self.watches.contains(watcher, &path, t) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::Unimplemented(_) => Err(ErrorCode::Unimplemented),
+            // Writes, ping, auth and close are dispatched before reaching here.
+            _ => Err(ErrorCode::Unimplemented),
+        })();
+        match r {
+            Ok(resp) => (ErrorCode::Ok, resp),
+            Err(e) => (e, Response::Empty),
+        }
+    }
+
+    /// Look up a node the session may READ.
+    fn readable(&self, path: &str, auth: &[Id]) -> Result<crate::tree::NodeId, ErrorCode> {
+        prep::validate_path(path, false)?;
+        let id = self.tree.lookup(path).ok_or(ErrorCode::NoNode)?;
+        if !acl::check(self.tree.acl(id), perms::READ, auth) {
+            return Err(ErrorCode::NoAuth);
+        }
+        Ok(id)
+    }
+
+    // ---- commit path -------------------------------------------------------------------
+
+    /// Persist, apply, notify watchers, then reply to the origin (if any).
+    fn commit(&mut self, now: Millis, txn: Txn, origin: Option<(ClientId, i32, ReplyKind)>, out: &mut dyn Outbox) {
+        out.persist(&txn);
+        let mut triggers = std::mem::take(&mut self.scratch_triggers);
+        triggers.clear();
+        let outcome = self.tree.apply(&txn, &mut triggers);
+        self.last_zxid = txn.header.zxid;
+        match &txn.op {
+            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.header.session, *timeout_ms, now),
+            TxnOp::CloseSession => {
+                self.sessions.remove(txn.header.session);
+            }
+            _ => {}
+        }
+        let mut notes = std::mem::take(&mut self.scratch_notes);
+        notes.clear();
+        for t in &triggers {
+            self.watches.trigger(&t.path, t.event, &mut notes);
+        }
+        for n in &notes {
+            self.notify(ClientId(n.watcher.0), n.event, &n.path, out);
+        }
+        self.scratch_triggers = triggers;
+        self.scratch_notes = notes;
+        if let Some((client, xid, kind)) = origin {
+            let zxid = txn.header.zxid.0;
+            let (err, resp) = self.build_reply(kind, outcome);
+            self.reply_zxid(client, xid, zxid, err, &resp, out);
+        }
+    }
+
+    fn build_reply(&self, kind: ReplyKind, outcome: ApplyOutcome) -> (ErrorCode, Response) {
+        if let ApplyOutcome::Error(e) = outcome {
+            return (e, Response::Empty);
+        }
+        match (kind, outcome) {
+            (ReplyKind::Create(CreateKind::Create), ApplyOutcome::Created { path, .. }) => (ErrorCode::Ok, Response::Create { path }),
+            (ReplyKind::Create(_), ApplyOutcome::Created { path, stat }) => (ErrorCode::Ok, Response::Create2 { path, stat }),
+            (ReplyKind::Delete, _) => (ErrorCode::Ok, Response::Empty),
+            (ReplyKind::SetData, ApplyOutcome::DataSet { stat }) => (ErrorCode::Ok, Response::Stat(stat)),
+            (ReplyKind::SetAcl, ApplyOutcome::AclSet { stat }) => (ErrorCode::Ok, Response::Stat(stat)),
+            (ReplyKind::Check(path), _) => match self.tree.lookup(&path) {
+                Some(id) => (ErrorCode::Ok, Response::Stat(self.tree.stat(id))),
+                None => (ErrorCode::NoNode, Response::Empty),
+            },
+            (ReplyKind::Multi(kinds), ApplyOutcome::Multi(outcomes)) => {
+                let results = outcomes
+                    .into_iter()
+                    .zip(kinds.into_iter().chain(std::iter::repeat(None)))
+                    .map(|(o, k)| match o {
+                        ApplyOutcome::Created { path, .. } if k == Some(CreateKind::Create) => MultiResult::Create { path },
+                        ApplyOutcome::Created { path, stat } => MultiResult::Create2 { path, stat },
+                        ApplyOutcome::Deleted => MultiResult::Delete,
+                        ApplyOutcome::DataSet { stat } => MultiResult::SetData { stat },
+                        ApplyOutcome::Checked => MultiResult::Check,
+                        ApplyOutcome::Error(e) => MultiResult::Error(e.code()),
+                        _ => MultiResult::Error(ErrorCode::RuntimeInconsistency.code()),
+                    })
+                    .collect();
+                (ErrorCode::Ok, Response::Multi(results))
+            }
+            (ReplyKind::CloseSession, _) => (ErrorCode::Ok, Response::Empty),
+            (k, o) => {
+                eprintln!("internal: reply kind {k:?} does not match outcome {o:?}");
+                (ErrorCode::SystemError, Response::Empty)
+            }
+        }
+    }
+
+    /// End a session (client close or expiry): a CloseSession txn deletes its ephemerals.
+    fn close_session(&mut self, session: SessionId, xid: i32, wall_ms: i64, client: Option<ClientId>, out: &mut dyn Outbox) {
+        self.sessions.set_closing(session);
+        let txn = Txn {
+            header: TxnHeader { session, cxid: xid, zxid: self.last_zxid.next(), time_ms: wall_ms },
+            op: TxnOp::CloseSession,
+        };
+        let origin = client.map(|c| (c, xid, ReplyKind::CloseSession));
+        self.commit(0, txn, origin, out);
+        if let Some(c) = client {
+            self.owners.remove(&session);
+            if let Some(info) = self.clients.get_mut(&c) {
+                info.state = ClientState::Closing;
+            }
+            out.close_client(c);
+        }
+    }
+
+    /// Delete empty containers that once had children and expired TTL nodes, as the
+    /// server itself (ZooKeeper's ContainerManager).
+    fn reap(&mut self, wall_ms: i64, out: &mut dyn Outbox) {
+        let mut victims = self.tree.container_candidates();
+        victims.extend(self.tree.expired_ttl_nodes(wall_ms));
+        let super_auth = [Id::new(acl::SUPER_SCHEME, "")];
+        for path in victims {
+            let ctx = Context { session: SessionId(0), cxid: 0, auth: &super_auth, zxid: self.last_zxid.next(), time_ms: wall_ms };
+            let mut ov = Overlay::new(&self.tree);
+            if let Ok(op) = prep::delete(&mut ov, &ctx, &path, -1) {
+                drop(ov);
+                let txn = ctx.txn(op);
+                self.commit(0, txn, None, out);
+            }
+        }
+    }
+
+    // ---- output ------------------------------------------------------------------------
+
+    fn notify(&mut self, client: ClientId, event: crate::proto::EventType, path: &str, out: &mut dyn Outbox) {
+        let Some(buf) = out.client_buf(client) else { return };
+        let ev = WatcherEvent { event_type: event.code(), state: KeeperState::SyncConnected.code(), path: path.to_string() };
+        jute::encode_notification(buf, &ev);
+        self.stats.packets_sent += 1;
+        if let Some(info) = self.clients.get_mut(&client) {
+            info.sent += 1;
+        }
+    }
+
+    fn reply_err(&mut self, client: ClientId, xid: i32, err: ErrorCode, out: &mut dyn Outbox) {
+        self.reply(client, xid, err, &Response::Empty, out);
+    }
+
+    fn reply(&mut self, client: ClientId, xid: i32, err: ErrorCode, resp: &Response, out: &mut dyn Outbox) {
+        let zxid = self.last_zxid.0;
+        self.reply_zxid(client, xid, zxid, err, resp, out);
+    }
+
+    fn reply_zxid(&mut self, client: ClientId, xid: i32, zxid: i64, err: ErrorCode, resp: &Response, out: &mut dyn Outbox) {
+        let Some(buf) = out.client_buf(client) else { return };
+        jute::encode_reply(buf, ReplyHeader { xid, zxid, err: err.code() }, resp);
+        self.stats.packets_sent += 1;
+        if let Some(info) = self.clients.get_mut(&client) {
+            info.sent += 1;
+            info.last_zxid = zxid;
+        }
+    }
+}
