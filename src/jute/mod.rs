@@ -10,6 +10,8 @@
 
 mod codec;
 mod frame;
+#[cfg(test)]
+mod tests;
 
 pub use codec::{
     decode_connect, decode_connect_response, decode_reply_header, decode_request, decode_response,
