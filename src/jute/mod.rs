@@ -11,6 +11,8 @@
 mod codec;
 mod frame;
 #[cfg(test)]
+mod interop;
+#[cfg(test)]
 mod tests;
 
 pub use codec::{

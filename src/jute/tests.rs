@@ -321,6 +321,33 @@ fn golden_connect_request_with_and_without_read_only() {
     assert_eq!(&out[48..], &Golden::default().int(0).int(4000).long(1).bytes(&[0; 16]).framed()[..]);
 }
 
+/// The ConnectRequest payload zookeeper-client 0.9.3 really sent for a fresh session
+/// (captured by the interop test): empty password as length 0, readOnly byte present.
+#[rustfmt::skip]
+const ZOOKEEPER_CLIENT_FRESH_CONNECT: [u8; 29] = [
+    0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x17, 0x70,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
+    0x00,
+];
+
+#[test]
+fn golden_zookeeper_client_fresh_connect() {
+    assert_eq!(
+        decode_connect(&ZOOKEEPER_CLIENT_FRESH_CONNECT),
+        Ok(ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 6000,
+            session_id: 0,
+            passwd: vec![],
+            read_only: Some(false),
+        })
+    );
+}
+
 #[test]
 fn golden_create_request() {
     let wire = Golden::default()
@@ -521,6 +548,8 @@ fn corpus() -> Vec<Vec<u8>> {
     }
     encode_notification(&mut out, &WatcherEvent { event_type: 1, state: 3, path: "/w".into() });
     out.extend_from_slice(&CONNECT_WITH_READ_ONLY);
+    out.extend_from_slice(&(ZOOKEEPER_CLIENT_FRESH_CONNECT.len() as i32).to_be_bytes());
+    out.extend_from_slice(&ZOOKEEPER_CLIENT_FRESH_CONNECT);
     let mut frames = Vec::new();
     while let Ok(Some(f)) = next_frame(&mut out, DEFAULT_MAX_FRAME) {
         frames.push(f.to_vec());
