@@ -2,8 +2,8 @@
 //! Run with `cargo bench --bench jute`.
 
 use arbor::jute::{
-    decode_request, encode_reply, encode_request, next_frame, CreateKind, CreateRequest, ReplyHeader, Request,
-    RequestHeader, Response, DEFAULT_MAX_FRAME,
+    decode_request, encode_reply, encode_request, next_frame, CreateKind, CreateRequest, ReplyHeader,
+    Request, RequestHeader, Response, DEFAULT_MAX_FRAME,
 };
 use arbor::proto::{Acl, Stat};
 use bytes::{Bytes, BytesMut};

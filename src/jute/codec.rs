@@ -16,8 +16,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    ConnectRequest, ConnectResponse, CreateKind, CreateRequest, MultiOp, MultiReadOp,
-    MultiResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+    ConnectRequest, ConnectResponse, CreateKind, CreateRequest, MultiOp, MultiReadOp, MultiResult,
+    ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
 };
 use crate::proto::{Acl, Id, Stat};
 
@@ -408,8 +408,11 @@ fn decode_request_body(code: i32, r: &mut Reader<'_>) -> Result<Request> {
             let data = r.strings()?;
             let exist = r.strings()?;
             let child = r.strings()?;
-            let (persistent, persistent_recursive) =
-                if code == op::SET_WATCHES2 { (r.strings()?, r.strings()?) } else { (Vec::new(), Vec::new()) };
+            let (persistent, persistent_recursive) = if code == op::SET_WATCHES2 {
+                (r.strings()?, r.strings()?)
+            } else {
+                (Vec::new(), Vec::new())
+            };
             Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive }
         }
         op::ADD_WATCH => Request::AddWatch { path: r.ustring()?, mode: r.i32()? },
@@ -451,7 +454,9 @@ fn decode_multi_ops<T>(
 
 fn decode_multi_op(ty: i32, r: &mut Reader<'_>) -> Result<MultiOp> {
     Ok(match ty {
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => MultiOp::Create(decode_create(ty, r)?),
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+            MultiOp::Create(decode_create(ty, r)?)
+        }
         op::DELETE => MultiOp::Delete { path: r.ustring()?, version: r.i32()? },
         op::SET_DATA => MultiOp::SetData { path: r.ustring()?, data: r.buffer()?, version: r.i32()? },
         op::CHECK => MultiOp::Check { path: r.ustring()?, version: r.i32()? },

@@ -58,7 +58,9 @@ fn answer(req: &Request) -> Result<Response, i32> {
         Request::GetData { .. } => Response::GetData { data: b"hello".to_vec(), stat: STAT },
         Request::Exists { path, .. } if path == "/missing" => return Err(-101),
         Request::Exists { .. } | Request::SetData { .. } => Response::Stat(STAT),
-        Request::GetChildren2 { .. } => Response::GetChildren2 { children: vec!["x".into(), "y".into()], stat: STAT },
+        Request::GetChildren2 { .. } => {
+            Response::GetChildren2 { children: vec!["x".into(), "y".into()], stat: STAT }
+        }
         Request::GetChildren { .. } => Response::GetChildren { children: vec!["x".into(), "y".into()] },
         Request::Multi(ops) => Response::Multi(
             ops.iter()

@@ -316,7 +316,13 @@ fn golden_connect_request_with_and_without_read_only() {
     let mut out = BytesMut::new();
     encode_connect_request(&mut out, &req);
     assert_eq!(&out[4..], without);
-    let resp = ConnectResponse { protocol_version: 0, timeout_ms: 4000, session_id: 1, passwd: vec![0; 16], read_only: None };
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: 4000,
+        session_id: 1,
+        passwd: vec![0; 16],
+        read_only: None,
+    };
     encode_connect_response(&mut out, &resp);
     assert_eq!(&out[48..], &Golden::default().int(0).int(4000).long(1).bytes(&[0; 16]).framed()[..]);
 }
@@ -410,11 +416,24 @@ fn golden_failed_multi_reply() {
     // PrepRequestProcessor: ops before the failure 0, the failing op its code, later -2;
     // the reply header itself says err 0.
     let wire = Golden::default()
-        .int(3).long(0x600).int(0)
-        .int(-1).boolean(false).int(0).int(0)
-        .int(-1).boolean(false).int(-101).int(-101)
-        .int(-1).boolean(false).int(-2).int(-2)
-        .int(-1).boolean(true).int(-1)
+        .int(3)
+        .long(0x600)
+        .int(0)
+        .int(-1)
+        .boolean(false)
+        .int(0)
+        .int(0)
+        .int(-1)
+        .boolean(false)
+        .int(-101)
+        .int(-101)
+        .int(-1)
+        .boolean(false)
+        .int(-2)
+        .int(-2)
+        .int(-1)
+        .boolean(true)
+        .int(-1)
         .framed();
     let resp = Response::Multi(vec![MultiResult::Error(0), MultiResult::Error(-101), MultiResult::Error(-2)]);
     let mut out = BytesMut::new();
@@ -426,13 +445,31 @@ fn golden_failed_multi_reply() {
 fn golden_multi_reply_with_create_and_set_data() {
     let s = stat(1);
     let wire = Golden::default()
-        .int(4).long(1).int(0)
-        .int(1).boolean(false).int(0).bytes(b"/a")
-        .int(15).boolean(false).int(0).bytes(b"/b").stat(&s)
-        .int(5).boolean(false).int(0).stat(&s)
-        .int(2).boolean(false).int(0)
-        .int(13).boolean(false).int(0)
-        .int(-1).boolean(true).int(-1)
+        .int(4)
+        .long(1)
+        .int(0)
+        .int(1)
+        .boolean(false)
+        .int(0)
+        .bytes(b"/a")
+        .int(15)
+        .boolean(false)
+        .int(0)
+        .bytes(b"/b")
+        .stat(&s)
+        .int(5)
+        .boolean(false)
+        .int(0)
+        .stat(&s)
+        .int(2)
+        .boolean(false)
+        .int(0)
+        .int(13)
+        .boolean(false)
+        .int(0)
+        .int(-1)
+        .boolean(true)
+        .int(-1)
         .framed();
     let resp = Response::Multi(vec![
         MultiResult::Create { path: "/a".into() },
@@ -469,7 +506,10 @@ fn kazoo_null_strings_and_buffers_decode_as_empty() {
     let wire = Golden::default().int(1).int(5).int(-1).int(-1).int(-1).framed();
     assert_eq!(
         decode_request(&wire[4..]),
-        Ok((RequestHeader { xid: 1, op: 5 }, Request::SetData { path: String::new(), data: vec![], version: -1 }))
+        Ok((
+            RequestHeader { xid: 1, op: 5 },
+            Request::SetData { path: String::new(), data: vec![], version: -1 }
+        ))
     );
     let wire = Golden::default().int(1).int(7).bytes(b"/a").int(-1).int(0).framed();
     assert_eq!(
@@ -491,20 +531,27 @@ fn invalid_utf8_is_decoded_lossily() {
 fn trailing_bytes_after_a_known_body_are_ignored() {
     let mut wire = GET_DATA_WATCH[4..].to_vec();
     wire.extend_from_slice(b"junk");
-    assert_eq!(decode_request(&wire).map(|(_, r)| r), Ok(Request::GetData { path: "/a".into(), watch: true }));
+    assert_eq!(
+        decode_request(&wire).map(|(_, r)| r),
+        Ok(Request::GetData { path: "/a".into(), watch: true })
+    );
 }
 
 #[test]
 fn unsupported_opcodes_ignore_their_body() {
     for code in [16, 102, 20, 10, 0, -10, 999, i32::MIN] {
         let wire = Golden::default().int(9).int(code).int(-77).framed();
-        assert_eq!(decode_request(&wire[4..]), Ok((RequestHeader { xid: 9, op: code }, Request::Unimplemented(code))));
+        assert_eq!(
+            decode_request(&wire[4..]),
+            Ok((RequestHeader { xid: 9, op: code }, Request::Unimplemented(code)))
+        );
     }
 }
 
 #[test]
 fn read_ops_inside_multi_and_writes_inside_multi_read_are_rejected() {
-    let get_in_multi = Golden::default().int(1).int(14).int(4).boolean(false).int(-1).bytes(b"/a").boolean(false);
+    let get_in_multi =
+        Golden::default().int(1).int(14).int(4).boolean(false).int(-1).bytes(b"/a").boolean(false);
     assert_eq!(decode_request(&get_in_multi.0), Err(DecodeError::BadMultiOp(4)));
     let del_in_read = Golden::default().int(1).int(22).int(2).boolean(false).int(-1).bytes(b"/a").int(0);
     assert_eq!(decode_request(&del_in_read.0), Err(DecodeError::BadMultiOp(2)));
@@ -591,7 +638,8 @@ fn mutate(rng: &mut StdRng, seed: &[u8]) -> Vec<u8> {
 
 #[test]
 fn random_and_mutated_frames_never_panic() {
-    const OPS: [i32; 24] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 19, 21, 22, 100, 101, 103, 104, 105, 107, -1];
+    const OPS: [i32; 24] =
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 19, 21, 22, 100, 101, 103, 104, 105, 107, -1];
     let seeds = corpus();
     let mut rng = StdRng::seed_from_u64(0x6a75_7465);
     let (mut ok, mut err) = (0u32, 0u32);
