@@ -4,8 +4,23 @@
 //! Decoding never panics: any malformed input is a `DecodeError`, and the caller closes that
 //! one connection. Encoding appends to a `BytesMut` and cannot fail.
 //!
-//! TODO(jute helper): implement `codec.rs` (decode_connect, decode_request, encode_*),
-//! `frame.rs` (length-prefixed framing with the jute.maxbuffer limit) and tests.
+//! Layout: `frame` splits the byte stream into frames (length prefix, size limit); `codec`
+//! turns frame payloads into the records below and back, for both the server and the
+//! client side (load generator, tests).
+
+mod codec;
+mod frame;
+#[cfg(test)]
+mod interop;
+#[cfg(test)]
+mod tests;
+
+pub use codec::{
+    decode_connect, decode_connect_response, decode_reply_header, decode_request, decode_response,
+    decode_watcher_event, encode_connect_request, encode_connect_response, encode_notification,
+    encode_reply, encode_request, DecodeError, REPLY_HEADER_LEN, STAT_LEN,
+};
+pub use frame::{next_frame, FrameError, DEFAULT_MAX_FRAME, LEN_PREFIX};
 
 use crate::proto::{Acl, Stat};
 
