@@ -183,7 +183,6 @@ async fn drive_client(addr: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs zookeeper-client = { version = \"0.9\", features = [\"tokio\"] } in [dev-dependencies]"]
 async fn zookeeper_client_crate_interoperates_with_the_codec() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
