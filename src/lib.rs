@@ -9,4 +9,5 @@
 
 pub mod jute;
 pub mod proto;
+pub mod tree;
 pub mod txn;
