@@ -91,7 +91,6 @@ fn main() {
         created[d] += 1;
         apply(&mut tree, format!("/bench/dir-{d:03}/node-{i:07}"), created[d], &mut floor);
     }
-    drop(apply);
     let heap = LIVE.load(Ordering::Relaxed) - heap0;
     let rss = rss_bytes().saturating_sub(rss0);
     let nodes = tree.node_count();

@@ -9,7 +9,7 @@
 //! of a non-increasing zxid.
 //!
 //! Memory layout (the 1M-znode budget):
-//! - nodes live in an arena `Vec<Node>` indexed by `NodeId(u32)`; deleted slots go on a free
+//! - nodes live in an arena (96 bytes each, see `node.rs`) `Vec<Node>` indexed by `NodeId(u32)`; deleted slots go on a free
 //!   list and their ids are reused, so a `NodeId` is only valid until the next `apply`;
 //! - each node stores its NAME, not its path, in one heap block shared with its data;
 //! - one global `HashTable<u32>` maps hash(parent id, name) to the child's id, comparing
@@ -20,7 +20,8 @@
 //!
 //! Invariants: every live node except the root is in `index` exactly once and in its
 //! parent's sibling list exactly once, `num_children` is that list's length; the root has
-//! id 0 and parent `NIL`; a node with a session owner is in `ephemerals[owner]`, a container
+//! id 0 and parent `NIL`; a node has its `has_owner` flag set iff `owners` holds its non-zero
+//! raw ephemeralOwner; a node with a session owner is in `ephemerals[owner]`, a container
 //! in `containers`, a TTL node in `ttls`; `data_size` is the sum over live nodes of full
 //! path length + data length. Nothing here recurses over the tree: walks use explicit stacks.
 //!
@@ -38,7 +39,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 use crate::proto::{Acl, ErrorCode, EventType, SessionId, Stat, Zxid, CONTAINER_OWNER, TTL_MASK, TTL_MAX_MS};
 
@@ -140,6 +141,8 @@ pub struct DataTree {
     acls: AclCache,
     /// Session → ids of its ephemeral nodes. A `BTreeMap` so sessions list deterministically.
     ephemerals: BTreeMap<SessionId, HashSet<u32>>,
+    /// Raw ephemeralOwner of every node that has a non-zero one (see `node.rs`).
+    owners: HashMap<u32, i64>,
     containers: HashSet<u32>,
     ttls: HashSet<u32>,
     data_size: u64,
@@ -164,6 +167,7 @@ impl DataTree {
             hasher: DefaultHashBuilder::default(),
             acls: AclCache::new(),
             ephemerals: BTreeMap::new(),
+            owners: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
             data_size: 0,
@@ -202,9 +206,10 @@ impl DataTree {
     /// Client-view Stat (see the module doc for the cversion and ephemeralOwner rules).
     pub fn stat(&self, id: NodeId) -> Stat {
         let n = self.node(id);
-        let owner = match owner_kind(n.owner) {
+        let raw_owner = self.owner(id.0);
+        let owner = match owner_kind(raw_owner) {
             OwnerKind::Container | OwnerKind::Ttl { .. } => 0,
-            _ => n.owner,
+            _ => raw_owner,
         };
         Stat {
             czxid: n.czxid,
@@ -264,7 +269,7 @@ impl DataTree {
         let mut cur = id.0;
         while cur != 0 && cur != NIL && cur != FREE {
             let n = &self.nodes[cur as usize];
-            len += 1 + n.name_len as usize;
+            len += 1 + n.name_len();
             chain.push(cur);
             cur = n.parent;
         }
@@ -277,7 +282,7 @@ impl DataTree {
     }
 
     pub fn raw_ephemeral_owner(&self, id: NodeId) -> i64 {
-        self.node(id).owner
+        self.owner(id.0)
     }
 
     /// The stored cversion: the number of child creations (the sequential counter).
@@ -298,7 +303,7 @@ impl DataTree {
     }
 
     pub fn raw_stat(&self, id: NodeId) -> RawStat {
-        self.node(id).raw()
+        self.node(id).raw(self.owner(id.0))
     }
 
     /// Full paths of the session's ephemeral nodes, sorted.
@@ -359,7 +364,7 @@ impl DataTree {
             .copied()
             .filter(|&i| {
                 let n = &self.nodes[i as usize];
-                match owner_kind(n.owner) {
+                match owner_kind(self.owner(i)) {
                     OwnerKind::Ttl { ttl_ms } => {
                         n.num_children == 0 && ttl_ms != 0 && now_ms.saturating_sub(n.mtime) > ttl_ms
                     }
@@ -402,9 +407,8 @@ impl DataTree {
 
     /// Visits every node, each parent before its children (siblings in list order).
     pub fn for_each_preorder(&self, mut f: impl FnMut(&str, NodeView<'_>)) {
-        let view = |n| self.view(n);
         let root = &self.nodes[0];
-        f("/", view(root));
+        f("/", self.view(0));
         let mut path = String::new();
         // Sibling cursors: (next node to visit, length of its parent's path in `path`, 0
         // under the root). Depth-bounded: one pending cursor per level, not per child.
@@ -420,7 +424,7 @@ impl DataTree {
             path.truncate(prefix);
             path.push('/');
             path.push_str(n.name());
-            f(&path, view(n));
+            f(&path, self.view(id));
             if n.first_child != NIL {
                 stack.push((n.first_child, path.len()));
             }
@@ -444,8 +448,9 @@ impl DataTree {
 
     // ---- internals ------------------------------------------------------------------------
 
-    fn view<'a>(&'a self, n: &'a Node) -> NodeView<'a> {
-        NodeView { data: n.data(), acl: self.acls.get(n.acl), raw: n.raw(), num_children: n.num_children }
+    fn view(&self, id: u32) -> NodeView<'_> {
+        let n = &self.nodes[id as usize];
+        NodeView { data: n.data(), acl: self.acls.get(n.acl), raw: n.raw(self.owner(id)), num_children: n.num_children }
     }
 
     fn node(&self, id: NodeId) -> &Node {
@@ -511,9 +516,10 @@ impl DataTree {
 
     /// Unlinks a childless non-root node and returns its slot to the free list.
     fn remove_node(&mut self, id: NodeId, path_len: usize) {
-        let (parent, prev, next, owner, acl, data_len) = {
+        let owner = self.owner(id.0);
+        let (parent, prev, next, acl, data_len) = {
             let n = &self.nodes[id.0 as usize];
-            (n.parent, n.prev, n.next, n.owner, n.acl, n.data().len())
+            (n.parent, n.prev, n.next, n.acl, n.data().len())
         };
         let hash = self.hasher.hash_one((parent, self.nodes[id.0 as usize].name_bytes()));
         if let Ok(e) = self.index.find_entry(hash, |&i| i == id.0) {
@@ -538,9 +544,10 @@ impl DataTree {
 
     fn overwrite(&mut self, id: NodeId, data: &[u8], acl: &[Acl], raw: &RawStat) {
         let new_acl = self.acls.intern(acl);
-        let (old_acl, old_owner, old_len) = {
+        let old_owner = self.owner(id.0);
+        let (old_acl, old_len) = {
             let n = &self.nodes[id.0 as usize];
-            (n.acl, n.owner, n.data().len())
+            (n.acl, n.data().len())
         };
         self.acls.release(old_acl);
         self.untrack_owner(id.0, old_owner);
@@ -552,7 +559,19 @@ impl DataTree {
         self.data_size = self.data_size - old_len as u64 + data.len() as u64;
     }
 
+    /// The raw ephemeralOwner of a live node (0 unless its `has_owner` flag is set).
+    fn owner(&self, id: u32) -> i64 {
+        if self.nodes[id as usize].has_owner() {
+            self.owners.get(&id).copied().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
     fn track_owner(&mut self, id: u32, owner: i64) {
+        if owner != 0 {
+            self.owners.insert(id, owner);
+        }
         match owner_kind(owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Session(s) => {
@@ -568,6 +587,9 @@ impl DataTree {
     }
 
     fn untrack_owner(&mut self, id: u32, owner: i64) {
+        if owner != 0 {
+            self.owners.remove(&id);
+        }
         match owner_kind(owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Session(s) => {
@@ -592,6 +614,7 @@ impl DataTree {
     pub fn structure_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.index.allocation_size()
+            + self.owners.allocation_size()
             + self.containers.allocation_size()
             + self.ttls.allocation_size()
             + self.ephemerals.values().map(|s| s.allocation_size() + 64).sum::<usize>()

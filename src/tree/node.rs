@@ -1,9 +1,12 @@
 //! The per-znode record kept in the tree's arena.
 //!
-//! Layout is the memory budget: one `Node` is 104 bytes inline plus ONE heap block holding
-//! the node's name followed by its data. The full path is never stored (it is rebuilt from
-//! the parent chain); children hang off an intrusive doubly linked sibling list so that
-//! insert and unlink are O(1) with no per-directory collection.
+//! Layout is the memory budget: one `Node` is 96 bytes inline plus ONE heap block holding
+//! the node's name followed by its data. The raw `ephemeralOwner` is not stored inline:
+//! most znodes are plain persistent nodes, so a flag bit in `name_meta` says whether the
+//! tree's side map holds an owner for this node (8 bytes saved on every other node).
+//! The full path is never stored (it is rebuilt from the parent chain); children hang off an
+//! intrusive doubly linked sibling list so that insert and unlink are O(1) with no
+//! per-directory collection.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +40,6 @@ pub(crate) struct Node {
     pub(crate) pzxid: i64,
     pub(crate) ctime: i64,
     pub(crate) mtime: i64,
-    /// Raw owner: session id, `CONTAINER_OWNER`, `TTL_MASK | ttl_ms`, or 0.
-    pub(crate) owner: i64,
     pub(crate) version: i32,
     /// Stored cversion: the number of child creations (see `DataTree::stat`).
     pub(crate) cversion: i32,
@@ -52,11 +53,15 @@ pub(crate) struct Node {
     pub(crate) next: u32,
     pub(crate) prev: u32,
     pub(crate) num_children: u32,
-    pub(crate) name_len: u32,
+    /// Name length in the low 31 bits; `HAS_OWNER` set when the raw ephemeralOwner is
+    /// non-zero (then `DataTree::owners` holds it).
+    name_meta: u32,
 }
 
+const HAS_OWNER: u32 = 1 << 31;
+
 // The budget in the module doc; a field added by accident shows up here first.
-const _: () = assert!(std::mem::size_of::<Node>() == 104);
+const _: () = assert!(std::mem::size_of::<Node>() == 96);
 
 impl Node {
     pub(crate) fn new(name: &str, data: &[u8], acl: u32, parent: u32, raw: &RawStat) -> Node {
@@ -67,7 +72,6 @@ impl Node {
             pzxid: raw.pzxid,
             ctime: raw.ctime,
             mtime: raw.mtime,
-            owner: raw.ephemeral_owner,
             version: raw.version,
             cversion: raw.cversion,
             aversion: raw.aversion,
@@ -77,7 +81,11 @@ impl Node {
             next: NIL,
             prev: NIL,
             num_children: 0,
-            name_len: u32::try_from(name.len()).expect("znode name shorter than 4 GiB"),
+            name_meta: u32::try_from(name.len())
+                .ok()
+                .filter(|&l| l < HAS_OWNER)
+                .expect("znode name shorter than 2 GiB (jute limits it to 1 MiB)")
+                | owner_flag(raw.ephemeral_owner),
         }
     }
 
@@ -90,7 +98,6 @@ impl Node {
             pzxid: 0,
             ctime: 0,
             mtime: 0,
-            owner: 0,
             version: 0,
             cversion: 0,
             aversion: 0,
@@ -100,7 +107,7 @@ impl Node {
             next: next_free,
             prev: NIL,
             num_children: 0,
-            name_len: 0,
+            name_meta: 0,
         }
     }
 
@@ -108,8 +115,17 @@ impl Node {
         self.parent == FREE
     }
 
+    pub(crate) fn name_len(&self) -> usize {
+        (self.name_meta & !HAS_OWNER) as usize
+    }
+
+    /// Whether the raw ephemeralOwner is non-zero (stored in the tree's side map).
+    pub(crate) fn has_owner(&self) -> bool {
+        self.name_meta & HAS_OWNER != 0
+    }
+
     pub(crate) fn name_bytes(&self) -> &[u8] {
-        &self.buf[..self.name_len as usize]
+        &self.buf[..self.name_len()]
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -118,14 +134,15 @@ impl Node {
     }
 
     pub(crate) fn data(&self) -> &[u8] {
-        &self.buf[self.name_len as usize..]
+        &self.buf[self.name_len()..]
     }
 
     pub(crate) fn set_data(&mut self, data: &[u8]) {
         self.buf = join(self.name_bytes(), data);
     }
 
-    pub(crate) fn raw(&self) -> RawStat {
+    /// The stored fields; `owner` comes from the tree's side map.
+    pub(crate) fn raw(&self, owner: i64) -> RawStat {
         RawStat {
             czxid: self.czxid,
             mzxid: self.mzxid,
@@ -134,7 +151,7 @@ impl Node {
             version: self.version,
             cversion: self.cversion,
             aversion: self.aversion,
-            ephemeral_owner: self.owner,
+            ephemeral_owner: owner,
             pzxid: self.pzxid,
         }
     }
@@ -147,8 +164,16 @@ impl Node {
         self.version = raw.version;
         self.cversion = raw.cversion;
         self.aversion = raw.aversion;
-        self.owner = raw.ephemeral_owner;
+        self.name_meta = (self.name_meta & !HAS_OWNER) | owner_flag(raw.ephemeral_owner);
         self.pzxid = raw.pzxid;
+    }
+}
+
+fn owner_flag(owner: i64) -> u32 {
+    if owner != 0 {
+        HAS_OWNER
+    } else {
+        0
     }
 }
 

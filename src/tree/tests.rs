@@ -506,3 +506,26 @@ fn preorder_and_insert_restored_round_trip() {
 
     assert_eq!(restored.insert_restored("/no/parent", b"", &Acl::open_unsafe(), RawStat::default()), Err(ErrorCode::NoNode));
 }
+
+#[test]
+fn owner_side_map_follows_reuse_and_restore() {
+    let mut t = T::new();
+    t.create_owned("/e", b"", S1.0);
+    let e = t.tree.lookup("/e").unwrap();
+    t.delete("/e");
+    assert_eq!(t.tree.ephemeral_count(), 0);
+    t.create("/p", b"");
+    let p = t.tree.lookup("/p").unwrap();
+    assert_eq!(p, e, "slot reused");
+    assert_eq!(t.tree.raw_ephemeral_owner(p), 0);
+    assert_eq!(t.tree.stat(p).ephemeral_owner, 0);
+
+    // Restoring over an existing node replaces its owner registration.
+    let raw = RawStat { ephemeral_owner: S2.0, ..t.tree.raw_stat(p) };
+    t.tree.insert_restored("/p", b"", &Acl::open_unsafe(), raw).unwrap();
+    assert_eq!(t.tree.ephemerals(S2), vec!["/p"]);
+    let raw = RawStat { ephemeral_owner: 0, ..raw };
+    t.tree.insert_restored("/p", b"", &Acl::open_unsafe(), raw).unwrap();
+    assert!(t.tree.sessions_with_ephemerals().is_empty());
+    assert_eq!(t.tree.raw_ephemeral_owner(p), 0);
+}
