@@ -202,13 +202,13 @@ pub fn delete(ov: &mut Overlay, ctx: &Context, path: &str, version: i32) -> Resu
     Ok(TxnOp::Delete { path: path.to_string() })
 }
 
-pub fn set_data(ov: &mut Overlay, ctx: &Context, path: &str, data: &[u8], version: i32) -> Result<TxnOp, ErrorCode> {
+pub fn set_data(ov: &mut Overlay, ctx: &Context, path: &str, data: &Option<Vec<u8>>, version: i32) -> Result<TxnOp, ErrorCode> {
     validate_path(path, false)?;
     let node = ov.get(path).ok_or(ErrorCode::NoNode)?;
     require_perm(&node, perms::WRITE, ctx.auth)?;
     let new_version = check_version(version, node.version)?;
     ov.set(path, Some(NodeInfo { version: new_version, ..node }));
-    Ok(TxnOp::SetData { path: path.to_string(), data: data.to_vec(), version: new_version })
+    Ok(TxnOp::SetData { path: path.to_string(), data: data.clone(), version: new_version })
 }
 
 pub fn set_acl(ov: &mut Overlay, ctx: &Context, path: &str, acl: &[Acl], version: i32) -> Result<TxnOp, ErrorCode> {

@@ -478,7 +478,7 @@ impl Service {
                 if watch {
                     self.watches.add(watcher, &path, WatchKind::Data);
                 }
-                Ok(Response::GetData { data: self.tree.data(id).to_vec(), stat: self.tree.stat(id) })
+                Ok(Response::GetData { data: self.tree.data_opt(id).map(<[u8]>::to_vec), stat: self.tree.stat(id) })
             }
             Request::GetChildren { path, watch } => {
                 let id = self.readable(&path, auth)?;
@@ -546,7 +546,7 @@ impl Service {
                             .map(|id| MultiResult::GetChildren { children: self.tree.children(id) }),
                         MultiReadOp::GetData { path } => self
                             .readable(&path, auth)
-                            .map(|id| MultiResult::GetData { data: self.tree.data(id).to_vec(), stat: self.tree.stat(id) }),
+                            .map(|id| MultiResult::GetData { data: self.tree.data_opt(id).map(<[u8]>::to_vec), stat: self.tree.stat(id) }),
                     };
                     results.push(r.unwrap_or_else(|e| MultiResult::Error(e.code())));
                 }

@@ -35,7 +35,8 @@ pub enum TxnOp {
     /// (the count of child creations, see `tree`).
     Create {
         path: String,
-        data: Vec<u8>,
+        /// `None` = null data (distinct from empty, as in ZooKeeper).
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -43,7 +44,7 @@ pub enum TxnOp {
     /// Delete `path` (it exists and has no children when prep made this txn).
     Delete { path: String },
     /// Replace the data; `version` is the node's new data version.
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     /// Replace the ACL; `version` is the node's new aversion.
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     /// A version check inside a multi (changes nothing).

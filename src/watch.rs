@@ -161,7 +161,7 @@ impl WatchManager {
     /// Turn one tree change into notifications, removing the one-shot watches that fire.
     pub fn trigger(&mut self, path: &str, event: EventType, out: &mut Vec<Notification>) {
         let start = out.len();
-        let mut push = |out: &mut Vec<Notification>, w: WatcherId| {
+        let push = |out: &mut Vec<Notification>, w: WatcherId| {
             if !out[start..].iter().any(|n| n.watcher == w) {
                 out.push(Notification { watcher: w, event, path: path.to_string() });
             }

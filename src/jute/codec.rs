@@ -130,6 +130,17 @@ impl<'a> Reader<'a> {
         Ok(self.take(n)?.to_vec())
     }
 
+    /// A buffer that may be null (length -1), as znode data can be.
+    fn opt_buffer(&mut self) -> Result<Option<Vec<u8>>> {
+        match self.i32()? {
+            -1 => Ok(None),
+            n => {
+                let n = usize::try_from(n).map_err(|_| DecodeError::BadLength(n))?;
+                Ok(Some(self.take(n)?.to_vec()))
+            }
+        }
+    }
+
     fn ustring(&mut self) -> Result<String> {
         let n = self.len()?;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
@@ -200,6 +211,13 @@ fn put_bool(out: &mut BytesMut, b: bool) {
 fn put_buffer(out: &mut BytesMut, b: &[u8]) {
     put_len(out, b.len());
     out.put_slice(b);
+}
+
+fn put_opt_buffer(out: &mut BytesMut, b: &Option<Vec<u8>>) {
+    match b {
+        Some(b) => put_buffer(out, b),
+        None => out.put_i32(-1),
+    }
 }
 
 fn put_ustring(out: &mut BytesMut, s: &str) {
@@ -389,7 +407,7 @@ fn decode_request_body(code: i32, r: &mut Reader<'_>) -> Result<Request> {
         op::DELETE => Request::Delete { path: r.ustring()?, version: r.i32()? },
         op::EXISTS => Request::Exists { path: r.ustring()?, watch: r.bool()? },
         op::GET_DATA => Request::GetData { path: r.ustring()?, watch: r.bool()? },
-        op::SET_DATA => Request::SetData { path: r.ustring()?, data: r.buffer()?, version: r.i32()? },
+        op::SET_DATA => Request::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
         op::GET_ACL => Request::GetAcl { path: r.ustring()? },
         op::SET_ACL => Request::SetAcl { path: r.ustring()?, acl: r.acls()?, version: r.i32()? },
         op::GET_CHILDREN => Request::GetChildren { path: r.ustring()?, watch: r.bool()? },
@@ -429,7 +447,7 @@ fn decode_request_body(code: i32, r: &mut Reader<'_>) -> Result<Request> {
 fn decode_create(code: i32, r: &mut Reader<'_>) -> Result<CreateRequest> {
     let kind = CreateKind::from_opcode(code).ok_or(DecodeError::BadMultiOp(code))?;
     let path = r.ustring()?;
-    let data = r.buffer()?;
+    let data = r.opt_buffer()?;
     let acl = r.acls()?;
     let flags = r.i32()?;
     let ttl_ms = if kind == CreateKind::CreateTtl { r.i64()? } else { -1 };
@@ -458,7 +476,7 @@ fn decode_multi_op(ty: i32, r: &mut Reader<'_>) -> Result<MultiOp> {
             MultiOp::Create(decode_create(ty, r)?)
         }
         op::DELETE => MultiOp::Delete { path: r.ustring()?, version: r.i32()? },
-        op::SET_DATA => MultiOp::SetData { path: r.ustring()?, data: r.buffer()?, version: r.i32()? },
+        op::SET_DATA => MultiOp::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
         op::CHECK => MultiOp::Check { path: r.ustring()?, version: r.i32()? },
         other => return Err(DecodeError::BadMultiOp(other)),
     })
@@ -503,7 +521,7 @@ fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
         }
         Request::SetData { path, data, version } => {
             put_ustring(out, path);
-            put_buffer(out, data);
+            put_opt_buffer(out, data);
             out.put_i32(*version);
         }
         Request::GetAcl { path } | Request::Sync { path } | Request::GetAllChildrenNumber { path } => {
@@ -561,7 +579,7 @@ fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
 
 fn put_create(out: &mut BytesMut, c: &CreateRequest) {
     put_ustring(out, &c.path);
-    put_buffer(out, &c.data);
+    put_opt_buffer(out, &c.data);
     put_acls(out, &c.acl);
     out.put_i32(c.flags);
     if c.kind == CreateKind::CreateTtl {
@@ -584,7 +602,7 @@ fn put_multi_op(out: &mut BytesMut, o: &MultiOp) {
         MultiOp::SetData { path, data, version } => {
             put_multi_header(out, op::SET_DATA, false, -1);
             put_ustring(out, path);
-            put_buffer(out, data);
+            put_opt_buffer(out, data);
             out.put_i32(*version);
         }
         MultiOp::Check { path, version } => {
@@ -636,7 +654,7 @@ fn put_response(out: &mut BytesMut, resp: &Response) {
         }
         Response::Stat(stat) => put_stat(out, stat),
         Response::GetData { data, stat } => {
-            put_buffer(out, data);
+            put_opt_buffer(out, data);
             put_stat(out, stat);
         }
         Response::GetAcl { acl, stat } => {
@@ -690,7 +708,7 @@ fn put_multi_result(out: &mut BytesMut, res: &MultiResult) {
         }
         MultiResult::GetData { data, stat } => {
             put_multi_header(out, op::GET_DATA, false, 0);
-            put_buffer(out, data);
+            put_opt_buffer(out, data);
             put_stat(out, stat);
         }
         MultiResult::Error(err) => {
@@ -718,7 +736,7 @@ pub fn decode_response(code: i32, body: &[u8]) -> Result<Response> {
             Response::Create2 { path: r.ustring()?, stat: r.stat()? }
         }
         op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(r.stat()?),
-        op::GET_DATA => Response::GetData { data: r.buffer()?, stat: r.stat()? },
+        op::GET_DATA => Response::GetData { data: r.opt_buffer()?, stat: r.stat()? },
         op::GET_ACL => Response::GetAcl { acl: r.acls()?, stat: r.stat()? },
         op::GET_CHILDREN => Response::GetChildren { children: r.strings()? },
         op::GET_CHILDREN2 => Response::GetChildren2 { children: r.strings()?, stat: r.stat()? },
@@ -743,7 +761,7 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>> {
             op::SET_DATA => MultiResult::SetData { stat: r.stat()? },
             op::CHECK => MultiResult::Check,
             op::GET_CHILDREN => MultiResult::GetChildren { children: r.strings()? },
-            op::GET_DATA => MultiResult::GetData { data: r.buffer()?, stat: r.stat()? },
+            op::GET_DATA => MultiResult::GetData { data: r.opt_buffer()?, stat: r.stat()? },
             op::ERROR => MultiResult::Error(r.i32()?),
             other => return Err(DecodeError::BadMultiOp(other)),
         })

@@ -55,7 +55,7 @@ fn answer(req: &Request) -> Result<Response, i32> {
     Ok(match req {
         Request::Create(c) if c.kind == CreateKind::Create => Response::Create { path: c.path.clone() },
         Request::Create(c) => Response::Create2 { path: c.path.clone(), stat: STAT },
-        Request::GetData { .. } => Response::GetData { data: b"hello".to_vec(), stat: STAT },
+        Request::GetData { .. } => Response::GetData { data: Some(b"hello".to_vec()), stat: STAT },
         Request::Exists { path, .. } if path == "/missing" => return Err(-101),
         Request::Exists { .. } | Request::SetData { .. } => Response::Stat(STAT),
         Request::GetChildren2 { .. } => {

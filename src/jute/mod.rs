@@ -67,7 +67,9 @@ pub enum CreateKind {
 pub struct CreateRequest {
     pub kind: CreateKind,
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` when the client sent a null buffer (length -1): ZooKeeper keeps the
+    /// distinction, and `get` then returns null again.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Only for `CreateTtl`; -1 otherwise.
@@ -79,7 +81,7 @@ pub struct CreateRequest {
 pub enum MultiOp {
     Create(CreateRequest),
     Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     Check { path: String, version: i32 },
 }
 
@@ -100,7 +102,7 @@ pub enum Request {
     Delete { path: String, version: i32 },
     Exists { path: String, watch: bool },
     GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     GetAcl { path: String },
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     GetChildren { path: String, watch: bool },
@@ -143,7 +145,7 @@ pub enum MultiResult {
     SetData { stat: Stat },
     Check,
     GetChildren { children: Vec<String> },
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     /// Header type -1 with the error, then `ErrorResponse {int err}`.
     Error(i32),
 }
@@ -156,7 +158,7 @@ pub enum Response {
     Create2 { path: String, stat: Stat },
     /// exists, setData, setACL.
     Stat(Stat),
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     GetAcl { acl: Vec<Acl>, stat: Stat },
     GetChildren { children: Vec<String> },
     GetChildren2 { children: Vec<String>, stat: Stat },

@@ -33,7 +33,7 @@ fn create(kind: CreateKind, path: &str) -> CreateRequest {
     CreateRequest {
         kind,
         path: path.into(),
-        data: b"payload".to_vec(),
+        data: Some(b"payload".to_vec()),
         acl: vec![acl(31, "world", "anyone"), acl(1, "digest", "u:pw=")],
         flags: 3,
         ttl_ms: if kind == CreateKind::CreateTtl { 60_000 } else { -1 },
@@ -57,7 +57,7 @@ fn all_requests() -> Vec<(i32, Request)> {
         (2, Request::Delete { path: p(), version: -1 }),
         (3, Request::Exists { path: p(), watch: true }),
         (4, Request::GetData { path: p(), watch: false }),
-        (5, Request::SetData { path: p(), data: vec![0, 1, 255], version: 9 }),
+        (5, Request::SetData { path: p(), data: Some(vec![0, 1, 255]), version: 9 }),
         (6, Request::GetAcl { path: p() }),
         (7, Request::SetAcl { path: p(), acl: vec![acl(1, "ip", "10.0.0.0/8")], version: 2 }),
         (8, Request::GetChildren { path: p(), watch: true }),
@@ -72,7 +72,7 @@ fn all_requests() -> Vec<(i32, Request)> {
                 MultiOp::Create(create(CreateKind::CreateContainer, "/m3")),
                 MultiOp::Create(create(CreateKind::CreateTtl, "/m4")),
                 MultiOp::Delete { path: p(), version: 1 },
-                MultiOp::SetData { path: p(), data: b"d".to_vec(), version: -1 },
+                MultiOp::SetData { path: p(), data: Some(b"d".to_vec()), version: -1 },
                 MultiOp::Check { path: p(), version: 0 },
             ]),
         ),
@@ -127,8 +127,8 @@ fn all_responses() -> Vec<(i32, Response)> {
         (1, Response::Create { path: "/c".into() }),
         (15, Response::Create2 { path: "/c2".into(), stat: stat(1) }),
         (3, Response::Stat(stat(2))),
-        (4, Response::GetData { data: vec![9; 100], stat: stat(3) }),
-        (4, Response::GetData { data: vec![], stat: stat(3) }),
+        (4, Response::GetData { data: Some(vec![9; 100]), stat: stat(3) }),
+        (4, Response::GetData { data: Some(vec![]), stat: stat(3) }),
         (6, Response::GetAcl { acl: vec![acl(31, "world", "anyone"), acl(17, "auth", "")], stat: stat(4) }),
         (8, Response::GetChildren { children: strs(&["a", "b", "ü"]) }),
         (12, Response::GetChildren2 { children: strs(&["x"]), stat: stat(5) }),
@@ -148,7 +148,7 @@ fn all_responses() -> Vec<(i32, Response)> {
             22,
             Response::Multi(vec![
                 MultiResult::GetChildren { children: strs(&["k1", "k2"]) },
-                MultiResult::GetData { data: b"v".to_vec(), stat: stat(8) },
+                MultiResult::GetData { data: Some(b"v".to_vec()), stat: stat(8) },
                 MultiResult::Error(-101),
             ]),
         ),
@@ -370,7 +370,7 @@ fn golden_create_request() {
     let req = CreateRequest {
         kind: CreateKind::Create,
         path: "/a".into(),
-        data: b"x".to_vec(),
+        data: Some(b"x".to_vec()),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl_ms: -1,
@@ -508,7 +508,7 @@ fn kazoo_null_strings_and_buffers_decode_as_empty() {
         decode_request(&wire[4..]),
         Ok((
             RequestHeader { xid: 1, op: 5 },
-            Request::SetData { path: String::new(), data: vec![], version: -1 }
+            Request::SetData { path: String::new(), data: None, version: -1 }
         ))
     );
     let wire = Golden::default().int(1).int(7).bytes(b"/a").int(-1).int(0).framed();

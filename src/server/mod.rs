@@ -360,7 +360,7 @@ impl EventLoop {
             let frame = match jute::next_frame(&mut conn.read_buf, self.cfg.max_frame) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
-                Err(FrameError::TooLarge { len }) => {
+                Err(FrameError::TooLarge { len, .. }) => {
                     eprintln!(
                         "client {}: frame of {len} bytes exceeds jute.maxbuffer={}; closing connection",
                         conn.peer, self.cfg.max_frame

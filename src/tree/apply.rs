@@ -62,18 +62,18 @@ impl DataTree {
                     ephemeral_owner: *ephemeral_owner,
                     pzxid: zxid.0,
                 };
-                self.create(path, data, acl, raw, *parent_cversion, triggers)
+                self.create(path, data.as_deref(), acl, raw, *parent_cversion, triggers)
             }
             TxnOp::Delete { path } => self.delete(zxid, path, triggers),
             TxnOp::SetData { path, data, version } => {
                 let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
                 let n = &mut self.nodes[id.0 as usize];
                 let old_len = n.data().len() as u64;
-                n.set_data(data);
+                n.set_data(data.as_deref());
                 n.version = *version;
                 n.mzxid = zxid.0;
                 n.mtime = time_ms;
-                self.data_size = self.data_size - old_len + data.len() as u64;
+                self.data_size = self.data_size - old_len + data.as_ref().map_or(0, Vec::len) as u64;
                 triggers.push(Trigger { path: path.clone(), event: EventType::NodeDataChanged });
                 ApplyOutcome::DataSet { stat: self.stat(id) }
             }
@@ -103,7 +103,7 @@ impl DataTree {
     fn create(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         raw: RawStat,
         parent_cversion: i32,

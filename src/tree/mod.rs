@@ -83,7 +83,8 @@ pub struct Trigger {
 /// One node as `for_each_preorder` shows it to a snapshot writer.
 #[derive(Copy, Clone, Debug)]
 pub struct NodeView<'a> {
-    pub data: &'a [u8],
+    /// `None` for null data.
+    pub data: Option<&'a [u8]>,
     pub acl: &'a [Acl],
     pub raw: RawStat,
     pub num_children: u32,
@@ -174,14 +175,14 @@ impl DataTree {
             last_applied: Zxid::ZERO,
         };
         let open = t.acls.intern(&Acl::open_unsafe());
-        t.nodes.push(Node::new("", &[], open, NIL, &RawStat::default()));
+        t.nodes.push(Node::new("", Some(&[]), open, NIL, &RawStat::default()));
         t.live = 1;
         t.data_size = 1; // "/" counts its path length like any other node
         let zero = RawStat::default();
-        let zk = t.insert_node(NodeId::ROOT, "/zookeeper", b"", &Acl::open_unsafe(), &zero);
-        t.insert_node(zk, "/zookeeper/quota", b"", &Acl::open_unsafe(), &zero);
+        let zk = t.insert_node(NodeId::ROOT, "/zookeeper", Some(b""), &Acl::open_unsafe(), &zero);
+        t.insert_node(zk, "/zookeeper/quota", Some(b""), &Acl::open_unsafe(), &zero);
         let config = RawStat { aversion: -1, ..zero };
-        t.insert_node(zk, "/zookeeper/config", b"", &Acl::read_unsafe(), &config);
+        t.insert_node(zk, "/zookeeper/config", Some(b""), &Acl::read_unsafe(), &config);
         t
     }
 
@@ -226,8 +227,14 @@ impl DataTree {
         }
     }
 
+    /// The data; null data reads as empty (see `data_opt`).
     pub fn data(&self, id: NodeId) -> &[u8] {
         self.node(id).data()
+    }
+
+    /// The data, `None` when it was set to null.
+    pub fn data_opt(&self, id: NodeId) -> Option<&[u8]> {
+        self.node(id).data_opt()
     }
 
     pub fn acl(&self, id: NodeId) -> &[Acl] {
@@ -435,7 +442,7 @@ impl DataTree {
     /// already exists (the fresh tree's "/" and "/zookeeper…", or a repeat) is overwritten
     /// in place, keeping its children. Parent stats are not touched: they are restored
     /// from their own records.
-    pub fn insert_restored(&mut self, path: &str, data: &[u8], acl: &[Acl], raw: RawStat) -> Result<(), ErrorCode> {
+    pub fn insert_restored(&mut self, path: &str, data: Option<&[u8]>, acl: &[Acl], raw: RawStat) -> Result<(), ErrorCode> {
         if let Some(id) = self.lookup(path) {
             self.overwrite(id, data, acl, &raw);
             return Ok(());
@@ -450,7 +457,7 @@ impl DataTree {
 
     fn view(&self, id: u32) -> NodeView<'_> {
         let n = &self.nodes[id as usize];
-        NodeView { data: n.data(), acl: self.acls.get(n.acl), raw: n.raw(self.owner(id)), num_children: n.num_children }
+        NodeView { data: n.data_opt(), acl: self.acls.get(n.acl), raw: n.raw(self.owner(id)), num_children: n.num_children }
     }
 
     fn node(&self, id: NodeId) -> &Node {
@@ -477,7 +484,7 @@ impl DataTree {
 
     /// Links a new node named after `path`'s last component under `parent` (which the
     /// caller has checked has no such child) and registers it everywhere.
-    fn insert_node(&mut self, parent: NodeId, path: &str, data: &[u8], acl: &[Acl], raw: &RawStat) -> NodeId {
+    fn insert_node(&mut self, parent: NodeId, path: &str, data: Option<&[u8]>, acl: &[Acl], raw: &RawStat) -> NodeId {
         let name = split_path(path).map_or("", |(_, n)| n);
         let acl = self.acls.intern(acl);
         let node = Node::new(name, data, acl, parent.0, raw);
@@ -510,7 +517,7 @@ impl DataTree {
         });
         self.track_owner(id, raw.ephemeral_owner);
         self.live += 1;
-        self.data_size += (path.len() + data.len()) as u64;
+        self.data_size += (path.len() + data.map_or(0, <[u8]>::len)) as u64;
         NodeId(id)
     }
 
@@ -542,7 +549,7 @@ impl DataTree {
         self.free_head = id.0;
     }
 
-    fn overwrite(&mut self, id: NodeId, data: &[u8], acl: &[Acl], raw: &RawStat) {
+    fn overwrite(&mut self, id: NodeId, data: Option<&[u8]>, acl: &[Acl], raw: &RawStat) {
         let new_acl = self.acls.intern(acl);
         let old_owner = self.owner(id.0);
         let (old_acl, old_len) = {
@@ -556,7 +563,7 @@ impl DataTree {
         n.set_data(data);
         n.set_raw(raw);
         self.track_owner(id.0, raw.ephemeral_owner);
-        self.data_size = self.data_size - old_len as u64 + data.len() as u64;
+        self.data_size = self.data_size - old_len as u64 + data.map_or(0, <[u8]>::len) as u64;
     }
 
     /// The raw ephemeralOwner of a live node (0 unless its `has_owner` flag is set).

@@ -59,14 +59,17 @@ pub(crate) struct Node {
 }
 
 const HAS_OWNER: u32 = 1 << 31;
+/// The data is null (the client sent length -1), which ZooKeeper keeps apart from empty.
+const NULL_DATA: u32 = 1 << 30;
+const NAME_LEN_MASK: u32 = !(HAS_OWNER | NULL_DATA);
 
 // The budget in the module doc; a field added by accident shows up here first.
 const _: () = assert!(std::mem::size_of::<Node>() == 96);
 
 impl Node {
-    pub(crate) fn new(name: &str, data: &[u8], acl: u32, parent: u32, raw: &RawStat) -> Node {
+    pub(crate) fn new(name: &str, data: Option<&[u8]>, acl: u32, parent: u32, raw: &RawStat) -> Node {
         Node {
-            buf: join(name.as_bytes(), data),
+            buf: join(name.as_bytes(), data.unwrap_or(&[])),
             czxid: raw.czxid,
             mzxid: raw.mzxid,
             pzxid: raw.pzxid,
@@ -83,9 +86,10 @@ impl Node {
             num_children: 0,
             name_meta: u32::try_from(name.len())
                 .ok()
-                .filter(|&l| l < HAS_OWNER)
-                .expect("znode name shorter than 2 GiB (jute limits it to 1 MiB)")
-                | owner_flag(raw.ephemeral_owner),
+                .filter(|&l| l <= NAME_LEN_MASK)
+                .expect("znode name shorter than 1 GiB (jute limits it to 1 MiB)")
+                | owner_flag(raw.ephemeral_owner)
+                | null_flag(data),
         }
     }
 
@@ -116,7 +120,7 @@ impl Node {
     }
 
     pub(crate) fn name_len(&self) -> usize {
-        (self.name_meta & !HAS_OWNER) as usize
+        (self.name_meta & NAME_LEN_MASK) as usize
     }
 
     /// Whether the raw ephemeralOwner is non-zero (stored in the tree's side map).
@@ -137,8 +141,18 @@ impl Node {
         &self.buf[self.name_len()..]
     }
 
-    pub(crate) fn set_data(&mut self, data: &[u8]) {
-        self.buf = join(self.name_bytes(), data);
+    /// The data, `None` when it is null.
+    pub(crate) fn data_opt(&self) -> Option<&[u8]> {
+        if self.name_meta & NULL_DATA != 0 {
+            None
+        } else {
+            Some(self.data())
+        }
+    }
+
+    pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
+        self.buf = join(self.name_bytes(), data.unwrap_or(&[]));
+        self.name_meta = (self.name_meta & !NULL_DATA) | null_flag(data);
     }
 
     /// The stored fields; `owner` comes from the tree's side map.
@@ -166,6 +180,14 @@ impl Node {
         self.aversion = raw.aversion;
         self.name_meta = (self.name_meta & !HAS_OWNER) | owner_flag(raw.ephemeral_owner);
         self.pzxid = raw.pzxid;
+    }
+}
+
+fn null_flag(data: Option<&[u8]>) -> u32 {
+    if data.is_none() {
+        NULL_DATA
+    } else {
+        0
     }
 }
 

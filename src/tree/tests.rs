@@ -36,7 +36,7 @@ impl T {
         let parent_cversion = self.tree.lookup(parent).map_or(1, |p| self.tree.stored_cversion(p) + 1);
         TxnOp::Create {
             path: path.to_string(),
-            data: data.to_vec(),
+            data: Some(data.to_vec()),
             acl: Acl::open_unsafe(),
             ephemeral_owner: owner,
             parent_cversion,
@@ -176,7 +176,7 @@ fn delete_keeps_stored_cversion_and_moves_pzxid_only_forward() {
     let mk = |zxid: i64, op: TxnOp| Txn { header: TxnHeader { session: S1, cxid: 0, zxid: Zxid(zxid), time_ms: 5 }, op };
     let create = |path: &str, cv: i32| TxnOp::Create {
         path: path.into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         ephemeral_owner: 0,
         parent_cversion: cv,
@@ -188,7 +188,7 @@ fn delete_keeps_stored_cversion_and_moves_pzxid_only_forward() {
     // Force a pzxid from the future, as a snapshot taken later would carry.
     let mut raw = tree.raw_stat(q);
     raw.pzxid = 50;
-    tree.insert_restored("/q", b"", &Acl::open_unsafe(), raw).unwrap();
+    tree.insert_restored("/q", Some(b""), &Acl::open_unsafe(), raw).unwrap();
     tree.apply(&mk(13, TxnOp::Delete { path: "/q/a".into() }), &mut tr);
     assert_eq!(tree.stat(q).pzxid, 50);
     tree.apply(&mk(51, TxnOp::Delete { path: "/q/b".into() }), &mut tr);
@@ -202,10 +202,10 @@ fn create_with_stale_parent_cversion_does_not_lower_it() {
     t.create("/p/a", b"");
     let p = t.tree.lookup("/p").unwrap();
     let pz = t.tree.stat(p).pzxid;
-    let op = TxnOp::Create { path: "/p/b".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion: 1 };
+    let op = TxnOp::Create { path: "/p/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion: 1 };
     assert!(matches!(t.run(S1, op), ApplyOutcome::Created { .. }));
     assert_eq!((t.tree.stored_cversion(p), t.tree.stat(p).pzxid), (1, pz));
-    let op = TxnOp::Create { path: "/p/c".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion: -1 };
+    let op = TxnOp::Create { path: "/p/c".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion: -1 };
     t.run(S1, op);
     assert_eq!((t.tree.stored_cversion(p), t.tree.stat(p).pzxid), (2, t.zxid));
 }
@@ -215,7 +215,7 @@ fn set_data_updates_version_mzxid_mtime_and_fires_data_changed() {
     let mut t = T::new();
     t.create("/a", b"old");
     let before = t.stat("/a");
-    let out = t.run(S1, TxnOp::SetData { path: "/a".into(), data: b"newer".to_vec(), version: 7 });
+    let out = t.run(S1, TxnOp::SetData { path: "/a".into(), data: Some(b"newer".to_vec()), version: 7 });
     let z = t.zxid;
     let after = t.stat("/a");
     assert_eq!(out, ApplyOutcome::DataSet { stat: after });
@@ -326,7 +326,7 @@ fn multi_applies_in_order_and_reports_each_op() {
         TxnOp::Multi(vec![
             c,
             TxnOp::Check { path: "/m".into(), version: 0 },
-            TxnOp::SetData { path: "/m/a".into(), data: b"22".to_vec(), version: 1 },
+            TxnOp::SetData { path: "/m/a".into(), data: Some(b"22".to_vec()), version: 1 },
             TxnOp::Delete { path: "/missing".into() },
             TxnOp::Delete { path: "/m/a".into() },
         ]),
@@ -349,7 +349,7 @@ fn ops_on_missing_paths_return_no_node_without_panicking() {
     let mut t = T::new();
     for op in [
         TxnOp::Delete { path: "/nope".into() },
-        TxnOp::SetData { path: "/nope".into(), data: vec![], version: 1 },
+        TxnOp::SetData { path: "/nope".into(), data: Some(vec![]), version: 1 },
         TxnOp::SetAcl { path: "/nope/x".into(), acl: Acl::open_unsafe(), version: 1 },
         TxnOp::Check { path: "/nope".into(), version: 1 },
         TxnOp::Delete { path: "bad//path".into() },
@@ -466,11 +466,11 @@ fn preorder_and_insert_restored_round_trip() {
     t.create_owned("/ttl", b"t", TTL_MASK | 9);
     let acl = vec![Acl { perms: perms::ALL, id: Id::new("ip", "10.0.0.0/8") }];
     t.run(S1, TxnOp::SetAcl { path: "/a/b".into(), acl, version: 1 });
-    t.run(S1, TxnOp::SetData { path: "/zookeeper/quota".into(), data: b"q".to_vec(), version: 1 });
+    t.run(S1, TxnOp::SetData { path: "/zookeeper/quota".into(), data: Some(b"q".to_vec()), version: 1 });
 
     let mut records = Vec::new();
     t.tree.for_each_preorder(|path, v| {
-        records.push((path.to_string(), v.data.to_vec(), v.acl.to_vec(), v.raw));
+        records.push((path.to_string(), v.data.map(<[u8]>::to_vec), v.acl.to_vec(), v.raw));
     });
     assert_eq!(records.len(), t.tree.node_count());
     assert_eq!(records[0].0, "/");
@@ -485,7 +485,7 @@ fn preorder_and_insert_restored_round_trip() {
         // RawStat goes through serde like a snapshot would.
         let bytes = rmp_serde::to_vec(raw).unwrap();
         let raw: RawStat = rmp_serde::from_slice(&bytes).unwrap();
-        restored.insert_restored(path, data, acl, raw).unwrap();
+        restored.insert_restored(path, data.as_deref(), acl, raw).unwrap();
     }
     restored.set_last_applied(t.tree.last_applied());
     assert_eq!(restored.last_applied(), Zxid(t.zxid));
@@ -504,7 +504,7 @@ fn preorder_and_insert_restored_round_trip() {
     assert_eq!(restored.expired_ttl_nodes(i64::MAX), vec!["/ttl"]);
     assert_eq!(restored.acl_count(), t.tree.acl_count());
 
-    assert_eq!(restored.insert_restored("/no/parent", b"", &Acl::open_unsafe(), RawStat::default()), Err(ErrorCode::NoNode));
+    assert_eq!(restored.insert_restored("/no/parent", Some(b""), &Acl::open_unsafe(), RawStat::default()), Err(ErrorCode::NoNode));
 }
 
 #[test]
@@ -522,10 +522,10 @@ fn owner_side_map_follows_reuse_and_restore() {
 
     // Restoring over an existing node replaces its owner registration.
     let raw = RawStat { ephemeral_owner: S2.0, ..t.tree.raw_stat(p) };
-    t.tree.insert_restored("/p", b"", &Acl::open_unsafe(), raw).unwrap();
+    t.tree.insert_restored("/p", Some(b""), &Acl::open_unsafe(), raw).unwrap();
     assert_eq!(t.tree.ephemerals(S2), vec!["/p"]);
     let raw = RawStat { ephemeral_owner: 0, ..raw };
-    t.tree.insert_restored("/p", b"", &Acl::open_unsafe(), raw).unwrap();
+    t.tree.insert_restored("/p", Some(b""), &Acl::open_unsafe(), raw).unwrap();
     assert!(t.tree.sessions_with_ephemerals().is_empty());
     assert_eq!(t.tree.raw_ephemeral_owner(p), 0);
 }
