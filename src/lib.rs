@@ -17,6 +17,7 @@ pub mod acl;
 pub mod config;
 pub mod jute;
 pub mod node;
+pub mod peer;
 pub mod prep;
 pub mod proto;
 pub mod server;
