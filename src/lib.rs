@@ -16,6 +16,7 @@
 pub mod acl;
 pub mod config;
 pub mod jute;
+pub mod local;
 pub mod node;
 pub mod peer;
 pub mod prep;

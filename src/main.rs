@@ -29,6 +29,14 @@ enum Cmd {
         /// A zoo.cfg-format file, e.g. config/standalone.cfg.
         config: PathBuf,
     },
+    /// Run every server of <CONFIG> as child processes on this machine, wait until they are up,
+    /// print the connect string and each server's mode; Ctrl-C stops them all (by PID), and
+    /// if one dies the others are stopped too. Each server logs to `arbor.log` in its dataDir.
+    Local {
+        /// A zoo.cfg-format file listing the servers.
+        #[arg(default_value = "config/local-3.cfg")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +46,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("arbor: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Local { config } => match arbor::local::run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("arbor local: {e}");
                 ExitCode::FAILURE
             }
         },
