@@ -30,19 +30,63 @@ pub struct NodeInfo {
     pub acl: Vec<Acl>,
 }
 
-/// The tree seen through not-yet-applied changes.
+/// Changes of txns prepared but not yet applied to the tree (the ensemble leader's
+/// proposals in flight; ZooKeeper's `outstandingChanges`). Each entry is tagged with the
+/// zxid of the txn that made it, and dropped once the tree has applied that txn.
+#[derive(Default, Debug)]
+pub struct Pending {
+    changes: HashMap<String, (Zxid, Option<NodeInfo>)>,
+}
+
+impl Pending {
+    /// The tree has applied everything up to `zxid`.
+    pub fn applied(&mut self, zxid: Zxid) {
+        if !self.changes.is_empty() {
+            self.changes.retain(|_, (z, _)| *z > zxid);
+        }
+    }
+    /// Forget everything (the leader lost leadership: its proposals are gone).
+    pub fn clear(&mut self) {
+        self.changes.clear();
+    }
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// The tree seen through not-yet-applied changes: those of earlier txns still in flight
+/// (`Pending`) and those of the ops of the request being prepared.
 pub struct Overlay<'a> {
     tree: &'a DataTree,
+    pending: Option<&'a Pending>,
     changes: HashMap<String, Option<NodeInfo>>,
 }
 
 impl<'a> Overlay<'a> {
     pub fn new(tree: &'a DataTree) -> Overlay<'a> {
-        Overlay { tree, changes: HashMap::new() }
+        Overlay { tree, pending: None, changes: HashMap::new() }
+    }
+
+    pub fn with_pending(tree: &'a DataTree, pending: &'a Pending) -> Overlay<'a> {
+        Overlay { tree, pending: Some(pending), changes: HashMap::new() }
+    }
+
+    /// Record this request's changes as in flight under `zxid` (call only when the
+    /// prepared txn is really proposed).
+    pub fn commit_into(self, pending: &mut Pending, zxid: Zxid) {
+        for (path, info) in self.changes {
+            pending.changes.insert(path, (zxid, info));
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<NodeInfo> {
         if let Some(c) = self.changes.get(path) {
+            return c.clone();
+        }
+        if let Some((_, c)) = self.pending.and_then(|p| p.changes.get(path)) {
             return c.clone();
         }
         let id = self.tree.lookup(path)?;
