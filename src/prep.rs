@@ -45,6 +45,12 @@ impl Pending {
             self.changes.retain(|_, (z, _)| *z > zxid);
         }
     }
+    /// The changes of a txn just proposed with `zxid`.
+    pub fn record(&mut self, changes: Changes, zxid: Zxid) {
+        for (path, info) in changes.0 {
+            self.changes.insert(path, (zxid, info));
+        }
+    }
     /// Forget everything (the leader lost leadership: its proposals are gone).
     pub fn clear(&mut self) {
         self.changes.clear();
@@ -56,6 +62,9 @@ impl Pending {
         self.changes.is_empty()
     }
 }
+
+/// The effects of one prepared request, keyed by path (`None` = deleted).
+pub struct Changes(HashMap<String, Option<NodeInfo>>);
 
 /// The tree seen through not-yet-applied changes: those of earlier txns still in flight
 /// (`Pending`) and those of the ops of the request being prepared.
@@ -74,12 +83,10 @@ impl<'a> Overlay<'a> {
         Overlay { tree, pending: Some(pending), changes: HashMap::new() }
     }
 
-    /// Record this request's changes as in flight under `zxid` (call only when the
-    /// prepared txn is really proposed).
-    pub fn commit_into(self, pending: &mut Pending, zxid: Zxid) {
-        for (path, info) in self.changes {
-            pending.changes.insert(path, (zxid, info));
-        }
+    /// This request's changes, to record as in flight (`Pending::record`) when the prepared
+    /// txn is really proposed.
+    pub fn into_changes(self) -> Changes {
+        Changes(self.changes)
     }
 
     pub fn get(&self, path: &str) -> Option<NodeInfo> {

@@ -12,7 +12,7 @@
 //! arrival order, synchronously); a notification caused by a write is encoded before the
 //! reply to that write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::BytesMut;
 
@@ -21,7 +21,8 @@ use crate::jute::{
     self, ConnectRequest, ConnectResponse, CreateKind, MultiOp, MultiReadOp, MultiResult, ReplyHeader, Request,
     Response, WatcherEvent,
 };
-use crate::prep::{self, Context, Overlay};
+use crate::peer::QuorumMsg;
+use crate::prep::{self, Context, Overlay, Pending};
 use crate::proto::{perms, ErrorCode, Id, KeeperState, Millis, ServerId, SessionId, WatchKind, Zxid};
 use crate::session::{self, SessionTable};
 use crate::tree::{ApplyOutcome, DataTree, Trigger};
@@ -48,6 +49,25 @@ pub trait Outbox {
     fn close_client(&mut self, client: ClientId);
     /// Append a txn to the log; it is fsynced before any output of this turn leaves.
     fn persist(&mut self, txn: &Txn);
+    /// Leader: replicate a prepared txn (it comes back through `apply_committed`).
+    fn propose(&mut self, _txn: Txn) {}
+    /// Follower: send to the leader.
+    fn forward(&mut self, _msg: QuorumMsg) {}
+    /// Leader: answer a follower on its quorum connection.
+    fn send_peer(&mut self, _to: ServerId, _msg: QuorumMsg) {}
+}
+
+/// What this server does with writes, decided by the replication layer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Prepare, log and apply at once (one fsync per loop turn, then reply).
+    Standalone,
+    /// Prepare against the tree plus the txns in flight, propose; apply on commit.
+    Leader,
+    /// Forward writes to the leader; apply on commit.
+    Follower,
+    /// No leader: refuse clients (they move to another server).
+    NotServing,
 }
 
 /// Static settings of the service, from the config.
@@ -119,6 +139,26 @@ enum ReplyKind {
     Check(String),
     Multi(Vec<Option<CreateKind>>),
     CloseSession,
+    /// A follower's `sync`, answered when the leader's SyncDone comes back.
+    Sync,
+}
+
+/// A request held back because an earlier write of its session is still in flight
+/// (a session's replies leave in request order).
+struct Queued {
+    client: ClientId,
+    xid: i32,
+    op: i32,
+    req: Request,
+    payload: Vec<u8>,
+}
+
+/// A connect waiting for its CreateSession txn to commit.
+struct PendingConnect {
+    client: ClientId,
+    timeout_ms: i32,
+    ip: String,
+    read_only: Option<bool>,
 }
 
 pub struct Service {
@@ -134,6 +174,19 @@ pub struct Service {
     next_reap_ms: Millis,
     scratch_triggers: Vec<Trigger>,
     scratch_notes: Vec<Notification>,
+    mode: Mode,
+    /// Leader: changes of proposed, not yet applied txns.
+    pending: Pending,
+    /// Leader: the zxid the next proposal carries.
+    next_zxid: Zxid,
+    /// Writes in flight, by (session, cxid): who gets the reply and how it is built.
+    waiting: HashMap<(SessionId, i32), (ClientId, ReplyKind)>,
+    /// Writes in flight per session (requests behind them wait in `queued`).
+    inflight: HashMap<SessionId, u32>,
+    queued: HashMap<SessionId, VecDeque<Queued>>,
+    pending_connects: HashMap<SessionId, PendingConnect>,
+    /// Follower: sessions active since the last report to the leader.
+    touched: BTreeSet<SessionId>,
 }
 
 const OP_NAMES: &[(i32, &str)] = &[
@@ -163,6 +216,69 @@ impl Service {
             stats: Stats::default(),
             scratch_triggers: Vec::new(),
             scratch_notes: Vec::new(),
+            mode: Mode::Standalone,
+            pending: Pending::default(),
+            next_zxid: last_zxid.next(),
+            waiting: HashMap::new(),
+            inflight: HashMap::new(),
+            queued: HashMap::new(),
+            pending_connects: HashMap::new(),
+            touched: BTreeSet::new(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The replication layer changed role. Every client connection is closed on a change
+    /// (ZooKeeper does the same: clients reconnect, to this server or another, and resume
+    /// their sessions), and all in-flight bookkeeping is dropped with them.
+    pub fn set_mode(&mut self, mode: Mode, next_zxid: Zxid, now: Millis, out: &mut dyn Outbox) {
+        if mode == self.mode {
+            return;
+        }
+        eprintln!("service mode {:?} -> {:?}", self.mode, mode);
+        self.mode = mode;
+        let clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        for c in clients {
+            if let Some(info) = self.clients.get_mut(&c) {
+                info.state = ClientState::Closing;
+            }
+            out.close_client(c);
+        }
+        self.owners.clear();
+        self.waiting.clear();
+        self.inflight.clear();
+        self.queued.clear();
+        self.pending_connects.clear();
+        self.pending.clear();
+        self.touched.clear();
+        if mode == Mode::Leader {
+            self.next_zxid = next_zxid;
+            // A new leader owns expiry from now: every session gets a full timeout.
+            self.sessions.touch_all(now);
+        }
+    }
+
+    /// Replace the state wholesale (a follower that received a snapshot, or rebuilt its
+    /// tree after a truncation).
+    pub fn restore(&mut self, tree: DataTree, sessions: SessionTable) {
+        self.last_zxid = tree.last_applied();
+        self.tree = tree;
+        self.sessions = sessions;
+        self.pending.clear();
+    }
+
+    /// Follower: sessions touched since the last call (reported to the leader).
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.touched).into_iter().collect()
+    }
+
+    /// Leader: sessions kept alive by clients of followers.
+    pub fn touch_sessions(&mut self, sessions: &[SessionId], now: Millis) {
+        for s in sessions {
+            self.sessions.touch(*s, now);
         }
     }
 
@@ -196,6 +312,9 @@ impl Service {
 
     /// The earliest time `tick` has work to do.
     pub fn next_deadline(&self) -> Millis {
+        if !matches!(self.mode, Mode::Standalone | Mode::Leader) {
+            return self.next_reap_ms;
+        }
         match self.sessions.next_deadline() {
             Some(d) => d.min(self.next_reap_ms),
             None => self.next_reap_ms,
@@ -253,7 +372,10 @@ impl Service {
                 Ok((hdr, req)) => {
                     let t0 = std::time::Instant::now();
                     self.sessions.touch(session, now);
-                    self.request(now, wall_ms, client, session, hdr.xid, hdr.op, req, out);
+                    if self.mode == Mode::Follower {
+                        self.touched.insert(session);
+                    }
+                    self.request(now, wall_ms, client, session, hdr.xid, hdr.op, req, payload, out);
                     self.record_latency(t0.elapsed().as_micros() as u64);
                 }
                 Err(e) => {
@@ -267,15 +389,16 @@ impl Service {
 
     /// Timers: session expiry, container and TTL reaping.
     pub fn tick(&mut self, now: Millis, wall_ms: i64, out: &mut dyn Outbox) {
+        if !matches!(self.mode, Mode::Standalone | Mode::Leader) {
+            if now >= self.next_reap_ms {
+                self.next_reap_ms = now + self.cfg.container_check_ms;
+            }
+            return;
+        }
         for session in self.sessions.expired(now) {
             eprintln!("session {session} expired");
-            self.close_session(session, 0, wall_ms, None, out);
-            if let Some(c) = self.owners.remove(&session) {
-                if let Some(info) = self.clients.get_mut(&c) {
-                    info.state = ClientState::Closing;
-                }
-                out.close_client(c);
-            }
+            let txn = self.new_txn(session, 0, wall_ms, TxnOp::CloseSession);
+            self.submit(now, txn, None, out);
         }
         if now >= self.next_reap_ms {
             self.next_reap_ms = now + self.cfg.container_check_ms;
@@ -300,6 +423,11 @@ impl Service {
     // ---- connect -----------------------------------------------------------------------
 
     fn connect(&mut self, now: Millis, wall_ms: i64, client: ClientId, req: ConnectRequest, out: &mut dyn Outbox) {
+        if self.mode == Mode::NotServing {
+            // No quorum behind us: the client tries another server.
+            out.close_client(client);
+            return;
+        }
         if req.last_zxid_seen > self.last_zxid.0 {
             eprintln!(
                 "client {} has seen zxid 0x{:x}, our last zxid is {}: refusing session",
@@ -313,13 +441,16 @@ impl Service {
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
         if req.session_id == 0 {
+            // The session exists once its CreateSession txn is applied; the connect reply
+            // goes out then (`apply_committed`).
             let session = self.sessions.next_session_id();
-            let txn = Txn {
-                header: TxnHeader { session, cxid: 0, zxid: self.last_zxid.next(), time_ms: wall_ms },
-                op: TxnOp::CreateSession { timeout_ms: timeout },
-            };
-            self.commit(now, txn, None, out);
-            self.bind(client, session, timeout, ip, req.read_only, out);
+            self.pending_connects.insert(session, PendingConnect { client, timeout_ms: timeout, ip, read_only: req.read_only });
+            if self.mode == Mode::Follower {
+                out.forward(QuorumMsg::CreateSession { session, timeout_ms: timeout });
+            } else {
+                let txn = self.new_txn(session, 0, wall_ms, TxnOp::CreateSession { timeout_ms: timeout });
+                self.submit(now, txn, None, out);
+            }
             return;
         }
         let session = SessionId(req.session_id);
@@ -381,6 +512,107 @@ impl Service {
         xid: i32,
         op: i32,
         req: Request,
+        payload: &[u8],
+        out: &mut dyn Outbox,
+    ) {
+        // A session's replies leave in request order: behind a write in flight, wait.
+        if self.inflight.get(&session).is_some_and(|n| *n > 0) && !matches!(req, Request::Ping) {
+            self.queued.entry(session).or_default().push_back(Queued { client, xid, op, req, payload: payload.to_vec() });
+            return;
+        }
+        self.dispatch(now, wall_ms, client, session, xid, op, req, payload, out);
+    }
+
+    /// Requests that waited behind a session's write, now that it completed.
+    fn drain_queue(&mut self, now: Millis, wall_ms: i64, session: SessionId, out: &mut dyn Outbox) {
+        while self.inflight.get(&session).is_none_or(|n| *n == 0) {
+            let Some(q) = self.queued.get_mut(&session).and_then(|q| q.pop_front()) else { break };
+            if !self.clients.contains_key(&q.client) {
+                continue;
+            }
+            self.dispatch(now, wall_ms, q.client, session, q.xid, q.op, q.req, &q.payload, out);
+        }
+        if self.queued.get(&session).is_some_and(|q| q.is_empty()) {
+            self.queued.remove(&session);
+        }
+    }
+
+    /// Prepare a write against the tree (and, on a leader, the txns in flight).
+    fn prepare(&mut self, session: SessionId, xid: i32, auth: &[Id], req: &Request, zxid: Zxid, wall_ms: i64) -> Result<TxnOp, ErrorCode> {
+        let ctx = Context { session, cxid: xid, auth, zxid, time_ms: wall_ms };
+        let mut ov = Overlay::with_pending(&self.tree, &self.pending);
+        let r = match req {
+            Request::Create(c) => prep::create(&mut ov, &ctx, c),
+            Request::Delete { path, version } => prep::delete(&mut ov, &ctx, path, *version),
+            Request::SetData { path, data, version } => prep::set_data(&mut ov, &ctx, path, data, *version),
+            Request::SetAcl { path, acl, version } => prep::set_acl(&mut ov, &ctx, path, acl, *version),
+            Request::Check { path, version } => prep::check(&mut ov, &ctx, path, *version),
+            Request::Multi(ops) => Ok(prep::multi(&mut ov, &ctx, ops)),
+            Request::CloseSession => Ok(TxnOp::CloseSession),
+            _ => Err(ErrorCode::Unimplemented),
+        };
+        let failed_multi = matches!(&r, Ok(TxnOp::Multi(ops)) if ops.iter().any(|o| matches!(o, TxnOp::Error { .. })));
+        let changes = ov.into_changes();
+        if r.is_ok() && !failed_multi && self.mode == Mode::Leader {
+            self.pending.record(changes, zxid);
+        }
+        r
+    }
+
+    /// The zxid the next txn this server creates will carry.
+    fn next_txn_zxid(&self) -> Zxid {
+        if self.mode == Mode::Leader {
+            self.next_zxid
+        } else {
+            self.last_zxid.next()
+        }
+    }
+
+    fn new_txn(&self, session: SessionId, cxid: i32, wall_ms: i64, op: TxnOp) -> Txn {
+        Txn { header: TxnHeader { session, cxid, zxid: self.next_txn_zxid(), time_ms: wall_ms }, op }
+    }
+
+    /// Standalone: log and apply now. Leader: propose; it is applied on commit.
+    fn submit(&mut self, now: Millis, txn: Txn, origin: Option<(ClientId, ReplyKind)>, out: &mut dyn Outbox) {
+        if let Some((client, kind)) = origin {
+            self.wait(txn.header.session, txn.header.cxid, client, kind);
+        }
+        if self.mode == Mode::Leader {
+            self.next_zxid = txn.header.zxid.next();
+            out.propose(txn);
+        } else {
+            out.persist(&txn);
+            self.apply_committed(now, txn, out);
+        }
+    }
+
+    fn wait(&mut self, session: SessionId, cxid: i32, client: ClientId, kind: ReplyKind) {
+        self.waiting.insert((session, cxid), (client, kind));
+        *self.inflight.entry(session).or_default() += 1;
+    }
+
+    fn done_waiting(&mut self, session: SessionId, cxid: i32) -> Option<(ClientId, ReplyKind)> {
+        let w = self.waiting.remove(&(session, cxid))?;
+        if let Some(n) = self.inflight.get_mut(&session) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.inflight.remove(&session);
+            }
+        }
+        Some(w)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        now: Millis,
+        wall_ms: i64,
+        client: ClientId,
+        session: SessionId,
+        xid: i32,
+        op: i32,
+        req: Request,
+        payload: &[u8],
         out: &mut dyn Outbox,
     ) {
         if let Some(info) = self.clients.get_mut(&client) {
@@ -389,38 +621,54 @@ impl Service {
             info.last_response_ms = wall_ms;
         }
         let auth = self.clients.get(&client).map(|c| c.auth.clone()).unwrap_or_default();
-        let ctx = Context { session, cxid: xid, auth: &auth, zxid: self.last_zxid.next(), time_ms: wall_ms };
-        let mut ov = Overlay::new(&self.tree);
-        let write = match &req {
-            Request::Create(c) => Some((prep::create(&mut ov, &ctx, c), ReplyKind::Create(c.kind))),
-            Request::Delete { path, version } => Some((prep::delete(&mut ov, &ctx, path, *version), ReplyKind::Delete)),
-            Request::SetData { path, data, version } => {
-                Some((prep::set_data(&mut ov, &ctx, path, data, *version), ReplyKind::SetData))
-            }
-            Request::SetAcl { path, acl, version } => Some((prep::set_acl(&mut ov, &ctx, path, acl, *version), ReplyKind::SetAcl)),
-            Request::Check { path, version } => Some((prep::check(&mut ov, &ctx, path, *version), ReplyKind::Check(path.clone()))),
+        let kind = match &req {
+            Request::Create(c) => Some(ReplyKind::Create(c.kind)),
+            Request::Delete { .. } => Some(ReplyKind::Delete),
+            Request::SetData { .. } => Some(ReplyKind::SetData),
+            Request::SetAcl { .. } => Some(ReplyKind::SetAcl),
+            Request::Check { path, .. } => Some(ReplyKind::Check(path.clone())),
             Request::Multi(ops) => {
-                let kinds = ops.iter().map(|o| if let MultiOp::Create(c) = o { Some(c.kind) } else { None }).collect();
-                Some((Ok(prep::multi(&mut ov, &ctx, ops)), ReplyKind::Multi(kinds)))
+                Some(ReplyKind::Multi(ops.iter().map(|o| if let MultiOp::Create(c) = o { Some(c.kind) } else { None }).collect()))
             }
+            Request::CloseSession => Some(ReplyKind::CloseSession),
+            Request::Sync { .. } if self.mode == Mode::Follower => Some(ReplyKind::Sync),
             _ => None,
         };
-        drop(ov);
-        if let Some((prepared, kind)) = write {
-            match prepared {
-                Ok(op) => {
-                    let txn = ctx.txn(op);
-                    self.commit(now, txn, Some((client, xid, kind)), out);
+        if let Some(kind) = kind {
+            if matches!(req, Request::CloseSession) {
+                self.sessions.set_closing(session);
+            }
+            match self.mode {
+                Mode::Follower => {
+                    self.wait(session, xid, client, kind);
+                    let msg = match req {
+                        Request::Sync { path } => QuorumMsg::Sync { session, cxid: xid, path },
+                        _ => QuorumMsg::Request { session, cxid: xid, op, body: payload.to_vec(), auth },
+                    };
+                    out.forward(msg);
                 }
-                Err(e) => self.reply_err(client, xid, e, out),
+                Mode::NotServing => out.close_client(client),
+                Mode::Standalone | Mode::Leader => {
+                    let zxid = self.next_txn_zxid();
+                    match self.prepare(session, xid, &auth, &req, zxid, wall_ms) {
+                        Ok(op) => {
+                            let txn = self.new_txn(session, xid, wall_ms, op);
+                            self.submit(now, txn, Some((client, kind)), out);
+                        }
+                        // A leader logs failures too, so that replies keep their order on
+                        // every server; standalone answers at once.
+                        Err(e) if self.mode == Mode::Leader => {
+                            let txn = self.new_txn(session, xid, wall_ms, TxnOp::Error { err: e });
+                            self.submit(now, txn, Some((client, kind)), out);
+                        }
+                        Err(e) => self.reply_err(client, xid, e, out),
+                    }
+                }
             }
             return;
         }
         match req {
             Request::Ping => self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out),
-            Request::CloseSession => {
-                self.close_session(session, xid, wall_ms, Some(client), out);
-            }
             Request::Auth { scheme, auth: data } => {
                 let ip = auth.iter().find(|i| i.scheme == "ip").map(|i| i.id.clone()).unwrap_or_default();
                 match acl::authenticate(&scheme, &data, self.cfg.super_digest.as_deref(), &ip) {
@@ -635,17 +883,21 @@ impl Service {
 
     // ---- commit path -------------------------------------------------------------------
 
-    /// Persist, apply, notify watchers, then reply to the origin (if any).
-    fn commit(&mut self, now: Millis, txn: Txn, origin: Option<(ClientId, i32, ReplyKind)>, out: &mut dyn Outbox) {
-        out.persist(&txn);
+    /// Apply a committed txn (standalone: right after logging it; ensemble: in zxid order
+    /// from the replication layer): update the tree and sessions, notify watchers, then
+    /// answer the local client that sent it, if any.
+    pub fn apply_committed(&mut self, now: Millis, txn: Txn, out: &mut dyn Outbox) {
         let mut triggers = std::mem::take(&mut self.scratch_triggers);
         triggers.clear();
         let outcome = self.tree.apply(&txn, &mut triggers);
-        self.last_zxid = txn.header.zxid;
+        let zxid = txn.header.zxid;
+        let session = txn.header.session;
+        self.last_zxid = zxid;
+        self.pending.applied(zxid);
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.header.session, *timeout_ms, now),
+            TxnOp::CreateSession { timeout_ms } => self.sessions.add(session, *timeout_ms, now),
             TxnOp::CloseSession => {
-                self.sessions.remove(txn.header.session);
+                self.sessions.remove(session);
             }
             _ => {}
         }
@@ -659,11 +911,72 @@ impl Service {
         }
         self.scratch_triggers = triggers;
         self.scratch_notes = notes;
-        if let Some((client, xid, kind)) = origin {
-            let zxid = txn.header.zxid.0;
-            let (err, resp) = self.build_reply(kind, outcome);
-            self.reply_zxid(client, xid, zxid, err, &resp, out);
+        if let TxnOp::CreateSession { .. } = txn.op {
+            if let Some(pc) = self.pending_connects.remove(&session) {
+                self.bind(pc.client, session, pc.timeout_ms, pc.ip, pc.read_only, out);
+            }
+            return;
         }
+        let waiter = self.done_waiting(session, txn.header.cxid);
+        if let Some((client, kind)) = waiter {
+            let (err, resp) = self.build_reply(kind, outcome);
+            self.reply_zxid(client, txn.header.cxid, zxid.0, err, &resp, out);
+        }
+        if let TxnOp::CloseSession = txn.op {
+            // Closed by its client, or expired: the connection holding it goes too.
+            if let Some(c) = self.owners.remove(&session) {
+                if let Some(info) = self.clients.get_mut(&c) {
+                    info.state = ClientState::Closing;
+                }
+                out.close_client(c);
+            }
+            self.queued.remove(&session);
+            return;
+        }
+        let wall_ms = txn.header.time_ms;
+        self.drain_queue(now, wall_ms, session, out);
+    }
+
+    /// Leader: a follower forwarded something from one of its clients.
+    pub fn forwarded(&mut self, now: Millis, wall_ms: i64, from: ServerId, msg: QuorumMsg, out: &mut dyn Outbox) {
+        if self.mode != Mode::Leader {
+            return;
+        }
+        match msg {
+            QuorumMsg::CreateSession { session, timeout_ms } => {
+                let txn = self.new_txn(session, 0, wall_ms, TxnOp::CreateSession { timeout_ms });
+                self.submit(now, txn, None, out);
+            }
+            QuorumMsg::Request { session, cxid, op: _, body, auth } => {
+                let zxid = self.next_zxid;
+                let op = match jute::decode_request(&body) {
+                    Ok((_, req)) => {
+                        if matches!(req, Request::CloseSession) {
+                            self.sessions.set_closing(session);
+                        }
+                        self.prepare(session, cxid, &auth, &req, zxid, wall_ms).unwrap_or_else(|err| TxnOp::Error { err })
+                    }
+                    Err(e) => {
+                        eprintln!("server {from}: undecodable forwarded request ({e})");
+                        TxnOp::Error { err: ErrorCode::MarshallingError }
+                    }
+                };
+                let txn = self.new_txn(session, cxid, wall_ms, op);
+                self.submit(now, txn, None, out);
+            }
+            // Every commit before this point has already been queued to that follower on
+            // the same connection, so answering now is answering after them.
+            QuorumMsg::Sync { session, cxid, path } => out.send_peer(from, QuorumMsg::SyncDone { session, cxid, path }),
+            other => eprintln!("server {from}: unexpected forwarded message {other:?}"),
+        }
+    }
+
+    /// Follower: the leader answered a forwarded `sync`.
+    pub fn sync_done(&mut self, now: Millis, wall_ms: i64, session: SessionId, cxid: i32, path: String, out: &mut dyn Outbox) {
+        if let Some((client, _)) = self.done_waiting(session, cxid) {
+            self.reply(client, cxid, ErrorCode::Ok, &Response::Sync { path }, out);
+        }
+        self.drain_queue(now, wall_ms, session, out);
     }
 
     fn build_reply(&self, kind: ReplyKind, outcome: ApplyOutcome) -> (ErrorCode, Response) {
@@ -704,24 +1017,6 @@ impl Service {
         }
     }
 
-    /// End a session (client close or expiry): a CloseSession txn deletes its ephemerals.
-    fn close_session(&mut self, session: SessionId, xid: i32, wall_ms: i64, client: Option<ClientId>, out: &mut dyn Outbox) {
-        self.sessions.set_closing(session);
-        let txn = Txn {
-            header: TxnHeader { session, cxid: xid, zxid: self.last_zxid.next(), time_ms: wall_ms },
-            op: TxnOp::CloseSession,
-        };
-        let origin = client.map(|c| (c, xid, ReplyKind::CloseSession));
-        self.commit(0, txn, origin, out);
-        if let Some(c) = client {
-            self.owners.remove(&session);
-            if let Some(info) = self.clients.get_mut(&c) {
-                info.state = ClientState::Closing;
-            }
-            out.close_client(c);
-        }
-    }
-
     /// Delete empty containers that once had children and expired TTL nodes, as the
     /// server itself (ZooKeeper's ContainerManager).
     fn reap(&mut self, wall_ms: i64, out: &mut dyn Outbox) {
@@ -729,12 +1024,11 @@ impl Service {
         victims.extend(self.tree.expired_ttl_nodes(wall_ms));
         let super_auth = [Id::new(acl::SUPER_SCHEME, "")];
         for path in victims {
-            let ctx = Context { session: SessionId(0), cxid: 0, auth: &super_auth, zxid: self.last_zxid.next(), time_ms: wall_ms };
-            let mut ov = Overlay::new(&self.tree);
-            if let Ok(op) = prep::delete(&mut ov, &ctx, &path, -1) {
-                drop(ov);
-                let txn = ctx.txn(op);
-                self.commit(0, txn, None, out);
+            let req = Request::Delete { path, version: -1 };
+            let zxid = self.next_txn_zxid();
+            if let Ok(op) = self.prepare(SessionId(0), 0, &super_auth, &req, zxid, wall_ms) {
+                let txn = self.new_txn(SessionId(0), 0, wall_ms, op);
+                self.submit(0, txn, None, out);
             }
         }
     }

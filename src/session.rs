@@ -105,6 +105,15 @@ impl SessionTable {
         true
     }
 
+    /// Give every live session a full timeout from `now` (a new leader takes over expiry
+    /// without knowing when clients of other servers were last heard from).
+    pub fn touch_all(&mut self, now: Millis) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.touch(id, now);
+        }
+    }
+
     /// Mark a session as closing (its CloseSession txn is being issued).
     pub fn set_closing(&mut self, id: SessionId) {
         if let Some(s) = self.sessions.get_mut(&id) {
