@@ -12,6 +12,7 @@
 //! (backpressure instead of an unbounded queue).
 
 pub mod fourlw;
+pub mod peers;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -24,10 +25,19 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::jute::{self, FrameError};
+use crate::peer::QuorumMsg;
+use crate::proto::{ServerId, Zxid};
 use crate::service::{ClientId, Outbox, Service};
+use crate::session::SessionTable;
+use crate::tree::DataTree;
 use crate::txn::Txn;
+use crate::zab::Input;
+pub use peers::Ensemble;
+use peers::PeerLink;
 
 const LISTENER: Token = Token(usize::MAX - 1);
+const ELECTION_LISTENER: Token = Token(usize::MAX - 2);
+const QUORUM_LISTENER: Token = Token(usize::MAX - 3);
 /// Stop reading a connection's requests while this much output waits for it.
 const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
@@ -40,6 +50,22 @@ pub trait TxnSink {
     fn append(&mut self, txn: &Txn) -> io::Result<()>;
     /// Make everything appended so far durable (one fsync for the whole turn).
     fn sync(&mut self) -> io::Result<()>;
+    /// Durably record the replication epochs (before the core is stepped again).
+    fn persist_epochs(&mut self, _accepted: u32, _current: u32) -> io::Result<()> {
+        Ok(())
+    }
+    /// Drop log records above `zxid` and rebuild the state from snapshot + log.
+    fn truncate(&mut self, _zxid: Zxid, _server: u64) -> io::Result<(DataTree, SessionTable)> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot truncate"))
+    }
+    /// The current state in snapshot format (sent to a follower that is far behind).
+    fn snapshot_bytes(&mut self, _tree: &DataTree, _sessions: &SessionTable) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Replace the local state with a snapshot from the leader (and persist it).
+    fn install_snapshot(&mut self, _bytes: &[u8], _server: u64) -> io::Result<(DataTree, SessionTable)> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot install snapshots"))
+    }
 }
 
 /// A sink that keeps nothing: state lives only in memory.
@@ -89,15 +115,38 @@ struct Conn {
     /// Reading paused for backpressure.
     paused: bool,
     writable_registered: bool,
+    role: ConnRole,
 }
 
-/// The loop's side of `Outbox`: writes go into connection buffers, txns into the sink.
+/// What a connection in the slab is for.
+enum ConnRole {
+    Client,
+    Peer(PeerLink),
+}
+
+/// The loop's side of `Outbox`: writes go into connection buffers, txns into the sink,
+/// proposals and forwards to the replication core.
 struct LoopOutbox<'a> {
     conns: &'a mut Slab<Conn>,
     dirty: &'a mut Vec<usize>,
     sink: &'a mut dyn TxnSink,
     sink_error: &'a mut Option<io::Error>,
+    ens: Option<&'a mut Ensemble>,
 }
+
+/// A `LoopOutbox` over the loop's fields (a macro, so that `self.service` stays free).
+macro_rules! outbox {
+    ($s:ident, $err:expr) => {
+        LoopOutbox {
+            conns: &mut $s.conns,
+            dirty: &mut $s.dirty,
+            sink: $s.sink.as_mut(),
+            sink_error: $err,
+            ens: $s.ens.as_mut(),
+        }
+    };
+}
+pub(crate) use outbox;
 
 impl Outbox for LoopOutbox<'_> {
     fn client_buf(&mut self, client: ClientId) -> Option<&mut BytesMut> {
@@ -123,6 +172,21 @@ impl Outbox for LoopOutbox<'_> {
             }
         }
     }
+    fn propose(&mut self, txn: Txn) {
+        if let Some(ens) = self.ens.as_mut() {
+            ens.inputs.push_back(Input::Propose(txn));
+        }
+    }
+    fn forward(&mut self, msg: QuorumMsg) {
+        if let Some(ens) = self.ens.as_mut() {
+            ens.inputs.push_back(Input::Forward(msg));
+        }
+    }
+    fn send_peer(&mut self, to: ServerId, msg: QuorumMsg) {
+        if let Some(ens) = self.ens.as_mut() {
+            ens.peer_sends.push((to, msg));
+        }
+    }
 }
 
 pub struct EventLoop {
@@ -138,6 +202,8 @@ pub struct EventLoop {
     dirty: Vec<usize>,
     /// Connections un-paused by the last flush: their buffered requests run next turn.
     resumed: Vec<usize>,
+    /// The replication side, when the config lists more than one server.
+    ens: Option<Ensemble>,
 }
 
 fn wall_ms() -> i64 {
@@ -171,11 +237,15 @@ fn fd_counts() -> (u64, u64) {
 }
 
 impl EventLoop {
-    pub fn new(cfg: LoopConfig, service: Service, sink: Box<dyn TxnSink>) -> io::Result<EventLoop> {
+    pub fn new(cfg: LoopConfig, service: Service, sink: Box<dyn TxnSink>, mut ens: Option<Ensemble>) -> io::Result<EventLoop> {
         raise_fd_limit();
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(cfg.client_addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(e) = ens.as_mut() {
+            poll.registry().register(&mut e.election_listener, ELECTION_LISTENER, Interest::READABLE)?;
+            poll.registry().register(&mut e.quorum_listener, QUORUM_LISTENER, Interest::READABLE)?;
+        }
         Ok(EventLoop {
             poll,
             listener,
@@ -188,6 +258,7 @@ impl EventLoop {
             start: Instant::now(),
             dirty: Vec::new(),
             resumed: Vec::new(),
+            ens,
         })
     }
 
@@ -200,11 +271,22 @@ impl EventLoop {
     }
 
     /// Run until an unrecoverable error.
+    /// The nearest timer: sessions and reaping, the replication core, peer redials.
+    fn next_deadline(&self) -> i64 {
+        let d = self.service.next_deadline();
+        match self.ens_deadline() {
+            Some(e) => d.min(e),
+            None => d,
+        }
+    }
+
+    /// Run until an unrecoverable error.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut busy = false;
         loop {
             let now = self.now();
-            let wait = if self.resumed.is_empty() { (self.service.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
+            let wait = if self.resumed.is_empty() && !busy { (self.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
             match self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -217,25 +299,28 @@ impl EventLoop {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    ELECTION_LISTENER => self.accept_peer(peers::PeerKind::ElectionIn),
+                    QUORUM_LISTENER => self.accept_peer(peers::PeerKind::QuorumIn),
                     Token(slot) => {
+                        if ev.is_writable() {
+                            self.peer_connect_done(slot);
+                            self.dirty.push(slot);
+                        }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.read_ready(slot, &mut sink_error);
-                        }
-                        if ev.is_writable() {
-                            self.dirty.push(slot);
                         }
                     }
                 }
             }
             let now = self.now();
             if now >= self.service.next_deadline() {
-                let mut out = LoopOutbox {
-                    conns: &mut self.conns,
-                    dirty: &mut self.dirty,
-                    sink: self.sink.as_mut(),
-                    sink_error: &mut sink_error,
-                };
+                let mut out = outbox!(self, &mut sink_error);
                 self.service.tick(now, wall_ms(), &mut out);
+            }
+            if self.ens.is_some() {
+                self.dial_election_peers(now);
+                self.ens_tick(now);
+                self.drive(&mut sink_error);
             }
             // Group commit: one fsync covers every txn of this turn, before any reply.
             if let Err(e) = self.sink.sync() {
@@ -243,6 +328,16 @@ impl EventLoop {
             }
             if let Some(e) = sink_error {
                 // Nothing of this turn may be acknowledged: stop before flushing.
+                return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
+            }
+            // Acks that waited for this fsync; what they trigger is synced next turn.
+            self.log_synced();
+            let mut sink_error = None;
+            self.drive(&mut sink_error);
+            // Txns appended since the fsync (proposals made while applying commits) are
+            // synced next turn, at once: nothing acknowledges them before that.
+            busy = self.ens.as_ref().is_some_and(|e| e.appended > e.synced || !e.inputs.is_empty());
+            if let Some(e) = sink_error {
                 return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
             }
             self.flush_dirty();
@@ -282,6 +377,7 @@ impl EventLoop {
                         closing: false,
                         paused: false,
                         writable_registered: false,
+                        role: ConnRole::Client,
                     });
                     self.service.client_connected(id, peer.to_string(), wall_ms());
                 }
@@ -327,7 +423,12 @@ impl EventLoop {
                 }
             }
         }
-        self.process_frames(slot, sink_error);
+        let is_peer = matches!(conn.role, ConnRole::Peer(_));
+        if is_peer {
+            self.process_peer_frames(slot);
+        } else {
+            self.process_frames(slot, sink_error);
+        }
         if eof {
             self.remove(slot);
         }
@@ -373,7 +474,7 @@ impl EventLoop {
             };
             let id = conn.id;
             let now = self.now();
-            let mut out = LoopOutbox { conns: &mut self.conns, dirty: &mut self.dirty, sink: self.sink.as_mut(), sink_error };
+            let mut out = outbox!(self, sink_error);
             self.service.client_frame(now, wall_ms(), id, &frame, &mut out);
         }
     }
@@ -384,8 +485,9 @@ impl EventLoop {
             Some(list) => list.iter().any(|w| w == word),
         };
         let (open_fds, max_fds) = fd_counts();
+        let mode = self.ens.as_ref().map(|e| e.mode_name().to_string()).unwrap_or_else(|| self.cfg.mode.clone());
         let facts = fourlw::NodeFacts {
-            mode: &self.cfg.mode,
+            mode: &mode,
             version: &self.cfg.version,
             client_addr: self.cfg.client_addr.to_string(),
             data_dir: self.cfg.data_dir.clone(),
@@ -417,6 +519,9 @@ impl EventLoop {
         let mut resume = Vec::new();
         for slot in dirty.drain(..) {
             let Some(conn) = self.conns.get_mut(slot) else { continue };
+            if matches!(&conn.role, ConnRole::Peer(l) if l.connecting) {
+                continue;
+            }
             let mut dead = false;
             while !conn.write_buf.is_empty() {
                 match conn.stream.write(&conn.write_buf) {
@@ -463,6 +568,10 @@ impl EventLoop {
         }
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let ConnRole::Peer(link) = conn.role {
+            self.peer_removed(slot, link);
+            return;
+        }
         if let Some(c) = self.per_ip.get_mut(&conn.peer.ip()) {
             *c = c.saturating_sub(1);
             if *c == 0 {

@@ -1,0 +1,505 @@
+//! The event loop's ensemble side: election and quorum connections, and performing the
+//! replication core's actions (`zab::Action`).
+//!
+//! Connections (all in the loop's one slab, next to the clients):
+//! - election: we dial every other voter's election port and only *send* on the
+//!   connections we dialled (first frame `Hello{from}`); we only *receive* on the ones we
+//!   accepted. A lost or refused connection is redialled every `REDIAL_MS`; election messages
+//!   to a peer without a connection are dropped (the core re-sends every tick).
+//! - quorum: a follower dials the leader it elected (`Action::ConnectQuorum`); the leader
+//!   learns who dialled from the first message, `FollowerInfo{from}`.
+//!
+//! Inputs the core needs (`Input::Propose`, `Forward`, `LogSynced`, `Restored`, messages)
+//! are queued in `Ensemble::inputs` and fed by `drive`, which performs the actions each step
+//! returns; service effects (applying commits, replies) go through the same `LoopOutbox`
+//! as client traffic, so nothing reaches a socket before the turn's fsync.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
+
+use super::{Conn, ConnRole, EventLoop, LoopOutbox};
+use crate::peer::{self, ElectionMsg, QuorumMsg};
+use crate::proto::{Millis, ServerId, Zxid};
+use crate::service::{ClientId, Mode};
+use crate::zab::{Action, Input, Role, Zab};
+
+/// Wait between attempts to dial a peer's election port.
+const REDIAL_MS: Millis = 500;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum PeerKind {
+    ElectionIn,
+    ElectionOut,
+    QuorumIn,
+    QuorumOut,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct PeerLink {
+    pub(super) kind: PeerKind,
+    /// Known from the start for connections we dial; from the first message otherwise.
+    pub(super) peer: Option<ServerId>,
+    /// An outbound connect not yet completed: nothing may be written yet.
+    pub(super) connecting: bool,
+}
+
+/// Addresses and listeners of the ensemble, and the replication core.
+pub struct Ensemble {
+    pub(super) zab: Zab,
+    pub(super) me: ServerId,
+    pub(super) election_addrs: BTreeMap<ServerId, SocketAddr>,
+    pub(super) quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    pub(super) election_listener: TcpListener,
+    pub(super) quorum_listener: TcpListener,
+    /// Our dialled election connection to each peer.
+    pub(super) election_out: BTreeMap<ServerId, usize>,
+    pub(super) redial_at: BTreeMap<ServerId, Millis>,
+    /// The quorum connection with each peer (followers at the leader; the leader at a follower).
+    pub(super) quorum: BTreeMap<ServerId, usize>,
+    pub(super) inputs: VecDeque<Input>,
+    /// Leader: `SyncDone` answers the service produced.
+    pub(super) peer_sends: Vec<(ServerId, QuorumMsg)>,
+    /// Highest zxid appended to the log / known durable.
+    pub(super) appended: Zxid,
+    pub(super) synced: Zxid,
+}
+
+impl Ensemble {
+    pub fn new(
+        zab: Zab,
+        me: ServerId,
+        election_addrs: BTreeMap<ServerId, SocketAddr>,
+        quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    ) -> io::Result<Ensemble> {
+        let bind = |addrs: &BTreeMap<ServerId, SocketAddr>, what: &str| -> io::Result<TcpListener> {
+            let addr = addrs.get(&me).copied().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("no {what} address for server {me}"))
+            })?;
+            TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("{what} port {addr}: {e}")))
+        };
+        let election_listener = bind(&election_addrs, "election")?;
+        let quorum_listener = bind(&quorum_addrs, "quorum")?;
+        let last = zab.last_logged();
+        Ok(Ensemble {
+            zab,
+            me,
+            election_addrs,
+            quorum_addrs,
+            election_listener,
+            quorum_listener,
+            election_out: BTreeMap::new(),
+            redial_at: BTreeMap::new(),
+            quorum: BTreeMap::new(),
+            inputs: VecDeque::new(),
+            peer_sends: Vec::new(),
+            appended: last,
+            synced: last,
+        })
+    }
+
+    /// The `Mode:` of srvr/stat/mntr.
+    pub fn mode_name(&self) -> &'static str {
+        match (self.zab.role(), self.zab.serving()) {
+            (Role::Leading { .. }, true) => "leader",
+            (Role::Following { .. }, true) => "follower",
+            _ => "looking",
+        }
+    }
+}
+
+impl EventLoop {
+    pub(super) fn ens_deadline(&self) -> Option<Millis> {
+        let ens = self.ens.as_ref()?;
+        let redial = ens.redial_at.values().min().copied();
+        Some(match redial {
+            Some(r) => r.min(ens.zab.next_deadline()),
+            None => ens.zab.next_deadline(),
+        })
+    }
+
+    /// Accept every pending connection on an election or quorum listener.
+    pub(super) fn accept_peer(&mut self, kind: PeerKind) {
+        loop {
+            let Some(ens) = self.ens.as_mut() else { return };
+            let listener = if kind == PeerKind::ElectionIn { &ens.election_listener } else { &ens.quorum_listener };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.add_peer_conn(stream, addr, PeerLink { kind, peer: None, connecting: false }, Interest::READABLE);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("accept on {kind:?} port: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_peer_conn(&mut self, mut stream: TcpStream, addr: SocketAddr, link: PeerLink, interest: Interest) -> Option<usize> {
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        self.generation += 1;
+        let id = ClientId((self.generation << 32) | slot as u64);
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), interest) {
+            eprintln!("register peer {addr}: {e}");
+            return None;
+        }
+        let writable_registered = interest.is_writable();
+        entry.insert(Conn {
+            stream,
+            id,
+            peer: addr,
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            first_frame: false,
+            closing: false,
+            paused: false,
+            writable_registered,
+            role: ConnRole::Peer(link),
+        });
+        Some(slot)
+    }
+
+    fn dial(&mut self, addr: SocketAddr, link: PeerLink) -> Option<usize> {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                // WRITABLE tells us when the connect completed (or failed).
+                self.add_peer_conn(stream, addr, link, Interest::READABLE | Interest::WRITABLE)
+            }
+            Err(e) => {
+                eprintln!("dial {addr}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Dial the election port of every peer we have no connection to (rate-limited).
+    pub(super) fn dial_election_peers(&mut self, now: Millis) {
+        let Some(ens) = self.ens.as_ref() else { return };
+        let due: Vec<(ServerId, SocketAddr)> = ens
+            .election_addrs
+            .iter()
+            .filter(|(id, _)| **id != ens.me && !ens.election_out.contains_key(id))
+            .filter(|(id, _)| ens.redial_at.get(id).is_none_or(|t| now >= *t))
+            .map(|(id, a)| (*id, *a))
+            .collect();
+        let me = ens.me;
+        for (id, addr) in due {
+            let slot = self.dial(addr, PeerLink { kind: PeerKind::ElectionOut, peer: Some(id), connecting: true });
+            let Some(ens) = self.ens.as_mut() else { return };
+            ens.redial_at.insert(id, now + REDIAL_MS);
+            if let Some(slot) = slot {
+                ens.election_out.insert(id, slot);
+                if let Some(conn) = self.conns.get_mut(slot) {
+                    peer::encode(&mut conn.write_buf, &ElectionMsg::Hello { from: me });
+                }
+            }
+        }
+    }
+
+    /// A writable event on a peer connection still connecting: did the connect work?
+    pub(super) fn peer_connect_done(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let ConnRole::Peer(link) = &mut conn.role else { return };
+        if !link.connecting {
+            return;
+        }
+        let failed = !matches!(conn.stream.take_error(), Ok(None)) || conn.stream.peer_addr().is_err();
+        if failed {
+            self.remove(slot);
+            return;
+        }
+        link.connecting = false;
+        let (kind, peer) = (link.kind, link.peer);
+        self.dirty.push(slot);
+        if let (PeerKind::QuorumOut, Some(peer)) = (kind, peer) {
+            if let Some(ens) = self.ens.as_mut() {
+                ens.inputs.push_back(Input::QuorumConnected { peer });
+            }
+        }
+    }
+
+    /// Decode every complete peer frame of a connection and queue it for the core.
+    pub(super) fn process_peer_frames(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else { return };
+            let ConnRole::Peer(link) = &mut conn.role else { return };
+            if conn.closing {
+                return;
+            }
+            let kind = link.kind;
+            let result = match kind {
+                PeerKind::ElectionIn => peer::decode::<ElectionMsg>(&mut conn.read_buf).map(|m| m.map(Frame::Election)),
+                PeerKind::ElectionOut => {
+                    // We never read on our own election connections.
+                    conn.read_buf.clear();
+                    return;
+                }
+                PeerKind::QuorumIn | PeerKind::QuorumOut => {
+                    peer::decode::<QuorumMsg>(&mut conn.read_buf).map(|m| m.map(Frame::Quorum))
+                }
+            };
+            let frame = match result {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    eprintln!("peer {}: {e}; closing", conn.peer);
+                    conn.closing = true;
+                    self.dirty.push(slot);
+                    return;
+                }
+            };
+            let known = link.peer;
+            match frame {
+                Frame::Election(ElectionMsg::Hello { from }) => link.peer = Some(from),
+                Frame::Election(ElectionMsg::Notification(n)) => {
+                    if let Some(ens) = self.ens.as_mut() {
+                        ens.inputs.push_back(Input::Election(n));
+                    }
+                }
+                Frame::Quorum(msg) => self.quorum_frame(slot, kind, known, msg),
+            }
+        }
+    }
+
+    fn quorum_frame(&mut self, slot: usize, kind: PeerKind, known: Option<ServerId>, msg: QuorumMsg) {
+        let from = match (known, &msg) {
+            (Some(p), _) => p,
+            (None, QuorumMsg::FollowerInfo { from, .. }) if kind == PeerKind::QuorumIn => {
+                let from = *from;
+                if let Some(Conn { role: ConnRole::Peer(link), .. }) = self.conns.get_mut(slot) {
+                    link.peer = Some(from);
+                }
+                let Some(ens) = self.ens.as_mut() else { return };
+                if let Some(old) = ens.quorum.insert(from, slot) {
+                    if old != slot {
+                        // A follower reconnected: the old connection is dead.
+                        if let Some(c) = self.conns.get_mut(old) {
+                            c.closing = true;
+                            self.dirty.push(old);
+                        }
+                    }
+                }
+                from
+            }
+            _ => {
+                eprintln!("quorum connection {slot}: first message is not FollowerInfo; closing");
+                if let Some(c) = self.conns.get_mut(slot) {
+                    c.closing = true;
+                    self.dirty.push(slot);
+                }
+                return;
+            }
+        };
+        if let Some(ens) = self.ens.as_mut() {
+            ens.inputs.push_back(Input::Quorum { from, msg });
+        }
+    }
+
+    /// A peer connection is gone.
+    pub(super) fn peer_removed(&mut self, slot: usize, link: PeerLink) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        let Some(peer) = link.peer else { return };
+        match link.kind {
+            PeerKind::ElectionOut => {
+                if ens.election_out.get(&peer) == Some(&slot) {
+                    ens.election_out.remove(&peer);
+                }
+            }
+            PeerKind::ElectionIn => {}
+            PeerKind::QuorumIn | PeerKind::QuorumOut => {
+                if ens.quorum.get(&peer) == Some(&slot) {
+                    ens.quorum.remove(&peer);
+                    ens.inputs.push_back(Input::QuorumDisconnected { peer });
+                }
+            }
+        }
+    }
+
+    fn send_quorum(&mut self, to: ServerId, msg: &QuorumMsg) {
+        let Some(ens) = self.ens.as_ref() else { return };
+        let Some(&slot) = ens.quorum.get(&to) else { return };
+        if let Some(conn) = self.conns.get_mut(slot) {
+            peer::encode(&mut conn.write_buf, msg);
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Step the core with every queued input, performing the actions, until quiet.
+    pub(super) fn drive(&mut self, sink_error: &mut Option<io::Error>) {
+        // Bounded: each input's actions may queue more inputs, but not without end.
+        for _ in 0..100_000 {
+            let Some(ens) = self.ens.as_mut() else { return };
+            for (to, msg) in std::mem::take(&mut ens.peer_sends) {
+                self.send_quorum(to, &msg);
+            }
+            let Some(ens) = self.ens.as_mut() else { return };
+            let Some(input) = ens.inputs.pop_front() else { return };
+            let now = self.now();
+            // A follower's answers to forwarded syncs go to the service, in stream order.
+            if let Input::Quorum { msg: QuorumMsg::SyncDone { session, cxid, path }, .. } = input {
+                let mut out = outbox!(self, sink_error);
+                self.service.sync_done(now, super::wall_ms(), session, cxid, path, &mut out);
+                continue;
+            }
+            let mut actions = Vec::new();
+            ens.zab.step(now, input, &mut actions);
+            for a in actions {
+                self.perform(a, sink_error);
+            }
+            self.sync_mode(sink_error);
+        }
+    }
+
+    /// Keep the service's mode in line with the core's role.
+    fn sync_mode(&mut self, sink_error: &mut Option<io::Error>) {
+        let Some(ens) = self.ens.as_ref() else { return };
+        let mode = match (ens.zab.role(), ens.zab.serving()) {
+            (Role::Leading { .. }, true) => Mode::Leader,
+            (Role::Following { .. }, true) => Mode::Follower,
+            _ => Mode::NotServing,
+        };
+        if mode != self.service.mode() {
+            let next = ens.zab.next_zxid();
+            let now = self.now();
+            let mut out = outbox!(self, sink_error);
+            self.service.set_mode(mode, next, now, &mut out);
+        }
+    }
+
+    fn perform(&mut self, action: Action, sink_error: &mut Option<io::Error>) {
+        let now = self.now();
+        match action {
+            Action::SendElection { to, msg } => {
+                let Some(ens) = self.ens.as_ref() else { return };
+                if let Some(&slot) = ens.election_out.get(&to) {
+                    if let Some(conn) = self.conns.get_mut(slot) {
+                        peer::encode(&mut conn.write_buf, &ElectionMsg::Notification(msg));
+                        self.dirty.push(slot);
+                    }
+                }
+            }
+            Action::SendQuorum { to, msg } => self.send_quorum(to, &msg),
+            Action::ConnectQuorum { leader } => {
+                let Some(ens) = self.ens.as_ref() else { return };
+                let Some(&addr) = ens.quorum_addrs.get(&leader) else { return };
+                if let Some(old) = ens.quorum.get(&leader).copied() {
+                    self.remove(old);
+                }
+                match self.dial(addr, PeerLink { kind: PeerKind::QuorumOut, peer: Some(leader), connecting: true }) {
+                    Some(slot) => {
+                        if let Some(ens) = self.ens.as_mut() {
+                            ens.quorum.insert(leader, slot);
+                        }
+                    }
+                    None => {
+                        if let Some(ens) = self.ens.as_mut() {
+                            ens.inputs.push_back(Input::QuorumDisconnected { peer: leader });
+                        }
+                    }
+                }
+            }
+            Action::CloseQuorum { peer } => {
+                let Some(ens) = self.ens.as_mut() else { return };
+                if let Some(slot) = ens.quorum.remove(&peer) {
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        c.closing = true;
+                        self.dirty.push(slot);
+                    }
+                }
+            }
+            Action::Persist(txn) => {
+                let zxid = txn.header.zxid;
+                if let Err(e) = self.sink.append(&txn) {
+                    sink_error.get_or_insert(e);
+                }
+                if let Some(ens) = self.ens.as_mut() {
+                    ens.appended = zxid;
+                }
+            }
+            Action::PersistEpoch { accepted, current } => {
+                if let Err(e) = self.sink.persist_epochs(accepted, current) {
+                    sink_error.get_or_insert(e);
+                }
+            }
+            Action::TruncateLog(zxid) => match self.sink.truncate(zxid, self.cfg.server_id) {
+                Ok((tree, sessions)) => {
+                    let last = tree.last_applied();
+                    self.service.restore(tree, sessions);
+                    if let Some(ens) = self.ens.as_mut() {
+                        ens.appended = last;
+                        ens.synced = last;
+                        ens.inputs.push_back(Input::Restored { last_zxid: last });
+                    }
+                }
+                Err(e) => {
+                    sink_error.get_or_insert(e);
+                }
+            },
+            Action::SendSnapshot { to } => {
+                let zxid = self.service.tree().last_applied();
+                let snapshot = self.sink.snapshot_bytes(self.service.tree(), self.service.sessions());
+                self.send_quorum(to, &QuorumMsg::Snap { zxid, snapshot });
+            }
+            Action::LoadSnapshot { zxid: _, snapshot } => match self.sink.install_snapshot(&snapshot, self.cfg.server_id) {
+                Ok((tree, sessions)) => {
+                    let last = tree.last_applied();
+                    self.service.restore(tree, sessions);
+                    if let Some(ens) = self.ens.as_mut() {
+                        ens.appended = last;
+                        ens.synced = last;
+                        ens.inputs.push_back(Input::Restored { last_zxid: last });
+                    }
+                }
+                Err(e) => {
+                    sink_error.get_or_insert(e);
+                }
+            },
+            Action::Apply(txn) => {
+                let mut out = outbox!(self, sink_error);
+                self.service.apply_committed(now, txn, &mut out);
+            }
+            Action::Forwarded { from, msg } => {
+                let mut out = outbox!(self, sink_error);
+                self.service.forwarded(now, super::wall_ms(), from, msg, &mut out);
+            }
+            Action::SessionsTouched(list) => self.service.touch_sessions(&list, now),
+            Action::RoleChanged(role) => eprintln!("role: {role:?}"),
+        }
+    }
+
+    /// After the turn's fsync: tell the core how far the log is durable.
+    pub(super) fn log_synced(&mut self) {
+        if let Some(ens) = self.ens.as_mut() {
+            if ens.appended > ens.synced {
+                ens.synced = ens.appended;
+                ens.inputs.push_back(Input::LogSynced { zxid: ens.synced });
+            }
+        }
+    }
+
+    /// Timers of the core, plus the follower's report of sessions its clients kept alive.
+    pub(super) fn ens_tick(&mut self, now: Millis) {
+        let touched = if self.service.mode() == Mode::Follower { self.service.take_touched() } else { Vec::new() };
+        let Some(ens) = self.ens.as_mut() else { return };
+        if !touched.is_empty() {
+            ens.inputs.push_back(Input::Touched(touched));
+        }
+        if now >= ens.zab.next_deadline() {
+            ens.inputs.push_back(Input::Tick);
+        }
+    }
+}
+
+enum Frame {
+    Election(ElectionMsg),
+    Quorum(QuorumMsg),
+}
