@@ -356,10 +356,19 @@ fn invalid_paths_are_bad_arguments() {
         format!("{root}/a\u{0}b"),
         format!("{root}/a\u{1}b"),
     ];
+    // ZooKeeper's create and delete first check only for a '/' and a NUL
+    // (`validatePathForCreate`, `getParentPathAndValidate`), then look the parent up (NoNode),
+    // and only a create validates the full path after that (`PathUtils.validatePath`).
+    let slash_nul_bad = |p: &str| !p.contains('/') || p.contains('\0');
     for p in &bad {
-        assert_eq!(create_err(&mut c, CreateKind::Create2, p, PERSISTENT), err::BAD_ARGUMENTS, "create {p:?}");
+        let parent_exists = p.rfind('/').map(|i| &p[..i] == root).unwrap_or(false);
+        let want = if slash_nul_bad(p) || parent_exists { err::BAD_ARGUMENTS } else { err::NO_NODE };
+        assert_eq!(create_err(&mut c, CreateKind::Create2, p, PERSISTENT), want, "create {p:?}");
         assert_eq!(c.set_data(p, b"", -1), Err(err::BAD_ARGUMENTS), "setData {p:?}");
-        assert_eq!(c.delete(p, -1), Err(err::BAD_ARGUMENTS), "delete {p:?}");
+        // delete only rejects a path without '/' or with a NUL (`getParentPathAndValidate`);
+        // any other malformed path is simply not found.
+        let want = if slash_nul_bad(p) { err::BAD_ARGUMENTS } else { err::NO_NODE };
+        assert_eq!(c.delete(p, -1), Err(want), "delete {p:?}");
     }
     // A trailing slash is fine for a sequential create (the suffix follows it).
     create2(&mut c, &format!("{root}/"), b"", PERSISTENT_SEQUENTIAL);
@@ -370,8 +379,29 @@ fn invalid_paths_are_bad_arguments() {
 }
 
 #[test]
+#[ignore = "BUG: reads validate the path (BadArguments -8); ZooKeeper 3.8 answers NoNode -101 (src/service.rs read/readable)"]
+fn reads_of_malformed_paths_are_no_node() {
+    let srv = Server::start(&[]);
+    let mut c = srv.raw();
+    let root = test_root("crud_readpaths");
+    c.create(&root, Some(b""), PERSISTENT).unwrap();
+    for p in [format!("{root}/"), format!("{root}//x"), format!("{root}/./x"), format!("{root}/.."), format!("{root}/a\u{0}b")] {
+        // Reads do not validate: a malformed path is just not there...
+        assert_eq!(c.get_data(&p, false).map(|_| ()), Err(err::NO_NODE), "getData {p:?}");
+        assert_eq!(c.call(&Request::GetChildren { path: p.clone(), watch: false }), Err(err::NO_NODE), "getChildren {p:?}");
+        // ...except that exists rejects a NUL (FinalRequestProcessor).
+        let want = if p.contains('\0') { err::BAD_ARGUMENTS } else { err::NO_NODE };
+        assert_eq!(c.exists(&p, false).map(|_| ()), Err(want), "exists {p:?}");
+    }
+}
+
+#[test]
 fn check_op_standalone() {
     let srv = Server::start(&[]);
+    if !srv.is_arbor() {
+        eprintln!("SKIP check_op_standalone: ZooKeeper 3.8.0 never answers a check outside a multi");
+        return;
+    }
     let mut c = srv.raw();
     let root = test_root("crud_check");
     create2(&mut c, &root, b"", PERSISTENT);
@@ -446,9 +476,16 @@ fn multi_is_all_or_nothing_with_per_op_errors() {
     assert_eq!(rs.len(), 7);
     assert_eq!(rs[0], MultiResult::Check);
     assert_eq!(rs[1], MultiResult::Create { path: a.clone() });
-    let MultiResult::Create2 { path: sp, stat: sst } = &rs[2] else { panic!("{:?}", rs[2]) };
-    assert_eq!(sp, &format!("{a}/s-0000000000"));
-    assert_eq!(sst.czxid, h.zxid, "all ops of a multi share its zxid");
+    match &rs[2] {
+        MultiResult::Create2 { path, stat } => {
+            assert_eq!(path, &format!("{a}/s-0000000000"));
+            assert_eq!(stat.czxid, h.zxid, "all ops of a multi share its zxid");
+        }
+        // ZooKeeper 3.8.0 answers a create2 inside a multi like a create (ZOOKEEPER-4026);
+        // arbor gives the Stat, which clients accept either way.
+        MultiResult::Create { path } if !srv.is_arbor() => assert_eq!(path, &format!("{a}/s-0000000000")),
+        other => panic!("{other:?}"),
+    }
     let MultiResult::SetData { stat } = &rs[3] else { panic!("{:?}", rs[3]) };
     assert_eq!((stat.version, stat.mzxid, stat.data_length, stat.num_children), (1, h.zxid, 2, 1));
     assert_eq!(rs[4], MultiResult::Check);
@@ -547,10 +584,19 @@ fn zookeeper_subtree() {
 fn unknown_opcode_gets_unimplemented_and_connection_stays() {
     let srv = Server::start(&[]);
     let mut c = srv.raw();
-    for op in [16, 20, 102, 999, -5] {
+    // (ZooKeeper closes the connection on some unknown codes, e.g. 50 or 1000; arbor never
+    // does, as zk-protocol.md asks.)
+    let mut ops = vec![999];
+    if srv.is_arbor() {
+        ops.extend([50, 1000, -5, i32::MAX, i32::MIN]);
+    }
+    for op in ops {
         let (h, r) = c.call_full(&Request::Unimplemented(op));
         assert_eq!(h.err, err::UNIMPLEMENTED, "op {op}");
         assert_eq!(r, None);
+    }
+    if !srv.is_arbor() {
+        return; // ZooKeeper 3.8.0 closes the connection after answering an unknown op.
     }
     assert_eq!(c.call(&Request::Sync { path: "/".into() }), Ok(Response::Sync { path: "/".into() }));
 }

@@ -166,7 +166,8 @@ fn persistent_watch_fires_every_time_on_the_node_only() {
     let missing = format!("{root}/later");
     assert_eq!(w.call(&Request::AddWatch { path: missing.clone(), mode: 0 }), Ok(Response::Empty));
     mk(&mut c, &missing);
-    assert_eq!(drain(&mut w), vec![ev(NODE_CHILDREN_CHANGED, &root), ev(NODE_CREATED, &missing)]);
+    // ZooKeeper fires the child's NodeCreated before the parent's NodeChildrenChanged.
+    assert_eq!(drain(&mut w), vec![ev(NODE_CREATED, &missing), ev(NODE_CHILDREN_CHANGED, &root)]);
 }
 
 #[test]
@@ -220,14 +221,20 @@ fn check_and_remove_watches() {
     // Another session's watches are not ours.
     assert_eq!(check(&mut c, 2), Err(err::NO_WATCHER));
     assert_eq!(remove(&mut w, 2), Ok(Response::Empty));
-    assert_eq!(check(&mut w, 2), Err(err::NO_WATCHER));
+    if srv.is_arbor() {
+        // ZooKeeper 3.8.0 still answers 0 here (its containsWatcher quirk); the watch is gone
+        // all the same, as the next check shows.
+        assert_eq!(check(&mut w, 2), Err(err::NO_WATCHER));
+    }
     c.set_data(&root, b"1", -1).unwrap();
     assert_eq!(drain(&mut w), vec![], "a removed watch does not fire");
     // A child watch removed by "any" leaves nothing behind.
     w.call(&Request::GetChildren { path: root.clone(), watch: true }).unwrap();
     assert_eq!(check(&mut w, 1), Ok(Response::Empty));
     assert_eq!(remove(&mut w, 3), Ok(Response::Empty));
-    assert_eq!(check(&mut w, 3), Err(err::NO_WATCHER));
+    if srv.is_arbor() {
+        assert_eq!(check(&mut w, 3), Err(err::NO_WATCHER));
+    }
     mk(&mut c, &format!("{root}/k"));
     assert_eq!(drain(&mut w), vec![]);
     // Removing only the child watch keeps the data watch.
@@ -315,8 +322,8 @@ fn set_watches2_registers_persistent_watches() {
     assert_eq!(
         drain(&mut w),
         vec![
-            ev(NODE_CHILDREN_CHANGED, &root),
             ev(NODE_CREATED, &sub),
+            ev(NODE_CHILDREN_CHANGED, &root),
             ev(NODE_CREATED, &format!("{sub}/deep")),
             ev(NODE_DATA_CHANGED, &root),
             ev(NODE_DATA_CHANGED, &root),
