@@ -193,16 +193,25 @@ use zookeeper_client as zk;
 #[tokio::test]
 async fn client_crate_session_expiry_and_resume() {
     let srv = Server::start(&[TICK]);
-    let c = zk::Client::connector().session_timeout(Duration::from_millis(1000)).connect(&srv.addr()).await.unwrap();
+    // Detached: dropping it leaves the session open (two live clients on one session would
+    // keep taking it over from each other).
+    let c = zk::Client::connector()
+        .session_timeout(Duration::from_millis(1000))
+        .detached()
+        .connect(&srv.addr())
+        .await
+        .unwrap();
     assert_eq!(c.session_timeout(), Duration::from_millis(1000));
     let root = test_root("crate_session");
     c.create(&root, b"", &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())).await.unwrap();
     c.create(&format!("{root}/e"), b"", &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())).await.unwrap();
     // Resume the same session from another client object.
     let info = c.session().clone();
+    let id = c.session_id();
+    drop(c);
     let c2 = zk::Client::connector().session(info).connect(&srv.addr()).await.unwrap();
-    assert_eq!(c2.session_id(), c.session_id());
-    assert_eq!(c2.check_stat(&format!("{root}/e")).await.unwrap().map(|s| s.ephemeral_owner), Some(c.session_id().0));
+    assert_eq!(c2.session_id(), id);
+    assert_eq!(c2.check_stat(&format!("{root}/e")).await.unwrap().map(|s| s.ephemeral_owner), Some(id.0));
     // A closed session: SessionExpired. Dropping the client closes its session in the
     // background, so poll (bounded) until the server has processed the close.
     let other = srv.client().await;
