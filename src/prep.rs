@@ -207,7 +207,11 @@ pub fn create(ov: &mut Overlay, ctx: &Context, req: &CreateRequest) -> Result<Tx
     if mode.is_container() != (req.kind == CreateKind::CreateContainer) {
         return Err(ErrorCode::BadArguments);
     }
-    validate_path(&req.path, mode.is_sequential())?;
+    // As ZooKeeper (`validatePathForCreate`): only '/' and NUL here; a missing parent is
+    // NoNode; the full path is validated below, once the sequential suffix is on.
+    if !req.path.contains('/') || req.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
     let parent_path = parent_of(&req.path).to_string();
     let acl = acl::fixup(&req.acl, ctx.auth)?;
     let parent = ov.get(&parent_path).ok_or(ErrorCode::NoNode)?;
@@ -236,7 +240,10 @@ pub fn create(ov: &mut Overlay, ctx: &Context, req: &CreateRequest) -> Result<Tx
 }
 
 pub fn delete(ov: &mut Overlay, ctx: &Context, path: &str, version: i32) -> Result<TxnOp, ErrorCode> {
-    validate_path(path, false)?;
+    // As ZooKeeper (`getParentPathAndValidate`): any other malformed path is just not found.
+    if !path.contains('/') || path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
     if is_special(path) {
         return Err(ErrorCode::BadArguments);
     }

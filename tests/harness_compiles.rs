@@ -1,13 +1,11 @@
 //! Smoke test of the harness itself: start a standalone node, ask it a few four-letter
-//! words, restart it, kill it. Ignored by default only because it duplicates what every
-//! integration test does; run with `cargo test --test harness_compiles -- --ignored`.
+//! words, restart it, kill it.
 mod common;
 
 use common::{raw_connect, read_until_closed, Ending, Node};
 use std::time::Duration;
 
 #[test]
-#[ignore]
 fn harness_starts_restarts_and_kills_a_node() {
     let mut node = Node::start_standalone(&["tickTime=1000"]);
     assert_eq!(node.four_letter("ruok"), "imok");

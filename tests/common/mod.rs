@@ -364,3 +364,337 @@ pub fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
     f.write_all(text.as_bytes()).expect("write cfg");
     p
 }
+
+// ---------------------------------------------------------------------------------------
+// Raw protocol client (arbor's own jute codec over a blocking TcpStream)
+// ---------------------------------------------------------------------------------------
+
+#[allow(unused_imports)]
+pub use arbor::jute::{
+    ConnectRequest, ConnectResponse, CreateKind, CreateRequest, MultiOp, MultiReadOp, MultiResult,
+    ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+};
+#[allow(unused_imports)]
+pub use arbor::proto::{Acl, Id, Stat};
+
+/// Error codes as plain numbers (tests compare wire values).
+pub mod err {
+    pub const OK: i32 = 0;
+    pub const RUNTIME_INCONSISTENCY: i32 = -2;
+    pub const UNIMPLEMENTED: i32 = -6;
+    pub const BAD_ARGUMENTS: i32 = -8;
+    pub const NO_NODE: i32 = -101;
+    pub const NO_AUTH: i32 = -102;
+    pub const BAD_VERSION: i32 = -103;
+    pub const NO_CHILDREN_FOR_EPHEMERALS: i32 = -108;
+    pub const NODE_EXISTS: i32 = -110;
+    pub const NOT_EMPTY: i32 = -111;
+    pub const SESSION_EXPIRED: i32 = -112;
+    pub const INVALID_ACL: i32 = -114;
+    pub const AUTH_FAILED: i32 = -115;
+    pub const NO_WATCHER: i32 = -121;
+}
+
+/// One frame received from the server after the handshake.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// xid -1: a watch notification.
+    Event(WatcherEvent),
+    /// Any other xid: the header and the undecoded body.
+    Reply(ReplyHeader, Vec<u8>),
+}
+
+/// A blocking, hand-driven ZooKeeper client: every request and reply is visible, in wire
+/// order. Notifications read while waiting for a reply are kept in `events`, and `trace`
+/// records every frame in arrival order (to check a notification precedes a reply).
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub resp: ConnectResponse,
+    buf: bytes::BytesMut,
+    next_xid: i32,
+    pub events: Vec<WatcherEvent>,
+    pub trace: Vec<Incoming>,
+}
+
+/// A ConnectRequest for a new session with the given timeout.
+pub fn new_session_request(timeout_ms: i32) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms,
+        session_id: 0,
+        passwd: vec![0u8; 16],
+        read_only: Some(false),
+    }
+}
+
+/// Read one length-prefixed frame payload (blocking, with the stream's read timeout).
+pub fn read_frame(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let n = i32::from_be_bytes(len);
+    if !(0..=64 << 20).contains(&n) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {n}")));
+    }
+    let mut body = vec![0u8; n as usize];
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Send a ConnectRequest on a fresh connection and read the ConnectResponse.
+/// Returns the stream too (the server may close it after an expired-session reply).
+pub fn raw_handshake(addr: &str, req: &ConnectRequest) -> io::Result<(TcpStream, ConnectResponse)> {
+    let mut s = raw_connect(addr);
+    let mut out = bytes::BytesMut::new();
+    arbor::jute::encode_connect_request(&mut out, req);
+    s.write_all(&out)?;
+    let payload = read_frame(&mut s)?;
+    let resp = arbor::jute::decode_connect_response(&payload)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    Ok((s, resp))
+}
+
+impl RawClient {
+    /// A new session with `timeout_ms` requested.
+    pub fn connect(addr: &str, timeout_ms: i32) -> RawClient {
+        Self::connect_with(addr, &new_session_request(timeout_ms))
+    }
+
+    /// Handshake with an arbitrary ConnectRequest; panics unless a session was granted.
+    pub fn connect_with(addr: &str, req: &ConnectRequest) -> RawClient {
+        let (stream, resp) = raw_handshake(addr, req).unwrap_or_else(|e| panic!("handshake with {addr}: {e}"));
+        assert_ne!(resp.session_id, 0, "server refused the session: {resp:?}");
+        RawClient { stream, resp, buf: bytes::BytesMut::new(), next_xid: 1, events: Vec::new(), trace: Vec::new() }
+    }
+
+    pub fn session_id(&self) -> i64 {
+        self.resp.session_id
+    }
+
+    /// A ConnectRequest that resumes this session (same id and password).
+    pub fn resume_request(&self, last_zxid_seen: i64) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen,
+            timeout_ms: self.resp.timeout_ms,
+            session_id: self.resp.session_id,
+            passwd: self.resp.passwd.clone(),
+            read_only: Some(false),
+        }
+    }
+
+    /// Encode and send `req` with a fresh xid (or the special xid it needs); returns the xid.
+    pub fn send(&mut self, req: &Request) -> i32 {
+        let xid = match req {
+            Request::Ping => -2,
+            Request::Auth { .. } => -4,
+            Request::SetWatches { .. } => -8,
+            _ => {
+                let x = self.next_xid;
+                self.next_xid += 1;
+                x
+            }
+        };
+        self.send_with_xid(xid, req);
+        xid
+    }
+
+    pub fn send_with_xid(&mut self, xid: i32, req: &Request) {
+        let mut out = bytes::BytesMut::new();
+        arbor::jute::encode_request(&mut out, RequestHeader { xid, op: req.opcode() }, req);
+        self.stream.write_all(&out).expect("write request");
+    }
+
+    /// Send raw bytes (a whole frame, prefix included, or garbage).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Next frame from the server, decoded into an event or a reply; records it in `trace`.
+    pub fn next_incoming(&mut self) -> io::Result<Incoming> {
+        let payload = read_frame(&mut self.stream)?;
+        let (h, body) = arbor::jute::decode_reply_header(&payload)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let inc = if h.xid == -1 {
+            let ev = arbor::jute::decode_watcher_event(body)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            self.events.push(ev.clone());
+            Incoming::Event(ev)
+        } else {
+            Incoming::Reply(h, body.to_vec())
+        };
+        self.trace.push(inc.clone());
+        Ok(inc)
+    }
+
+    /// Read until the reply with `xid` arrives (events go to `events`).
+    pub fn wait_reply(&mut self, xid: i32) -> io::Result<(ReplyHeader, Vec<u8>)> {
+        loop {
+            match self.next_incoming()? {
+                Incoming::Reply(h, body) if h.xid == xid => return Ok((h, body)),
+                Incoming::Reply(h, _) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("reply out of order: got xid {} while waiting for {xid}", h.xid),
+                    ))
+                }
+                Incoming::Event(_) => {}
+            }
+        }
+    }
+
+    /// Send and wait: `Ok(response)` when err == 0, else `Err(code)`.
+    pub fn call(&mut self, req: &Request) -> Result<Response, i32> {
+        let (h, r) = self.call_full(req);
+        if h.err == 0 {
+            Ok(r.expect("body"))
+        } else {
+            Err(h.err)
+        }
+    }
+
+    /// Send and wait; the header plus the decoded body when err == 0.
+    pub fn call_full(&mut self, req: &Request) -> (ReplyHeader, Option<Response>) {
+        let op = req.opcode();
+        let xid = self.send(req);
+        let (h, body) = self.wait_reply(xid).unwrap_or_else(|e| panic!("waiting for reply to op {op}: {e}"));
+        if h.err != 0 {
+            return (h, None);
+        }
+        let r = arbor::jute::decode_response(op, &body).unwrap_or_else(|e| panic!("decode reply to op {op}: {e}"));
+        (h, Some(r))
+    }
+
+    /// Wait up to `timeout` for a notification (returns ones already buffered first).
+    pub fn wait_event(&mut self, timeout: Duration) -> Option<WatcherEvent> {
+        if !self.events.is_empty() {
+            return Some(self.events.remove(0));
+        }
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let r = match self.next_incoming() {
+            Ok(Incoming::Event(_)) => Some(self.events.remove(0)),
+            Ok(Incoming::Reply(h, _)) => panic!("unexpected reply {h:?} while waiting for an event"),
+            Err(_) => None,
+        };
+        let _ = self.stream.set_read_timeout(Some(IO_TIMEOUT));
+        r
+    }
+
+    /// True if the server closes the connection within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        matches!(read_until_closed(&mut self.stream, timeout), Ending::Closed(_))
+    }
+
+    // Convenience wrappers for the common ops.
+
+    pub fn create(&mut self, path: &str, data: Option<&[u8]>, flags: i32) -> Result<Response, i32> {
+        self.call(&Request::Create(create_req(CreateKind::Create2, path, data, Acl::open_unsafe(), flags)))
+    }
+
+    pub fn get_data(&mut self, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat), i32> {
+        match self.call(&Request::GetData { path: path.into(), watch })? {
+            Response::GetData { data, stat } => Ok((data, stat)),
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+
+    pub fn exists(&mut self, path: &str, watch: bool) -> Result<Stat, i32> {
+        match self.call(&Request::Exists { path: path.into(), watch })? {
+            Response::Stat(s) => Ok(s),
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+
+    pub fn set_data(&mut self, path: &str, data: &[u8], version: i32) -> Result<Stat, i32> {
+        match self.call(&Request::SetData { path: path.into(), data: Some(data.to_vec()), version })? {
+            Response::Stat(s) => Ok(s),
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+
+    pub fn delete(&mut self, path: &str, version: i32) -> Result<(), i32> {
+        self.call(&Request::Delete { path: path.into(), version }).map(|_| ())
+    }
+
+    pub fn close_session(&mut self) -> ReplyHeader {
+        self.call_full(&Request::CloseSession).0
+    }
+}
+
+/// A create request body.
+pub fn create_req(kind: CreateKind, path: &str, data: Option<&[u8]>, acl: Vec<Acl>, flags: i32) -> CreateRequest {
+    CreateRequest { kind, path: path.into(), data: data.map(<[u8]>::to_vec), acl, flags, ttl_ms: -1 }
+}
+
+/// Poll `f` every 20 ms until it returns Some, or panic after `timeout` with `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The server a protocol test talks to: a fresh standalone arbor or, when the environment
+/// variable `ARBOR_TEST_ZK=host:port` names a running ZooKeeper 3.8, that server (to check the
+/// tests' expectations against the reference; tests needing arbor's log or config skip then).
+/// Tests keep their znodes under their own top-level path so a shared server works.
+pub struct Server {
+    pub node: Option<Node>,
+    addr: String,
+}
+
+impl Server {
+    pub fn start(extra_cfg_lines: &[&str]) -> Server {
+        match std::env::var("ARBOR_TEST_ZK") {
+            Ok(a) if !a.is_empty() => Server { node: None, addr: a },
+            _ => {
+                let node = Node::start_standalone(extra_cfg_lines);
+                let addr = node.addr();
+                Server { node: Some(node), addr }
+            }
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+
+    pub fn is_arbor(&self) -> bool {
+        self.node.is_some()
+    }
+
+    pub fn four_letter(&self, word: &str) -> String {
+        let sa: SocketAddr = self.addr.parse().expect("addr");
+        four_letter(&sa, word).unwrap_or_else(|e| panic!("4lw {word}: {e}"))
+    }
+
+    /// A raw client with a new session (30 s requested).
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(&self.addr, 30_000)
+    }
+
+    /// A `zookeeper-client` session.
+    pub async fn client(&self) -> zookeeper_client::Client {
+        zookeeper_client::Client::connector()
+            .session_timeout(Duration::from_secs(30))
+            .connect(&self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("zookeeper-client connect to {}: {e}", self.addr))
+    }
+}
+
+/// A unique top-level test root, e.g. "/crud_sequential_4821" (unique across runs, so tests can
+/// share an external ZooKeeper).
+pub fn test_root(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("/{name}_{}_{nanos}", std::process::id())
+}
