@@ -67,7 +67,7 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         server_id: id.0,
         force_sync: cfg.force_sync,
     };
-    let mut ev = EventLoop::new(loop_cfg, service, Box::new(MemorySink::default()))
+    let mut ev = EventLoop::new(loop_cfg, service, Box::new(MemorySink::default()), None)
         .map_err(|source| NodeError::Listen { addr: client_addr, source })?;
     eprintln!(
         "arbor {} node {id} serving clients on {} (standalone; state in memory only)",

@@ -209,6 +209,19 @@ impl WatchManager {
         }
     }
 
+    /// `wchs` as ZooKeeper 3.8 reports it (`DataTree.getWatchesSummary`): data and exist
+    /// watches only — (watchers, paths, watches).
+    pub fn data_watch_summary(&self) -> (usize, usize, usize) {
+        let mut watchers = std::collections::BTreeSet::new();
+        let (mut paths, mut total) = (0, 0);
+        for pw in self.by_path.values().filter(|pw| !pw.data.is_empty()) {
+            paths += 1;
+            total += pw.data.len();
+            watchers.extend(pw.data.iter().copied());
+        }
+        (watchers.len(), paths, total)
+    }
+
     pub fn watch_count(&self) -> usize {
         self.by_watcher.values().map(|s| s.len()).sum()
     }

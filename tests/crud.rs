@@ -379,7 +379,6 @@ fn invalid_paths_are_bad_arguments() {
 }
 
 #[test]
-#[ignore = "BUG: reads validate the path (BadArguments -8); ZooKeeper 3.8 answers NoNode -101 (src/service.rs read/readable)"]
 fn reads_of_malformed_paths_are_no_node() {
     let srv = Server::start(&[]);
     let mut c = srv.raw();

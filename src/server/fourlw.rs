@@ -61,9 +61,9 @@ pub fn answer(word: &str, allowed: bool, svc: &mut Service, facts: &NodeFacts) -
         }
         "conf" => conf(&mut s, svc, facts),
         "wchs" => {
-            let w = svc.watches();
-            let _ = writeln!(s, "{} connections watching {} paths", w.watcher_count(), w.path_count());
-            let _ = writeln!(s, "Total watches:{}", w.watch_count());
+            let (watchers, paths, total) = svc.watches().data_watch_summary();
+            let _ = writeln!(s, "{watchers} connections watching {paths} paths");
+            let _ = writeln!(s, "Total watches:{total}");
         }
         "wchc" => {
             for (watcher, paths) in svc.watches().by_watcher() {

@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
-use super::{Conn, ConnRole, EventLoop, LoopOutbox};
+use super::{outbox, Conn, ConnRole, EventLoop, LoopOutbox};
 use crate::peer::{self, ElectionMsg, QuorumMsg};
 use crate::proto::{Millis, ServerId, Zxid};
 use crate::service::{ClientId, Mode};
@@ -341,9 +341,9 @@ impl EventLoop {
             for (to, msg) in std::mem::take(&mut ens.peer_sends) {
                 self.send_quorum(to, &msg);
             }
+            let now = self.now();
             let Some(ens) = self.ens.as_mut() else { return };
             let Some(input) = ens.inputs.pop_front() else { return };
-            let now = self.now();
             // A follower's answers to forwarded syncs go to the service, in stream order.
             if let Input::Quorum { msg: QuorumMsg::SyncDone { session, cxid, path }, .. } = input {
                 let mut out = outbox!(self, sink_error);
