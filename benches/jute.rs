@@ -41,7 +41,7 @@ fn decode(c: &mut Criterion) {
         &Request::Create(CreateRequest {
             kind: CreateKind::Create2,
             path: "/app/locks/lock-".into(),
-            data: vec![0x5a; 100],
+            data: Some(vec![0x5a; 100]),
             acl: Acl::open_unsafe(),
             flags: 3,
             ttl_ms: -1,
@@ -55,7 +55,7 @@ fn decode(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    let resp = Response::GetData { data: vec![0x5a; 100], stat: stat() };
+    let resp = Response::GetData { data: Some(vec![0x5a; 100]), stat: stat() };
     let header = ReplyHeader { xid: 7, zxid: 0x1_0000_0002, err: 0 };
     let mut out = BytesMut::with_capacity(4096);
     let mut g = c.benchmark_group("encode");

@@ -17,7 +17,7 @@ fn header(zxid: Zxid) -> TxnHeader {
 }
 
 fn create(zxid: Zxid, path: String, parent_cversion: i32) -> Txn {
-    let op = TxnOp::Create { path, data: vec![7u8; 100], acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion };
+    let op = TxnOp::Create { path, data: Some(vec![7u8; 100]), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion };
     Txn { header: header(zxid), op }
 }
 
@@ -96,7 +96,7 @@ fn benches(c: &mut Criterion) {
                     .iter()
                     .map(|p| {
                         zxid = zxid.next();
-                        Txn { header: header(zxid), op: TxnOp::SetData { path: p.clone(), data: vec![9u8; 100], version } }
+                        Txn { header: header(zxid), op: TxnOp::SetData { path: p.clone(), data: Some(vec![9u8; 100]), version } }
                     })
                     .collect::<Vec<_>>()
             },

@@ -74,7 +74,7 @@ fn main() {
         *floor += path.len() + DATA_LEN + STAT_LEN;
         let txn = Txn {
             header: TxnHeader { session: SessionId(1), cxid: 0, zxid, time_ms: 1_700_000_000_000 },
-            op: TxnOp::Create { path, data: data.clone(), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion },
+            op: TxnOp::Create { path, data: Some(data.clone()), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion },
         };
         triggers.clear();
         tree.apply(&txn, &mut triggers);

@@ -134,6 +134,9 @@ pub struct Service {
     next_reap_ms: Millis,
     scratch_triggers: Vec<Trigger>,
     scratch_notes: Vec<Notification>,
+    /// Why writes are refused (the txn log's disk cannot take more), if they are: write
+    /// requests get `SystemError`, new sessions are turned away, expiry is postponed.
+    writes_refused: Option<String>,
 }
 
 const OP_NAMES: &[(i32, &str)] = &[
@@ -163,7 +166,16 @@ impl Service {
             stats: Stats::default(),
             scratch_triggers: Vec::new(),
             scratch_notes: Vec::new(),
+            writes_refused: None,
         }
+    }
+
+    /// Storage tells the service that writes must stop (`Some(reason)`) or may resume.
+    pub fn set_writes_refused(&mut self, reason: Option<String>) {
+        self.writes_refused = reason;
+    }
+    pub fn writes_refused(&self) -> Option<&str> {
+        self.writes_refused.as_deref()
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -267,6 +279,15 @@ impl Service {
 
     /// Timers: session expiry, container and TTL reaping.
     pub fn tick(&mut self, now: Millis, wall_ms: i64, out: &mut dyn Outbox) {
+        if self.writes_refused.is_some() {
+            // Closing a session is a txn: postpone expiry (and reaping) until the disk is back.
+            for session in self.sessions.expired(now) {
+                let timeout = self.sessions.get(session).map_or(0, |s| s.timeout_ms);
+                self.sessions.add(session, timeout, now);
+            }
+            self.next_reap_ms = now + self.cfg.container_check_ms;
+            return;
+        }
         for session in self.sessions.expired(now) {
             eprintln!("session {session} expired");
             self.close_session(session, 0, wall_ms, None, out);
@@ -313,6 +334,11 @@ impl Service {
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
         if req.session_id == 0 {
+            if let Some(why) = &self.writes_refused {
+                eprintln!("client {}: refusing a new session (creating one is a write): {why}", self.addr(client));
+                out.close_client(client);
+                return;
+            }
             let session = self.sessions.next_session_id();
             let txn = Txn {
                 header: TxnHeader { session, cxid: 0, zxid: self.last_zxid.next(), time_ms: wall_ms },
@@ -407,6 +433,10 @@ impl Service {
         };
         drop(ov);
         if let Some((prepared, kind)) = write {
+            if self.writes_refused.is_some() {
+                self.reply_err(client, xid, ErrorCode::SystemError, out);
+                return;
+            }
             match prepared {
                 Ok(op) => {
                     let txn = ctx.txn(op);
@@ -418,6 +448,11 @@ impl Service {
         }
         match req {
             Request::Ping => self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out),
+            Request::CloseSession if self.writes_refused.is_some() => {
+                // Closing is a txn the disk cannot take: the session stays and expires later.
+                self.reply_err(client, xid, ErrorCode::SystemError, out);
+                out.close_client(client);
+            }
             Request::CloseSession => {
                 self.close_session(session, xid, wall_ms, Some(client), out);
             }

@@ -40,6 +40,9 @@ pub trait TxnSink {
     fn append(&mut self, txn: &Txn) -> io::Result<()>;
     /// Make everything appended so far durable (one fsync for the whole turn).
     fn sync(&mut self) -> io::Result<()>;
+    /// After each turn's sync and flush: housekeeping that needs the service (snapshots,
+    /// log space checks that may make the service refuse writes). Default: nothing.
+    fn after_sync(&mut self, _service: &mut Service) {}
 }
 
 /// A sink that keeps nothing: state lives only in memory.
@@ -246,6 +249,7 @@ impl EventLoop {
                 return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
             }
             self.flush_dirty();
+            self.sink.after_sync(&mut self.service);
         }
     }
 
