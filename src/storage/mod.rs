@@ -37,6 +37,8 @@ pub mod fsutil;
 pub mod recovery;
 pub mod snapshot;
 pub mod txnlog;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
