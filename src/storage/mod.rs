@@ -177,9 +177,16 @@ pub struct StorageStats {
 
 struct SnapshotJob {
     zxid: Zxid,
-    nodes: u64,
     started: Instant,
-    handle: JoinHandle<Result<(PathBuf, u64), StorageError>>,
+    worker: Worker,
+}
+
+/// Who writes the snapshot.
+enum Worker {
+    /// A forked child with a copy-on-write view of the tree (serializes and writes).
+    Child(libc::pid_t),
+    /// A helper thread writing a buffer serialized on the loop (fallback if fork fails).
+    Thread(JoinHandle<Result<(PathBuf, u64), StorageError>>),
 }
 
 /// How long to wait before trying again to prepare log space after a failure.
@@ -224,61 +231,105 @@ impl Storage {
         self.disk_problem.as_deref()
     }
 
-    /// Serialize the tree now (the loop stall) and write it on a helper thread. Also rolls
-    /// the log, so the segments before this point can be purged later.
+    /// Take a snapshot of the current state without stalling the loop for long.
+    ///
+    /// The tree is single-threaded and not copy-on-write, so the copy-on-write view comes
+    /// from the kernel: `fork()` (as redis does for RDB saves). The child serializes the
+    /// tree it sees, writes, fsyncs and renames the file, and exits; the loop only pays
+    /// for the fork (page-table copy) and later the pages it modifies while the child
+    /// runs. The process has no other threads at that point (a previous job has been
+    /// reaped), so the child may allocate. If fork fails, the tree is serialized on the
+    /// loop thread and written by a helper thread (a longer stall). The log is rolled, so
+    /// the segments before this point can be purged once snapshots cover them.
     pub fn start_snapshot(&mut self, tree: &DataTree, sessions: &SessionTable) {
         let t0 = Instant::now();
-        let image = snapshot::encode(tree, sessions);
+        let zxid = tree.last_applied();
+        let dir = self.cfg.data_dir.clone();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: single-threaded at this point (see above); the child only runs
+        // `snapshot_child`, which ends in `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            snapshot_child(parent, &dir, tree, sessions);
+        }
+        let worker = if pid > 0 {
+            Worker::Child(pid)
+        } else {
+            let err = io::Error::last_os_error();
+            eprintln!("arbor: warning: fork for the snapshot failed ({err}); serializing on the loop thread");
+            let image = snapshot::encode(tree, sessions);
+            match std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || snapshot::write_image(&dir, &image)) {
+                Ok(h) => Worker::Thread(h),
+                Err(e) => {
+                    self.stats.snapshots_failed += 1;
+                    eprintln!("arbor: warning: cannot start the snapshot thread: {e}; the txn log still holds everything");
+                    return;
+                }
+            }
+        };
         let stall_us = t0.elapsed().as_micros() as u64;
         self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(stall_us);
         self.log.request_roll();
         self.since_snapshot = 0;
         eprintln!(
-            "arbor: snapshot at zxid {}: {} znodes, {} sessions serialized in {:.1} ms on the loop thread ({} MiB); writing in the background",
-            image.zxid,
-            image.nodes,
-            image.sessions,
-            stall_us as f64 / 1000.0,
-            image.body.len() >> 20
+            "arbor: snapshot at zxid {zxid} started ({} znodes, {} sessions); the loop paused {:.1} ms",
+            tree.node_count(),
+            sessions.len(),
+            stall_us as f64 / 1000.0
         );
-        let dir = self.cfg.data_dir.clone();
-        let (zxid, nodes) = (image.zxid, image.nodes);
-        let spawned = std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || snapshot::write_image(&dir, &image));
-        match spawned {
-            Ok(handle) => self.job = Some(SnapshotJob { zxid, nodes, started: t0, handle }),
-            Err(e) => {
-                self.stats.snapshots_failed += 1;
-                eprintln!("arbor: warning: cannot start the snapshot thread: {e}; the txn log still holds everything");
-            }
-        }
+        self.job = Some(SnapshotJob { zxid, started: t0, worker });
+    }
+
+    /// Whether a snapshot is being written.
+    pub fn snapshot_running(&self) -> bool {
+        self.job.is_some()
     }
 
     /// Reap a finished snapshot job (or wait for it with `block`).
     pub fn poll_snapshot(&mut self, block: bool) {
-        let Some(job) = self.job.as_ref() else { return };
-        if !block && !job.handle.is_finished() {
-            return;
-        }
+        let child_result = match self.job.as_ref().map(|j| &j.worker) {
+            None => return,
+            Some(Worker::Child(pid)) => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                let r = unsafe { libc::waitpid(*pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
+                if r == 0 {
+                    return;
+                }
+                Some(if r < 0 {
+                    Err(format!("waitpid: {}", io::Error::last_os_error()))
+                } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("the snapshot process ended with status {status:#x} (see its message above)"))
+                })
+            }
+            Some(Worker::Thread(h)) => {
+                if !block && !h.is_finished() {
+                    return;
+                }
+                None
+            }
+        };
         let Some(job) = self.job.take() else { return };
-        match job.handle.join() {
-            Ok(Ok((path, size))) => {
+        let result = match (child_result, job.worker) {
+            (Some(r), _) => r,
+            (None, Worker::Thread(h)) => match h.join() {
+                Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+                Err(_) => Err("the snapshot thread panicked".into()),
+            },
+            (None, Worker::Child(_)) => Err("internal: child job without a status".into()),
+        };
+        match result {
+            Ok(()) => {
                 self.stats.snapshots_written += 1;
                 self.stats.last_snapshot_zxid = job.zxid;
-                eprintln!(
-                    "arbor: snapshot {} done: {} znodes, {} MiB, {:.0} ms after it started",
-                    path.display(),
-                    job.nodes,
-                    size >> 20,
-                    job.started.elapsed().as_secs_f64() * 1000.0
-                );
+                eprintln!("arbor: snapshot at zxid {} done in {:.0} ms", job.zxid, job.started.elapsed().as_secs_f64() * 1000.0);
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.stats.snapshots_failed += 1;
                 eprintln!("arbor: warning: snapshot at zxid {} failed: {e}; the txn log still holds everything", job.zxid);
-            }
-            Err(_) => {
-                self.stats.snapshots_failed += 1;
-                eprintln!("arbor: warning: the snapshot thread panicked; the txn log still holds everything");
             }
         }
     }
@@ -337,6 +388,36 @@ impl Storage {
             Err(e) => eprintln!("arbor: warning: purge failed: {e}"),
         }
     }
+}
+
+/// The forked snapshot process: never returns. It must not touch the parent's sockets
+/// or log, so it closes every descriptor but stdio first (a client connection the parent
+/// closes must really close), and it dies with the parent (no orphan writing into a data
+/// dir that a restarted server owns).
+fn snapshot_child(parent: libc::pid_t, dir: &Path, tree: &DataTree, sessions: &SessionTable) -> ! {
+    // SAFETY: plain syscalls in the child; `_exit` skips the parent's atexit handlers and
+    // destructors, which belong to the parent.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(3);
+        }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..65536 {
+                libc::close(fd);
+            }
+        }
+    }
+    let image = snapshot::encode(tree, sessions);
+    let code = match snapshot::write_image(dir, &image) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("arbor: snapshot process: {e}");
+            1
+        }
+    };
+    // SAFETY: see above.
+    unsafe { libc::_exit(code) }
 }
 
 impl TxnSink for Storage {

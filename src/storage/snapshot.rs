@@ -31,10 +31,10 @@
 //! the body ends exactly with `End`, and the counts match.
 //!
 //! # Not stalling the loop
-//! `encode` walks the tree on the loop thread into one memory buffer (the tree is neither
-//! `Sync` nor copy-on-write); everything slow — chunking, CRCs, the write, fsync, rename —
-//! happens in `write_image` on a helper thread. The encode cost is what the loop stalls
-//! for; see the report in `Storage` and `benches/storage.rs`.
+//! `Storage::start_snapshot` forks: the child runs `encode` (walk the tree into one memory
+//! buffer) and `write_image` (chunk CRCs, write, fsync, rename) on its copy-on-write view,
+//! so the loop pauses only for the fork. Without fork, `encode` runs on the loop thread
+//! (about 0.5 µs per znode) and `write_image` on a helper thread.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
