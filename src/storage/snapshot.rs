@@ -38,7 +38,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::proto::{Acl, Id, SessionId, Zxid};
@@ -224,113 +224,84 @@ pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, StorageError> {
     }
 }
 
-/// Verify the chunk CRCs and gather the body in place (chunk headers squeezed out).
-fn verify_chunks(path: &Path, mut bytes: Vec<u8>) -> Result<(Zxid, Vec<u8>), StorageError> {
-    let corrupt = |offset: usize, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason };
-    if bytes.len() < HEADER_BYTES || &bytes[..8] != SNAP_MAGIC {
-        return Err(corrupt(0, "bad magic or short header (not an arbor snapshot)".into()));
-    }
-    let version = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != SNAP_VERSION {
-        return Err(corrupt(8, format!("unsupported snapshot version {version}")));
-    }
-    let mut zb = [0u8; 8];
-    zb.copy_from_slice(&bytes[16..24]);
-    let zxid = Zxid(i64::from_be_bytes(zb));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if fsutil::parse_hex_name(name, SNAP_PREFIX) != Some(zxid.0) {
-        return Err(corrupt(16, format!("header zxid {zxid} does not match the file name")));
-    }
-    let mut off = HEADER_BYTES;
-    let mut out = 0usize;
-    loop {
-        if off + 8 > bytes.len() {
-            return Err(corrupt(off, "truncated: no end chunk".into()));
-        }
-        let len = u32::from_be_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]) as usize;
-        let crc = u32::from_be_bytes([bytes[off + 4], bytes[off + 5], bytes[off + 6], bytes[off + 7]]);
-        if len == 0 {
-            if crc != 0 || off + 8 != bytes.len() {
-                return Err(corrupt(off, "bad end chunk or bytes after it".into()));
-            }
-            break;
-        }
-        if len > CHUNK_BYTES || off + 8 + len > bytes.len() {
-            return Err(corrupt(off, format!("chunk length {len} runs past the end of the file")));
-        }
-        let actual = crc32c::crc32c(&bytes[off + 8..off + 8 + len]);
-        if actual != crc {
-            return Err(corrupt(off, format!("chunk CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})")));
-        }
-        bytes.copy_within(off + 8..off + 8 + len, out);
-        out += len;
-        off += 8 + len;
-    }
-    bytes.truncate(out);
-    Ok((zxid, bytes))
+/// Why parsing stopped early.
+enum Stop {
+    /// The record continues in the next chunk.
+    Short,
+    Bad(String),
 }
 
-/// A bounds-checked reader over the body; errors carry the body offset.
+/// A bounds-checked reader over the buffered body.
 struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Stop> {
         if self.b.len() - self.pos < n {
-            return Err(format!("body truncated at body offset {} (wanted {n} bytes)", self.pos));
+            return Err(Stop::Short);
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, Stop> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, Stop> {
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
-    fn i32(&mut self) -> Result<i32, String> {
+    fn i32(&mut self) -> Result<i32, Stop> {
         Ok(self.u32()? as i32)
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, Stop> {
         let s = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
         Ok(i64::from_le_bytes(a))
     }
-    fn str(&mut self) -> Result<&'a str, String> {
+    fn str(&mut self) -> Result<&'a str, Stop> {
         let n = self.u32()? as usize;
-        let at = self.pos;
-        std::str::from_utf8(self.take(n)?).map_err(|_| format!("invalid UTF-8 at body offset {at}"))
+        std::str::from_utf8(self.take(n)?).map_err(|_| Stop::Bad("invalid UTF-8 in a string".into()))
     }
 }
 
-/// Load one snapshot file fully, verifying everything.
-pub fn load(path: &Path) -> Result<Loaded, StorageError> {
-    let bytes = fs::read(path).map_err(|e| StorageError::io(path, e))?;
-    let (zxid, body) = verify_chunks(path, bytes)?;
-    let (tree, sessions) = parse_body(&body).map_err(|reason| StorageError::Corrupt { path: path.to_path_buf(), offset: 0, reason })?;
-    let mut tree = tree;
-    tree.set_last_applied(zxid);
-    Ok(Loaded { zxid, tree, sessions, path: path.to_path_buf() })
+/// The body being rebuilt, record by record.
+struct Parser {
+    tree: DataTree,
+    acls: Vec<Vec<Acl>>,
+    sessions: Vec<(SessionId, i32)>,
+    nodes: u64,
+    done: bool,
+    /// Body bytes consumed before the current buffer, for error offsets.
+    base: u64,
 }
 
-fn parse_body(body: &[u8]) -> Result<(DataTree, Vec<(SessionId, i32)>), String> {
-    let mut c = Cursor { b: body, pos: 0 };
-    let mut tree = DataTree::new();
-    let mut acls: Vec<Vec<Acl>> = Vec::new();
-    let mut sessions = Vec::new();
-    let mut nodes = 0u64;
-    loop {
-        let at = c.pos;
+impl Parser {
+    /// Parse every complete record in `buf`; returns how many bytes were consumed.
+    fn feed(&mut self, buf: &[u8]) -> Result<usize, String> {
+        let mut c = Cursor { b: buf, pos: 0 };
+        loop {
+            let at = c.pos;
+            if self.done || at == buf.len() {
+                return Ok(at);
+            }
+            match self.record(&mut c) {
+                Ok(()) => {}
+                Err(Stop::Short) => return Ok(at),
+                Err(Stop::Bad(why)) => return Err(format!("{why} (record at body offset {})", self.base + at as u64)),
+            }
+        }
+    }
+
+    fn record(&mut self, c: &mut Cursor<'_>) -> Result<(), Stop> {
         match c.u8()? {
             TAG_ACL => {
                 let id = c.u32()? as usize;
-                if id != acls.len() {
-                    return Err(format!("ACL id {id} out of sequence at body offset {at}"));
+                if id != self.acls.len() {
+                    return Err(Stop::Bad(format!("ACL id {id} out of sequence")));
                 }
                 let n = c.u32()? as usize;
                 let mut list = Vec::with_capacity(n.min(1024));
@@ -340,14 +311,13 @@ fn parse_body(body: &[u8]) -> Result<(DataTree, Vec<(SessionId, i32)>), String> 
                     let idv = c.str()?;
                     list.push(Acl { perms, id: Id::new(scheme, idv) });
                 }
-                acls.push(list);
+                self.acls.push(list);
             }
             TAG_NODE => {
                 let path = c.str()?;
                 let dlen = c.i32()?;
                 let data = if dlen < 0 { None } else { Some(c.take(dlen as usize)?) };
                 let acl_id = c.u32()? as usize;
-                let acl = acls.get(acl_id).ok_or_else(|| format!("undefined ACL id {acl_id} at body offset {at}"))?;
                 let raw = RawStat {
                     czxid: c.i64()?,
                     mzxid: c.i64()?,
@@ -359,27 +329,98 @@ fn parse_body(body: &[u8]) -> Result<(DataTree, Vec<(SessionId, i32)>), String> 
                     ephemeral_owner: c.i64()?,
                     pzxid: c.i64()?,
                 };
-                tree.insert_restored(path, data, acl, raw)
-                    .map_err(|e| format!("node {path:?} at body offset {at} cannot be restored: {e:?}"))?;
-                nodes += 1;
+                let acl = self.acls.get(acl_id).ok_or_else(|| Stop::Bad(format!("undefined ACL id {acl_id}")))?;
+                self.tree
+                    .insert_restored(path, data, acl, raw)
+                    .map_err(|e| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}")))?;
+                self.nodes += 1;
             }
             TAG_SESSION => {
                 let id = c.i64()?;
                 let timeout = c.i32()?;
-                sessions.push((SessionId(id), timeout));
+                self.sessions.push((SessionId(id), timeout));
             }
             TAG_END => {
                 let n = c.i64()? as u64;
                 let s = c.i64()? as u64;
-                if n != nodes || s != sessions.len() as u64 {
-                    return Err(format!("end record counts {n} nodes/{s} sessions, body has {nodes}/{}", sessions.len()));
+                if n != self.nodes || s != self.sessions.len() as u64 {
+                    return Err(Stop::Bad(format!(
+                        "end record counts {n} nodes/{s} sessions, body has {}/{}",
+                        self.nodes,
+                        self.sessions.len()
+                    )));
                 }
-                if c.pos != body.len() {
-                    return Err(format!("{} bytes after the end record", body.len() - c.pos));
-                }
-                return Ok((tree, sessions));
+                self.done = true;
             }
-            t => return Err(format!("unknown record tag {t:#04x} at body offset {at}")),
+            t => return Err(Stop::Bad(format!("unknown record tag {t:#04x}"))),
         }
+        Ok(())
     }
+}
+
+/// Load one snapshot file, verifying everything. Streams: each chunk is read into a small
+/// buffer, CRC-checked, and its complete records inserted at once (no whole-file buffer:
+/// a 2M-znode restart would otherwise fault in and copy hundreds of MiB first).
+pub fn load(path: &Path) -> Result<Loaded, StorageError> {
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset, reason };
+    let io_err = |e: std::io::Error| StorageError::io(path, e);
+    let mut f = File::open(path).map_err(io_err)?;
+    let file_len = f.metadata().map_err(io_err)?.len();
+    let mut header = [0u8; HEADER_BYTES];
+    if file_len < HEADER_BYTES as u64 {
+        return Err(corrupt(0, "shorter than the header".into()));
+    }
+    f.read_exact(&mut header).map_err(io_err)?;
+    if &header[..8] != SNAP_MAGIC {
+        return Err(corrupt(0, "bad magic (not an arbor snapshot)".into()));
+    }
+    let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    if version != SNAP_VERSION {
+        return Err(corrupt(8, format!("unsupported snapshot version {version}")));
+    }
+    let mut zb = [0u8; 8];
+    zb.copy_from_slice(&header[16..24]);
+    let zxid = Zxid(i64::from_be_bytes(zb));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if fsutil::parse_hex_name(name, SNAP_PREFIX) != Some(zxid.0) {
+        return Err(corrupt(16, format!("header zxid {zxid} does not match the file name")));
+    }
+    let mut p = Parser { tree: DataTree::new(), acls: Vec::new(), sessions: Vec::new(), nodes: 0, done: false, base: 0 };
+    let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);
+    let mut off = HEADER_BYTES as u64;
+    loop {
+        let mut ch = [0u8; 8];
+        if off + 8 > file_len {
+            return Err(corrupt(off, "truncated: no end chunk".into()));
+        }
+        f.read_exact(&mut ch).map_err(io_err)?;
+        let len = u32::from_be_bytes([ch[0], ch[1], ch[2], ch[3]]) as usize;
+        let crc = u32::from_be_bytes([ch[4], ch[5], ch[6], ch[7]]);
+        if len == 0 {
+            if crc != 0 || off + 8 != file_len {
+                return Err(corrupt(off, "bad end chunk or bytes after it".into()));
+            }
+            break;
+        }
+        if len > CHUNK_BYTES || off + 8 + len as u64 > file_len {
+            return Err(corrupt(off, format!("chunk length {len} runs past the end of the file")));
+        }
+        let start = pending.len();
+        pending.resize(start + len, 0);
+        f.read_exact(&mut pending[start..]).map_err(io_err)?;
+        let actual = crc32c::crc32c(&pending[start..]);
+        if actual != crc {
+            return Err(corrupt(off, format!("chunk CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})")));
+        }
+        off += 8 + len as u64;
+        let used = p.feed(&pending).map_err(|r| corrupt(off, r))?;
+        p.base += used as u64;
+        pending.drain(..used);
+    }
+    if !p.done || !pending.is_empty() {
+        return Err(corrupt(off, "the body does not end with exactly one end record".into()));
+    }
+    let mut tree = p.tree;
+    tree.set_last_applied(zxid);
+    Ok(Loaded { zxid, tree, sessions: p.sessions, path: path.to_path_buf() })
 }
