@@ -24,6 +24,7 @@
 //! | `forceSync` | `force_sync` (`yes`/`no`) | yes |
 //! | `autopurge.snapRetainCount` | `autopurge_snap_retain_count` (min 3) | 3 |
 //! | `autopurge.purgeInterval` | `autopurge_purge_interval_h` (0 = off) | 0 |
+//! | `preAllocSize` | `pre_alloc_size_kb` (txn log segment size, KiB, min 64) | 65536 |
 //! | `minSessionTimeout`, `maxSessionTimeout` | `min_/max_session_timeout_ms` | 2·tick, 20·tick |
 //! | `server.N` | `servers` | none (standalone) |
 //!
@@ -39,7 +40,7 @@
 //! `srvr` is allowed, so configs meant for clients that use `ruok`/`mntr` must list them.
 //!
 //! ZooKeeper keys that arbor does not implement (`admin.enableServer`, `reconfigEnabled`,
-//! `standaloneEnabled`, `localSessionsEnabled`, `preAllocSize`, …) are accepted and ignored
+//! `standaloneEnabled`, `localSessionsEnabled`, …) are accepted and ignored
 //! with a warning; unknown keys also only warn. Warnings are returned, never printed here.
 //!
 //! # The `{id}` extension
@@ -95,7 +96,6 @@ const IGNORED_KEYS: &[&str] = &[
     "metricsProvider.httpPort",
     "multiAddress.enabled",
     "peerType",
-    "preAllocSize",
     "quorumListenOnAllIPs",
     "reconfigEnabled",
     "secureClientPort",
@@ -233,6 +233,8 @@ pub struct Config {
     pub force_sync: bool,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_h: u32,
+    /// Size of each preallocated txn log segment, in KiB (ZooKeeper's `preAllocSize`).
+    pub pre_alloc_size_kb: u64,
     pub min_session_timeout_ms: Millis,
     pub max_session_timeout_ms: Millis,
     pub servers: BTreeMap<ServerId, ServerSpec>,
@@ -340,6 +342,7 @@ struct Raw {
     force_sync: Option<bool>,
     autopurge_snap_retain_count: Option<u32>,
     autopurge_purge_interval_h: Option<u32>,
+    pre_alloc_size_kb: Option<u64>,
     min_session_timeout_ms: Option<(usize, Millis)>,
     max_session_timeout_ms: Option<(usize, Millis)>,
     servers: BTreeMap<ServerId, ServerSpec>,
@@ -427,6 +430,14 @@ impl Parser {
             }
             "autopurge.purgeInterval" => {
                 self.raw.autopurge_purge_interval_h = Some(self.number(n, key, v)?)
+            }
+            "preAllocSize" => {
+                let mut kb: u64 = self.positive(n, key, v)?;
+                if kb < 64 {
+                    self.warn(n, format!("{key}: {kb} KiB is below the minimum 64; using 64"));
+                    kb = 64;
+                }
+                self.raw.pre_alloc_size_kb = Some(kb);
             }
             "minSessionTimeout" => {
                 self.raw.min_session_timeout_ms = Some((n, self.millis(n, key, v)?))
@@ -768,6 +779,7 @@ impl Parser {
             force_sync: raw.force_sync.unwrap_or(true),
             autopurge_snap_retain_count: raw.autopurge_snap_retain_count.unwrap_or(3),
             autopurge_purge_interval_h: raw.autopurge_purge_interval_h.unwrap_or(0),
+            pre_alloc_size_kb: raw.pre_alloc_size_kb.unwrap_or(65536),
             min_session_timeout_ms: min_session,
             max_session_timeout_ms: max_session,
             servers: raw.servers,
@@ -1070,9 +1082,10 @@ mod tests {
     fn unimplemented_zookeeper_keys_warn() {
         let text = "dataDir=/d\nclientPort=1\nadmin.enableServer=false\nreconfigEnabled=true\n\
                     standaloneEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
-                    preAllocSize=65536\nglobalOutstandingLimit=1000\nssl.keyStore.location=/k\n";
-        let (_, w) = ok(text, None);
-        assert_eq!(w.len(), 8, "{w:?}");
+                    preAllocSize=1024\nglobalOutstandingLimit=1000\nssl.keyStore.location=/k\n";
+        let (c, w) = ok(text, None);
+        assert_eq!(c.pre_alloc_size_kb, 1024, "preAllocSize is implemented (txn log segment size)");
+        assert_eq!(w.len(), 7, "{w:?}");
         assert_eq!(
             w[0],
             "t.cfg:3: admin.enableServer: not implemented by arbor; ignored"

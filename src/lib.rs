@@ -11,6 +11,7 @@
 //! - `prep`: request preparation (client write → txn).
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
 //! - `server`: the one mio loop per process: sockets, timers, disk; steps the service.
+//! - `storage`: txn log, snapshots, recovery, purge (the durable state on disk).
 //! - `config`: zoo.cfg parsing. `node`: wires a process together.
 
 pub mod acl;
@@ -24,6 +25,7 @@ pub mod proto;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;

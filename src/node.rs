@@ -4,10 +4,9 @@ use std::path::Path;
 
 use crate::config;
 use crate::proto::ServerId;
-use crate::server::{EventLoop, LoopConfig, MemorySink};
+use crate::server::{EventLoop, LoopConfig};
 use crate::service::{Service, ServiceConfig};
-use crate::session::SessionTable;
-use crate::tree::DataTree;
+use crate::storage::{self, StorageConfig, StorageError};
 
 /// The version string clients see (`srvr`, `envi`): the ZooKeeper protocol level first,
 /// since clients such as kazoo parse it to decide which features to use.
@@ -21,6 +20,8 @@ pub enum NodeError {
     Config(#[from] config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot recover the state from disk: {0}")]
+    Storage(#[from] StorageError),
     #[error("event loop stopped: {0}")]
     Loop(std::io::Error),
     #[error("{0}")]
@@ -52,7 +53,20 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         super_digest: cfg.super_digest.as_ref().map(|s| format!("{}:{}", s.user, s.digest)),
         container_check_ms: 60_000,
     };
-    let service = Service::new(svc_cfg, DataTree::new(), SessionTable::new(id, wall), 0);
+    if !cfg.force_sync {
+        eprintln!(
+            "arbor: WARNING: forceSync=no: the txn log is not fsynced; acknowledged writes can be \
+             lost on a crash or power failure. For benchmarks only."
+        );
+    }
+    // The loop's monotonic clock starts at 0 when it is created; recovered sessions count
+    // their timeout from there.
+    let recovered = storage::recover(StorageConfig::from_config(&cfg), id, wall, 0)?;
+    eprintln!("arbor: recovered: {}", recovered.report);
+    let mut storage = recovered.storage;
+    let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
+    // Notice a full disk before the first write arrives.
+    storage.housekeeping(&mut service);
     let allowed: Vec<String> = cfg.four_lw_whitelist.words().map(str::to_string).collect();
     let loop_cfg = LoopConfig {
         client_addr,
@@ -67,12 +81,14 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         server_id: id.0,
         force_sync: cfg.force_sync,
     };
-    let mut ev = EventLoop::new(loop_cfg, service, Box::new(MemorySink::default()), None)
+    let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), None)
         .map_err(|source| NodeError::Listen { addr: client_addr, source })?;
     eprintln!(
-        "arbor {} node {id} serving clients on {} (standalone; state in memory only)",
+        "arbor {} node {id} serving clients on {} (standalone; txn log in {}, snapshots in {})",
         version_string(),
-        ev.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        ev.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        cfg.data_log_dir.display(),
+        cfg.data_dir.display()
     );
     ev.run().map_err(NodeError::Loop)
 }

@@ -187,6 +187,9 @@ pub struct Service {
     pending_connects: HashMap<SessionId, PendingConnect>,
     /// Follower: sessions active since the last report to the leader.
     touched: BTreeSet<SessionId>,
+    /// Why writes are refused (the txn log's disk cannot take more), if they are: write
+    /// requests get `SystemError`, new sessions are turned away, expiry is postponed.
+    writes_refused: Option<String>,
 }
 
 const OP_NAMES: &[(i32, &str)] = &[
@@ -279,7 +282,16 @@ impl Service {
     pub fn touch_sessions(&mut self, sessions: &[SessionId], now: Millis) {
         for s in sessions {
             self.sessions.touch(*s, now);
+            writes_refused: None,
         }
+    }
+
+    /// Storage tells the service that writes must stop (`Some(reason)`) or may resume.
+    pub fn set_writes_refused(&mut self, reason: Option<String>) {
+        self.writes_refused = reason;
+    }
+    pub fn writes_refused(&self) -> Option<&str> {
+        self.writes_refused.as_deref()
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -389,6 +401,15 @@ impl Service {
 
     /// Timers: session expiry, container and TTL reaping.
     pub fn tick(&mut self, now: Millis, wall_ms: i64, out: &mut dyn Outbox) {
+        if self.writes_refused.is_some() {
+            // Closing a session is a txn: postpone expiry (and reaping) until the disk is back.
+            for session in self.sessions.expired(now) {
+                let timeout = self.sessions.get(session).map_or(0, |s| s.timeout_ms);
+                self.sessions.add(session, timeout, now);
+            }
+            self.next_reap_ms = now + self.cfg.container_check_ms;
+            return;
+        }
         if !matches!(self.mode, Mode::Standalone | Mode::Leader) {
             if now >= self.next_reap_ms {
                 self.next_reap_ms = now + self.cfg.container_check_ms;
@@ -441,6 +462,11 @@ impl Service {
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
         if req.session_id == 0 {
+            if let Some(why) = &self.writes_refused {
+                eprintln!("client {}: refusing a new session (creating one is a write): {why}", self.addr(client));
+                out.close_client(client);
+                return;
+            }
             // The session exists once its CreateSession txn is applied; the connect reply
             // goes out then (`apply_committed`).
             let session = self.sessions.next_session_id();
@@ -635,6 +661,15 @@ impl Service {
             _ => None,
         };
         if let Some(kind) = kind {
+            if self.writes_refused.is_some() && !matches!(req, Request::Sync { .. }) {
+                // Every write (closing a session included) is a txn the disk cannot take:
+                // the session stays and expires later.
+                self.reply_err(client, xid, ErrorCode::SystemError, out);
+                if matches!(req, Request::CloseSession) {
+                    out.close_client(client);
+                }
+                return;
+            }
             if matches!(req, Request::CloseSession) {
                 self.sessions.set_closing(session);
             }

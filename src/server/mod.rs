@@ -66,6 +66,9 @@ pub trait TxnSink {
     fn install_snapshot(&mut self, _bytes: &[u8], _server: u64) -> io::Result<(DataTree, SessionTable)> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot install snapshots"))
     }
+    /// After each turn's sync and flush: housekeeping that needs the service (snapshots,
+    /// log space checks that may make the service refuse writes). Default: nothing.
+    fn after_sync(&mut self, _service: &mut Service) {}
 }
 
 /// A sink that keeps nothing: state lives only in memory.
@@ -341,6 +344,7 @@ impl EventLoop {
                 return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
             }
             self.flush_dirty();
+            self.sink.after_sync(&mut self.service);
         }
     }
 

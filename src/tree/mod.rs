@@ -443,13 +443,19 @@ impl DataTree {
     /// in place, keeping its children. Parent stats are not touched: they are restored
     /// from their own records.
     pub fn insert_restored(&mut self, path: &str, data: Option<&[u8]>, acl: &[Acl], raw: RawStat) -> Result<(), ErrorCode> {
-        if let Some(id) = self.lookup(path) {
-            self.overwrite(id, data, acl, &raw);
+        if path == "/" {
+            self.overwrite(NodeId::ROOT, data, acl, &raw);
             return Ok(());
         }
-        let (parent_path, _) = split_path(path).ok_or(ErrorCode::BadArguments)?;
+        // One walk to the parent, then one probe for the child (restarts load millions).
+        let (parent_path, name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
-        self.insert_node(parent, path, data, acl, &raw);
+        match self.child(parent.0, name) {
+            Some(id) => self.overwrite(NodeId(id), data, acl, &raw),
+            None => {
+                self.insert_node(parent, path, data, acl, &raw);
+            }
+        }
         Ok(())
     }
 

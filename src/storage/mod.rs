@@ -1,0 +1,447 @@
+//! Durable storage: the write-ahead txn log, snapshots, recovery, purge and the epoch files.
+//!
+//! # Layout
+//! - `txnlog`: preallocated, CRC-checked, group-committed segments (`log.<zxid hex>`).
+//! - `snapshot`: the tree + sessions at a zxid (`snapshot.<zxid hex>`), written off-thread.
+//! - `recovery`: newest valid snapshot + replay of later records → tree, sessions, `Storage`.
+//! - `fsutil`: fsync/rename/preallocation helpers.
+//!
+//! `Storage` is the event loop's `TxnSink`: `append` buffers a txn, `sync` writes and
+//! fdatasyncs once per loop turn (before any reply leaves), and `after_sync` does the
+//! housekeeping that needs the service: starting and reaping snapshots, preparing the next
+//! log segment (which is where a full disk is noticed), purging.
+//!
+//! # Disk full or failing
+//! Log segments are preallocated and the next one is prepared when the active one is three
+//! quarters full. If that preparation fails (ENOSPC, EIO…), nothing applied so far is at
+//! risk — the active segment still has room — so the service is told to refuse writes:
+//! write requests and new sessions get `SystemError` (-1, "disk failed"; ZooKeeper would
+//! drop the connection, which clients retry forever), reads keep working, session expiry
+//! is postponed. Every 5 s the preparation is retried; once it succeeds, writes resume.
+//! If a `sync` itself fails, txns of this turn are applied in memory but not durable, and
+//! after a failed fsync nobody knows what the disk holds: the loop stops before flushing
+//! any reply of that turn and the process exits with an error. Restarting recovers exactly
+//! what was acknowledged. (Keeping the diverged tree to serve reads would show clients
+//! writes that the log lost; rebuilding it in-process is possible but is a restart anyway.)
+//!
+//! # Files in `dataDir` / `dataLogDir`
+//! `snapshot.<zxid>` (dataDir), `log.<zxid>` and `log.next` (dataLogDir), `acceptedEpoch`
+//! and `currentEpoch` (dataDir; decimal text, as in ZooKeeper, replaced atomically).
+//!
+//! # Purge (ZooKeeper semantics)
+//! With `autopurge.purgeInterval` = N > 0 hours, purge runs at start and every N hours: it
+//! keeps the newest `autopurge.snapRetainCount` snapshots and every log segment holding
+//! txns after the oldest kept snapshot. With 0 (the default) nothing is ever deleted.
+
+pub mod fsutil;
+pub mod recovery;
+pub mod snapshot;
+pub mod txnlog;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::proto::Zxid;
+use crate::server::TxnSink;
+use crate::service::Service;
+use crate::session::SessionTable;
+use crate::tree::DataTree;
+use crate::txn::Txn;
+
+pub use recovery::{recover, Recovered};
+pub use txnlog::{LogOptions, LogReader, TxnLog};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: corrupt at byte offset {offset}: {reason}")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("{0}")]
+    Inconsistent(String),
+    #[error("cannot encode txn {zxid}: {reason}")]
+    Encode { zxid: Zxid, reason: String },
+}
+
+impl StorageError {
+    pub fn io(path: &Path, source: io::Error) -> StorageError {
+        StorageError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
+pub const CURRENT_EPOCH: &str = "currentEpoch";
+
+/// Read an epoch file (`None` if it does not exist yet).
+pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<u32>, StorageError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse().map(Some).map_err(|_| StorageError::Corrupt {
+            path,
+            offset: 0,
+            reason: format!("not an epoch number: {:?}", s.trim()),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io(&path, e)),
+    }
+}
+
+/// Write an epoch file atomically (temp + fsync + rename + directory fsync).
+pub fn write_epoch(dir: &Path, name: &str, epoch: u32) -> Result<(), StorageError> {
+    fsutil::ensure_dir(dir)?;
+    fsutil::write_atomic(&dir.join(name), format!("{epoch}\n").as_bytes())
+}
+
+/// What purge removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub snapshots: Vec<PathBuf>,
+    pub segments: Vec<PathBuf>,
+}
+
+/// Keep the newest `retain` snapshots and the log segments holding txns after the oldest
+/// kept one (a segment is removable when the next segment starts at or below that
+/// snapshot's zxid + 1). Without snapshots nothing is removed.
+pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<PurgeReport, StorageError> {
+    let retain = retain.max(1);
+    let snaps = snapshot::list(data_dir)?;
+    let mut report = PurgeReport::default();
+    if snaps.is_empty() {
+        return Ok(report);
+    }
+    let keep_from = snaps.len().saturating_sub(retain);
+    let oldest_kept = snaps[keep_from].0;
+    for (_, p) in &snaps[..keep_from] {
+        std::fs::remove_file(p).map_err(|e| StorageError::io(p, e))?;
+        report.snapshots.push(p.clone());
+    }
+    let segs = fsutil::list_by_zxid(log_dir, txnlog::SEGMENT_PREFIX)?;
+    for w in segs.windows(2) {
+        if w[1].0 <= oldest_kept.0 + 1 {
+            std::fs::remove_file(&w[0].1).map_err(|e| StorageError::io(&w[0].1, e))?;
+            report.segments.push(w[0].1.clone());
+        }
+    }
+    if !report.snapshots.is_empty() {
+        fsutil::sync_dir(data_dir)?;
+    }
+    if !report.segments.is_empty() {
+        fsutil::sync_dir(log_dir)?;
+    }
+    Ok(report)
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub snap_count: u64,
+    pub force_sync: bool,
+    pub segment_bytes: u64,
+    pub snap_retain_count: u32,
+    pub purge_interval_h: u32,
+}
+
+impl StorageConfig {
+    pub fn from_config(cfg: &Config) -> StorageConfig {
+        StorageConfig {
+            data_dir: cfg.data_dir.clone(),
+            data_log_dir: cfg.data_log_dir.clone(),
+            snap_count: cfg.snap_count.max(1),
+            force_sync: cfg.force_sync,
+            segment_bytes: cfg.pre_alloc_size_kb.max(64) * 1024,
+            snap_retain_count: cfg.autopurge_snap_retain_count,
+            purge_interval_h: cfg.autopurge_purge_interval_h,
+        }
+    }
+
+    pub fn log_options(&self) -> LogOptions {
+        LogOptions { segment_bytes: self.segment_bytes, force_sync: self.force_sync }
+    }
+}
+
+/// Counters for diagnostics and the benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct StorageStats {
+    pub snapshots_written: u64,
+    pub snapshots_failed: u64,
+    /// Longest time the loop spent serializing the tree for one snapshot.
+    pub longest_snapshot_stall_us: u64,
+    pub last_snapshot_zxid: Zxid,
+}
+
+struct SnapshotJob {
+    zxid: Zxid,
+    started: Instant,
+    worker: Worker,
+}
+
+/// Who writes the snapshot.
+enum Worker {
+    /// A forked child with a copy-on-write view of the tree (serializes and writes).
+    Child(libc::pid_t),
+    /// A helper thread writing a buffer serialized on the loop (fallback if fork fails).
+    Thread(JoinHandle<Result<(PathBuf, u64), StorageError>>),
+}
+
+/// How long to wait before trying again to prepare log space after a failure.
+const SPACE_RETRY: Duration = Duration::from_secs(5);
+
+pub struct Storage {
+    cfg: StorageConfig,
+    log: TxnLog,
+    since_snapshot: u64,
+    job: Option<SnapshotJob>,
+    next_purge: Option<Instant>,
+    /// Why writes are refused (the disk cannot take more), if they are.
+    disk_problem: Option<String>,
+    next_space_try: Instant,
+    /// `disk_problem` changed and the service has not been told yet.
+    tell_service: bool,
+    pub stats: StorageStats,
+}
+
+impl Storage {
+    pub fn new(cfg: StorageConfig, log: TxnLog) -> Storage {
+        let next_purge = (cfg.purge_interval_h > 0).then(Instant::now);
+        Storage {
+            cfg,
+            log,
+            since_snapshot: 0,
+            job: None,
+            next_purge,
+            disk_problem: None,
+            next_space_try: Instant::now(),
+            tell_service: false,
+            stats: StorageStats::default(),
+        }
+    }
+
+    pub fn log(&self) -> &TxnLog {
+        &self.log
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn disk_problem(&self) -> Option<&str> {
+        self.disk_problem.as_deref()
+    }
+
+    /// Take a snapshot of the current state without stalling the loop for long.
+    ///
+    /// The tree is single-threaded and not copy-on-write, so the copy-on-write view comes
+    /// from the kernel: `fork()` (as redis does for RDB saves). The child serializes the
+    /// tree it sees, writes, fsyncs and renames the file, and exits; the loop only pays
+    /// for the fork (page-table copy) and later the pages it modifies while the child
+    /// runs. The process has no other threads at that point (a previous job has been
+    /// reaped), so the child may allocate. If fork fails, the tree is serialized on the
+    /// loop thread and written by a helper thread (a longer stall). The log is rolled, so
+    /// the segments before this point can be purged once snapshots cover them.
+    pub fn start_snapshot(&mut self, tree: &DataTree, sessions: &SessionTable) {
+        let t0 = Instant::now();
+        let zxid = tree.last_applied();
+        let dir = self.cfg.data_dir.clone();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: single-threaded at this point (see above); the child only runs
+        // `snapshot_child`, which ends in `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            snapshot_child(parent, &dir, tree, sessions);
+        }
+        let worker = if pid > 0 {
+            Worker::Child(pid)
+        } else {
+            let err = io::Error::last_os_error();
+            eprintln!("arbor: warning: fork for the snapshot failed ({err}); serializing on the loop thread");
+            let image = snapshot::encode(tree, sessions);
+            match std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || snapshot::write_image(&dir, &image)) {
+                Ok(h) => Worker::Thread(h),
+                Err(e) => {
+                    self.stats.snapshots_failed += 1;
+                    eprintln!("arbor: warning: cannot start the snapshot thread: {e}; the txn log still holds everything");
+                    return;
+                }
+            }
+        };
+        let stall_us = t0.elapsed().as_micros() as u64;
+        self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(stall_us);
+        self.log.request_roll();
+        self.since_snapshot = 0;
+        eprintln!(
+            "arbor: snapshot at zxid {zxid} started ({} znodes, {} sessions); the loop paused {:.1} ms",
+            tree.node_count(),
+            sessions.len(),
+            stall_us as f64 / 1000.0
+        );
+        self.job = Some(SnapshotJob { zxid, started: t0, worker });
+    }
+
+    /// Whether a snapshot is being written.
+    pub fn snapshot_running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Reap a finished snapshot job (or wait for it with `block`).
+    pub fn poll_snapshot(&mut self, block: bool) {
+        let child_result = match self.job.as_ref().map(|j| &j.worker) {
+            None => return,
+            Some(Worker::Child(pid)) => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                let r = unsafe { libc::waitpid(*pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
+                if r == 0 {
+                    return;
+                }
+                Some(if r < 0 {
+                    Err(format!("waitpid: {}", io::Error::last_os_error()))
+                } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("the snapshot process ended with status {status:#x} (see its message above)"))
+                })
+            }
+            Some(Worker::Thread(h)) => {
+                if !block && !h.is_finished() {
+                    return;
+                }
+                None
+            }
+        };
+        let Some(job) = self.job.take() else { return };
+        let result = match (child_result, job.worker) {
+            (Some(r), _) => r,
+            (None, Worker::Thread(h)) => match h.join() {
+                Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+                Err(_) => Err("the snapshot thread panicked".into()),
+            },
+            (None, Worker::Child(_)) => Err("internal: child job without a status".into()),
+        };
+        match result {
+            Ok(()) => {
+                self.stats.snapshots_written += 1;
+                self.stats.last_snapshot_zxid = job.zxid;
+                eprintln!("arbor: snapshot at zxid {} done in {:.0} ms", job.zxid, job.started.elapsed().as_secs_f64() * 1000.0);
+            }
+            Err(e) => {
+                self.stats.snapshots_failed += 1;
+                eprintln!("arbor: warning: snapshot at zxid {} failed: {e}; the txn log still holds everything", job.zxid);
+            }
+        }
+    }
+
+    /// Between loop turns: snapshots, log space, purge. Tells the service when writes must
+    /// stop or may resume.
+    pub fn housekeeping(&mut self, service: &mut Service) {
+        self.poll_snapshot(false);
+        if self.job.is_none() && self.since_snapshot >= self.cfg.snap_count {
+            self.start_snapshot(service.tree(), service.sessions());
+        }
+        self.check_space();
+        if self.tell_service {
+            self.tell_service = false;
+            service.set_writes_refused(self.disk_problem.clone());
+        }
+        if let Some(at) = self.next_purge {
+            if Instant::now() >= at {
+                self.next_purge = Some(at + Duration::from_secs(self.cfg.purge_interval_h as u64 * 3600));
+                self.run_purge();
+            }
+        }
+    }
+
+    fn check_space(&mut self) {
+        if self.disk_problem.is_some() && Instant::now() < self.next_space_try {
+            return;
+        }
+        match self.log.ensure_spare() {
+            Ok(()) => {
+                if self.disk_problem.take().is_some() {
+                    eprintln!("arbor: txn log space is available again; accepting writes");
+                    self.tell_service = true;
+                }
+            }
+            Err(e) => {
+                self.next_space_try = Instant::now() + SPACE_RETRY;
+                if self.disk_problem.is_none() {
+                    eprintln!(
+                        "arbor: ERROR: cannot prepare the next txn log segment ({e}). REFUSING WRITES \
+                         (clients get SystemError) and serving reads only; retrying every {}s",
+                        SPACE_RETRY.as_secs()
+                    );
+                    self.disk_problem = Some(format!("txn log disk failed: {e}"));
+                    self.tell_service = true;
+                }
+            }
+        }
+    }
+
+    fn run_purge(&mut self) {
+        let retain = self.cfg.snap_retain_count as usize;
+        match purge(&self.cfg.data_dir, &self.cfg.data_log_dir, retain) {
+            Ok(r) if r.snapshots.is_empty() && r.segments.is_empty() => {}
+            Ok(r) => eprintln!("arbor: purge removed {} snapshots and {} log segments", r.snapshots.len(), r.segments.len()),
+            Err(e) => eprintln!("arbor: warning: purge failed: {e}"),
+        }
+    }
+}
+
+/// The forked snapshot process: never returns. It must not touch the parent's sockets
+/// or log, so it closes every descriptor but stdio first (a client connection the parent
+/// closes must really close), and it dies with the parent (no orphan writing into a data
+/// dir that a restarted server owns).
+fn snapshot_child(parent: libc::pid_t, dir: &Path, tree: &DataTree, sessions: &SessionTable) -> ! {
+    // SAFETY: plain syscalls in the child; `_exit` skips the parent's atexit handlers and
+    // destructors, which belong to the parent.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(3);
+        }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..65536 {
+                libc::close(fd);
+            }
+        }
+    }
+    let image = snapshot::encode(tree, sessions);
+    let code = match snapshot::write_image(dir, &image) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("arbor: snapshot process: {e}");
+            1
+        }
+    };
+    // SAFETY: see above.
+    unsafe { libc::_exit(code) }
+}
+
+impl TxnSink for Storage {
+    fn append(&mut self, txn: &Txn) -> io::Result<()> {
+        self.log.append(txn).map_err(|e| io::Error::other(e.to_string()))?;
+        self.since_snapshot += 1;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if !self.log.has_pending() {
+            return Ok(());
+        }
+        self.log.sync().map_err(|e| {
+            eprintln!(
+                "arbor: FATAL: txn log write/fsync failed: {e}. This turn's writes are applied in memory \
+                 but may not be on disk, so no reply for them is sent and the server stops; \
+                 a restart recovers every acknowledged write."
+            );
+            io::Error::other(e.to_string())
+        })
+    }
+
+    fn after_sync(&mut self, service: &mut Service) {
+        self.housekeeping(service);
+    }
+}

@@ -1,0 +1,426 @@
+//! Snapshots: the whole DataTree and the session table at one zxid, in one file.
+//!
+//! # On-disk format
+//!
+//! `snapshot.<zxid hex>` in `dataDir` (lower-case hex, no padding), written as
+//! `snapshot.<zxid hex>.tmp`, fsynced, renamed, and the directory fsynced.
+//!
+//! ```text
+//! File    := Header Chunk* EndChunk
+//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | 0 u32 | zxid i64 BE
+//! Chunk   := len u32 BE (1..=1 MiB) | crc u32 BE (CRC32C of the bytes) | bytes
+//! EndChunk := 0 u32 | 0 u32                      (nothing may follow)
+//! ```
+//!
+//! The concatenated chunk bytes form the body, a sequence of tagged records (integers
+//! little-endian, strings as u32 length + UTF-8):
+//!
+//! ```text
+//! Acl     := 0x01 | id u32 | count u32 | (perms i32 | scheme str | id str){count}
+//! Node    := 0x02 | path str | dataLen i32 (-1 = null) | data | acl id u32
+//!            | czxid i64 | mzxid i64 | ctime i64 | mtime i64
+//!            | version i32 | cversion i32 (stored) | aversion i32
+//!            | ephemeralOwner i64 (raw) | pzxid i64
+//! Session := 0x03 | id i64 | timeout_ms i32
+//! End     := 0xFF | node count u64 | session count u64
+//! ```
+//!
+//! Nodes come in preorder (parents first), so loading inserts each under an existing
+//! parent. An ACL list is defined by an `Acl` record before the first node that uses it.
+//! A file is valid only if its header and name agree on the zxid, every chunk's CRC holds,
+//! the body ends exactly with `End`, and the counts match.
+//!
+//! # Not stalling the loop
+//! `Storage::start_snapshot` forks: the child runs `encode` (walk the tree into one memory
+//! buffer) and `write_image` (chunk CRCs, write, fsync, rename) on its copy-on-write view,
+//! so the loop pauses only for the fork. Without fork, `encode` runs on the loop thread
+//! (about 0.5 µs per znode) and `write_image` on a helper thread.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::proto::{Acl, Id, SessionId, Zxid};
+use crate::session::SessionTable;
+use crate::tree::{DataTree, RawStat};
+
+use super::fsutil;
+use super::StorageError;
+
+pub const SNAP_MAGIC: &[u8; 8] = b"ARBORSNP";
+pub const SNAP_VERSION: u32 = 1;
+pub const SNAP_PREFIX: &str = "snapshot.";
+const HEADER_BYTES: usize = 24;
+const CHUNK_BYTES: usize = 1 << 20;
+
+const TAG_ACL: u8 = 0x01;
+const TAG_NODE: u8 = 0x02;
+const TAG_SESSION: u8 = 0x03;
+const TAG_END: u8 = 0xFF;
+
+/// A tree serialized in memory, not yet on disk.
+pub struct SnapshotImage {
+    pub zxid: Zxid,
+    pub body: Vec<u8>,
+    pub nodes: u64,
+    pub sessions: u64,
+}
+
+/// A snapshot read back.
+pub struct Loaded {
+    pub zxid: Zxid,
+    pub tree: DataTree,
+    /// (id, timeout) of every session live at `zxid`.
+    pub sessions: Vec<(SessionId, i32)>,
+    pub path: PathBuf,
+}
+
+pub fn snapshot_path(dir: &Path, zxid: Zxid) -> PathBuf {
+    dir.join(format!("{SNAP_PREFIX}{:x}", zxid.0))
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// Serialize the tree and sessions (at the tree's last applied zxid) into memory. Runs on
+/// the loop thread: this is the stall.
+pub fn encode(tree: &DataTree, sessions: &SessionTable) -> SnapshotImage {
+    let estimate = tree.approximate_data_size() as usize + tree.node_count() * 72 + sessions.len() * 13 + 64;
+    let mut body = Vec::with_capacity(estimate);
+    // ACL lists are interned in the tree, so a list's address identifies it for the walk.
+    let mut acl_ids: HashMap<(usize, usize), u32> = HashMap::new();
+    let mut last_acl = (0usize, 0usize, 0u32);
+    let mut nodes = 0u64;
+    tree.for_each_preorder(|path, v| {
+        let key = (v.acl.as_ptr() as usize, v.acl.len());
+        let acl_id = if (key.0, key.1) == (last_acl.0, last_acl.1) && nodes > 0 {
+            last_acl.2
+        } else {
+            let next = acl_ids.len() as u32;
+            let id = *acl_ids.entry(key).or_insert_with(|| {
+                body.push(TAG_ACL);
+                body.extend_from_slice(&next.to_le_bytes());
+                body.extend_from_slice(&(v.acl.len() as u32).to_le_bytes());
+                for a in v.acl {
+                    body.extend_from_slice(&a.perms.to_le_bytes());
+                    put_str(&mut body, &a.id.scheme);
+                    put_str(&mut body, &a.id.id);
+                }
+                next
+            });
+            last_acl = (key.0, key.1, id);
+            id
+        };
+        body.push(TAG_NODE);
+        put_str(&mut body, path);
+        match v.data {
+            None => body.extend_from_slice(&(-1i32).to_le_bytes()),
+            Some(d) => {
+                body.extend_from_slice(&(d.len() as i32).to_le_bytes());
+                body.extend_from_slice(d);
+            }
+        }
+        body.extend_from_slice(&acl_id.to_le_bytes());
+        let r = &v.raw;
+        for x in [r.czxid, r.mzxid, r.ctime, r.mtime] {
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+        for x in [r.version, r.cversion, r.aversion] {
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+        body.extend_from_slice(&r.ephemeral_owner.to_le_bytes());
+        body.extend_from_slice(&r.pzxid.to_le_bytes());
+        nodes += 1;
+    });
+    let mut count = 0u64;
+    for s in sessions.iter_sorted() {
+        body.push(TAG_SESSION);
+        body.extend_from_slice(&s.id.0.to_le_bytes());
+        body.extend_from_slice(&s.timeout_ms.to_le_bytes());
+        count += 1;
+    }
+    body.push(TAG_END);
+    body.extend_from_slice(&nodes.to_le_bytes());
+    body.extend_from_slice(&count.to_le_bytes());
+    SnapshotImage { zxid: tree.last_applied(), body, nodes, sessions: count }
+}
+
+/// Write an image durably as `snapshot.<zxid>`: temp file, fsync, rename, directory fsync.
+/// Meant for a helper thread. Returns the final path and its size.
+pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), StorageError> {
+    fsutil::ensure_dir(dir)?;
+    let path = snapshot_path(dir, image.zxid);
+    let tmp = dir.join(format!("{SNAP_PREFIX}{:x}.tmp", image.zxid.0));
+    let result = (|| -> std::io::Result<u64> {
+        let mut f = std::io::BufWriter::with_capacity(4 << 20, File::create(&tmp)?);
+        let mut header = [0u8; HEADER_BYTES];
+        header[..8].copy_from_slice(SNAP_MAGIC);
+        header[8..12].copy_from_slice(&SNAP_VERSION.to_be_bytes());
+        header[16..24].copy_from_slice(&image.zxid.0.to_be_bytes());
+        f.write_all(&header)?;
+        let mut size = HEADER_BYTES as u64;
+        for chunk in image.body.chunks(CHUNK_BYTES) {
+            f.write_all(&(chunk.len() as u32).to_be_bytes())?;
+            f.write_all(&crc32c::crc32c(chunk).to_be_bytes())?;
+            f.write_all(chunk)?;
+            size += 8 + chunk.len() as u64;
+        }
+        f.write_all(&[0u8; 8])?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(size + 8)
+    })();
+    let size = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(StorageError::io(&tmp, e));
+        }
+    };
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+    fsutil::sync_dir(dir)?;
+    Ok((path, size))
+}
+
+/// Completed snapshots in `dir`, oldest first.
+pub fn list(dir: &Path) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
+    Ok(fsutil::list_by_zxid(dir, SNAP_PREFIX)?.into_iter().map(|(z, p)| (Zxid(z), p)).collect())
+}
+
+/// Remove `snapshot.*.tmp` left by a crash during a snapshot write.
+pub fn remove_partial(dir: &Path) -> Result<(), StorageError> {
+    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SNAP_PREFIX) && name.ends_with(".tmp") {
+            fs::remove_file(e.path()).map_err(|err| StorageError::io(&e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest snapshot that loads, falling back to older ones with a warning. `None` when
+/// there is no snapshot at all; an error when snapshots exist and none is valid.
+pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, StorageError> {
+    let snaps = list(dir)?;
+    let mut failures = Vec::new();
+    for (_, path) in snaps.iter().rev() {
+        match load(path) {
+            Ok(l) => return Ok(Some(l)),
+            Err(e) => {
+                eprintln!("arbor: warning: snapshot {} is not usable ({e}); trying the previous one", path.display());
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(None)
+    } else {
+        Err(StorageError::Inconsistent(format!("no valid snapshot in {}: {}", dir.display(), failures.join("; "))))
+    }
+}
+
+/// Why parsing stopped early.
+enum Stop {
+    /// The record continues in the next chunk.
+    Short,
+    Bad(String),
+}
+
+/// A bounds-checked reader over the buffered body.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Stop> {
+        if self.b.len() - self.pos < n {
+            return Err(Stop::Short);
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, Stop> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Stop> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn i32(&mut self) -> Result<i32, Stop> {
+        Ok(self.u32()? as i32)
+    }
+    fn i64(&mut self) -> Result<i64, Stop> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(i64::from_le_bytes(a))
+    }
+    fn str(&mut self) -> Result<&'a str, Stop> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).map_err(|_| Stop::Bad("invalid UTF-8 in a string".into()))
+    }
+}
+
+/// The body being rebuilt, record by record.
+struct Parser {
+    tree: DataTree,
+    acls: Vec<Vec<Acl>>,
+    sessions: Vec<(SessionId, i32)>,
+    nodes: u64,
+    done: bool,
+    /// Body bytes consumed before the current buffer, for error offsets.
+    base: u64,
+}
+
+impl Parser {
+    /// Parse every complete record in `buf`; returns how many bytes were consumed.
+    fn feed(&mut self, buf: &[u8]) -> Result<usize, String> {
+        let mut c = Cursor { b: buf, pos: 0 };
+        loop {
+            let at = c.pos;
+            if self.done || at == buf.len() {
+                return Ok(at);
+            }
+            match self.record(&mut c) {
+                Ok(()) => {}
+                Err(Stop::Short) => return Ok(at),
+                Err(Stop::Bad(why)) => return Err(format!("{why} (record at body offset {})", self.base + at as u64)),
+            }
+        }
+    }
+
+    fn record(&mut self, c: &mut Cursor<'_>) -> Result<(), Stop> {
+        match c.u8()? {
+            TAG_ACL => {
+                let id = c.u32()? as usize;
+                if id != self.acls.len() {
+                    return Err(Stop::Bad(format!("ACL id {id} out of sequence")));
+                }
+                let n = c.u32()? as usize;
+                let mut list = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    let perms = c.i32()?;
+                    let scheme = c.str()?;
+                    let idv = c.str()?;
+                    list.push(Acl { perms, id: Id::new(scheme, idv) });
+                }
+                self.acls.push(list);
+            }
+            TAG_NODE => {
+                let path = c.str()?;
+                let dlen = c.i32()?;
+                let data = if dlen < 0 { None } else { Some(c.take(dlen as usize)?) };
+                let acl_id = c.u32()? as usize;
+                let raw = RawStat {
+                    czxid: c.i64()?,
+                    mzxid: c.i64()?,
+                    ctime: c.i64()?,
+                    mtime: c.i64()?,
+                    version: c.i32()?,
+                    cversion: c.i32()?,
+                    aversion: c.i32()?,
+                    ephemeral_owner: c.i64()?,
+                    pzxid: c.i64()?,
+                };
+                let acl = self.acls.get(acl_id).ok_or_else(|| Stop::Bad(format!("undefined ACL id {acl_id}")))?;
+                self.tree
+                    .insert_restored(path, data, acl, raw)
+                    .map_err(|e| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}")))?;
+                self.nodes += 1;
+            }
+            TAG_SESSION => {
+                let id = c.i64()?;
+                let timeout = c.i32()?;
+                self.sessions.push((SessionId(id), timeout));
+            }
+            TAG_END => {
+                let n = c.i64()? as u64;
+                let s = c.i64()? as u64;
+                if n != self.nodes || s != self.sessions.len() as u64 {
+                    return Err(Stop::Bad(format!(
+                        "end record counts {n} nodes/{s} sessions, body has {}/{}",
+                        self.nodes,
+                        self.sessions.len()
+                    )));
+                }
+                self.done = true;
+            }
+            t => return Err(Stop::Bad(format!("unknown record tag {t:#04x}"))),
+        }
+        Ok(())
+    }
+}
+
+/// Load one snapshot file, verifying everything. Streams: each chunk is read into a small
+/// buffer, CRC-checked, and its complete records inserted at once (no whole-file buffer:
+/// a 2M-znode restart would otherwise fault in and copy hundreds of MiB first).
+pub fn load(path: &Path) -> Result<Loaded, StorageError> {
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset, reason };
+    let io_err = |e: std::io::Error| StorageError::io(path, e);
+    let mut f = File::open(path).map_err(io_err)?;
+    let file_len = f.metadata().map_err(io_err)?.len();
+    let mut header = [0u8; HEADER_BYTES];
+    if file_len < HEADER_BYTES as u64 {
+        return Err(corrupt(0, "shorter than the header".into()));
+    }
+    f.read_exact(&mut header).map_err(io_err)?;
+    if &header[..8] != SNAP_MAGIC {
+        return Err(corrupt(0, "bad magic (not an arbor snapshot)".into()));
+    }
+    let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    if version != SNAP_VERSION {
+        return Err(corrupt(8, format!("unsupported snapshot version {version}")));
+    }
+    let mut zb = [0u8; 8];
+    zb.copy_from_slice(&header[16..24]);
+    let zxid = Zxid(i64::from_be_bytes(zb));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if fsutil::parse_hex_name(name, SNAP_PREFIX) != Some(zxid.0) {
+        return Err(corrupt(16, format!("header zxid {zxid} does not match the file name")));
+    }
+    let mut p = Parser { tree: DataTree::new(), acls: Vec::new(), sessions: Vec::new(), nodes: 0, done: false, base: 0 };
+    let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);
+    let mut off = HEADER_BYTES as u64;
+    loop {
+        let mut ch = [0u8; 8];
+        if off + 8 > file_len {
+            return Err(corrupt(off, "truncated: no end chunk".into()));
+        }
+        f.read_exact(&mut ch).map_err(io_err)?;
+        let len = u32::from_be_bytes([ch[0], ch[1], ch[2], ch[3]]) as usize;
+        let crc = u32::from_be_bytes([ch[4], ch[5], ch[6], ch[7]]);
+        if len == 0 {
+            if crc != 0 || off + 8 != file_len {
+                return Err(corrupt(off, "bad end chunk or bytes after it".into()));
+            }
+            break;
+        }
+        if len > CHUNK_BYTES || off + 8 + len as u64 > file_len {
+            return Err(corrupt(off, format!("chunk length {len} runs past the end of the file")));
+        }
+        let start = pending.len();
+        pending.resize(start + len, 0);
+        f.read_exact(&mut pending[start..]).map_err(io_err)?;
+        let actual = crc32c::crc32c(&pending[start..]);
+        if actual != crc {
+            return Err(corrupt(off, format!("chunk CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})")));
+        }
+        off += 8 + len as u64;
+        let used = p.feed(&pending).map_err(|r| corrupt(off, r))?;
+        p.base += used as u64;
+        pending.drain(..used);
+    }
+    if !p.done || !pending.is_empty() {
+        return Err(corrupt(off, "the body does not end with exactly one end record".into()));
+    }
+    let mut tree = p.tree;
+    tree.set_last_applied(zxid);
+    Ok(Loaded { zxid, tree, sessions: p.sessions, path: path.to_path_buf() })
+}
