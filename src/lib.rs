@@ -29,3 +29,4 @@ pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod zab;

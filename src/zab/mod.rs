@@ -30,15 +30,26 @@
 //!   after a quorum acked NEWLEADER; follower after UPTODATE). On leaving Following/Leading
 //!   the loop closes every client connection (clients see ConnectionLoss and move on).
 
+/// A debug note at a point where a peer's message is ignored. Compiled out (the cores do
+/// no I/O); kept so the reason is written where the decision is made.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if false {
+            let _ = format_args!($($arg)*);
+        }
+    };
+}
+
 pub mod election;
 pub mod follower;
+mod history;
 pub mod leader;
 #[cfg(test)]
 mod sim;
 
 use std::collections::BTreeSet;
 
-use crate::peer::{Notification, QuorumMsg};
+use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
 use crate::proto::{Millis, ServerId, Zxid};
 use crate::txn::Txn;
 
@@ -134,4 +145,230 @@ pub enum Role {
     Looking,
     Following { leader: ServerId, epoch: u32 },
     Leading { epoch: u32 },
+}
+
+/// For `srvr`/`mntr`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZabStatus {
+    pub role: Role,
+    pub serving: bool,
+    pub accepted_epoch: u32,
+    pub current_epoch: u32,
+    pub last_logged: Zxid,
+    pub last_committed: Zxid,
+    /// Leader only: (follower, synced = acked NEWLEADER, last acked zxid), by id.
+    pub followers: Vec<(ServerId, bool, Zxid)>,
+}
+
+/// State every role shares: settings, epochs and the in-memory log.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub cfg: ZabConfig,
+    pub durable: DurableState,
+    pub hist: history::History,
+}
+
+impl Core {
+    fn ticks(&self, n: u32) -> Millis {
+        self.cfg.tick_ms * n as Millis
+    }
+    fn persist_epoch(&mut self, accepted: u32, current: u32, out: &mut Vec<Action>) {
+        self.durable.accepted_epoch = accepted;
+        self.durable.current_epoch = current;
+        out.push(Action::PersistEpoch { accepted, current });
+    }
+    fn apply_upto(&mut self, z: Zxid, out: &mut Vec<Action>) {
+        out.extend(self.hist.apply_upto(z).into_iter().map(Action::Apply));
+    }
+    fn own_vote(&self) -> Vote {
+        Vote { leader: self.cfg.me, zxid: self.hist.last_logged(), epoch: self.durable.current_epoch }
+    }
+}
+
+/// What a role handler asks of the dispatcher.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Next {
+    Stay,
+    /// Leave the role and start an election.
+    Looking,
+}
+
+#[derive(Debug)]
+enum State {
+    Looking,
+    Following(follower::Follower),
+    Leading(leader::Leader),
+}
+
+/// One server's replication core. See the module doc for the contract.
+#[derive(Debug)]
+pub struct Zab {
+    core: Core,
+    election: election::Election,
+    state: State,
+    /// The role last reported with `RoleChanged` (emitted whenever `role()` changes,
+    /// including a Leading/Following epoch becoming known after discovery).
+    reported: Role,
+}
+
+impl Zab {
+    /// `recent`: the tail of the local log (up to cfg.committed_log_max txns, oldest first),
+    /// loaded at recovery, so a server that becomes leader can DIFF followers without disk
+    /// reads. The service state is assumed to include every logged txn (recovery replays the
+    /// whole log), so `last_committed()` starts at `durable.last_logged`.
+    pub fn new(cfg: ZabConfig, durable: DurableState, recent: Vec<Txn>, now: Millis) -> Zab {
+        let hist = history::History::new(recent, durable.last_logged, cfg.committed_log_max);
+        let mut election = election::Election::new(cfg.me);
+        let core = Core { cfg, durable, hist };
+        // The first notifications go out on the first Tick (the deadline is `now`).
+        election.start(&core.cfg, now - core.cfg.tick_ms, core.own_vote(), &mut Vec::new());
+        Zab { core, election, state: State::Looking, reported: Role::Looking }
+    }
+
+    pub fn step(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
+        if let Input::LogSynced { zxid } = input {
+            self.core.hist.mark_synced(zxid);
+        }
+        let next = match (&mut self.state, input) {
+            (_, Input::Election(n)) => {
+                self.on_notification(now, n, out);
+                Next::Stay
+            }
+            (State::Looking, Input::Tick) => {
+                if let Some(d) = self.election.tick(&self.core.cfg, now, out) {
+                    self.decide(now, d, out);
+                }
+                Next::Stay
+            }
+            (State::Looking, Input::Quorum { from, msg: QuorumMsg::FollowerInfo { .. } }) => {
+                // Not leading (yet): refuse, so the follower retries or re-elects quickly.
+                out.push(Action::CloseQuorum { peer: from });
+                Next::Stay
+            }
+            (State::Looking, other) => {
+                note!("looking: ignoring {other:?}");
+                Next::Stay
+            }
+            (State::Following(f), input) => f.step(&mut self.core, now, input, out),
+            (State::Leading(l), input) => l.step(&mut self.core, now, input, out),
+        };
+        if next == Next::Looking {
+            self.become_looking(now, out);
+        }
+        self.report_role(out);
+    }
+
+    pub fn next_deadline(&self) -> Millis {
+        match &self.state {
+            State::Looking => self.election.deadline(),
+            State::Following(f) => f.deadline(),
+            State::Leading(l) => l.deadline(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match &self.state {
+            State::Looking => Role::Looking,
+            State::Following(f) => {
+                Role::Following { leader: f.leader(), epoch: f.epoch().unwrap_or(self.core.durable.accepted_epoch) }
+            }
+            State::Leading(l) => Role::Leading { epoch: l.epoch().unwrap_or(self.core.durable.accepted_epoch) },
+        }
+    }
+
+    /// Leader after a quorum acked NEWLEADER; follower after UPTODATE.
+    pub fn serving(&self) -> bool {
+        match &self.state {
+            State::Looking => false,
+            State::Following(f) => f.serving(),
+            State::Leading(l) => l.serving(),
+        }
+    }
+
+    /// Leader: the zxid the next `Input::Propose` must carry.
+    pub fn next_zxid(&self) -> Zxid {
+        let epoch = match &self.state {
+            State::Leading(l) => l.epoch().unwrap_or(self.core.durable.current_epoch),
+            _ => self.core.durable.current_epoch,
+        };
+        let last = self.core.hist.last_logged();
+        if last.epoch() == epoch {
+            last.next()
+        } else {
+            Zxid::new(epoch, 1)
+        }
+    }
+
+    /// The last txn applied (for the leader: committed). At start, the last logged one.
+    pub fn last_committed(&self) -> Zxid {
+        self.core.hist.applied()
+    }
+
+    pub fn last_logged(&self) -> Zxid {
+        self.core.hist.last_logged()
+    }
+
+    pub fn durable(&self) -> DurableState {
+        DurableState { last_logged: self.core.hist.last_logged(), ..self.core.durable }
+    }
+
+    pub fn status(&self) -> ZabStatus {
+        ZabStatus {
+            role: self.role(),
+            serving: self.serving(),
+            accepted_epoch: self.core.durable.accepted_epoch,
+            current_epoch: self.core.durable.current_epoch,
+            last_logged: self.core.hist.last_logged(),
+            last_committed: self.core.hist.applied(),
+            followers: match &self.state {
+                State::Leading(l) => l.follower_status(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    fn on_notification(&mut self, now: Millis, n: Notification, out: &mut Vec<Action>) {
+        let cfg = &self.core.cfg;
+        match &self.state {
+            State::Looking => {
+                if let Some(d) = self.election.receive(cfg, now, n, out) {
+                    self.decide(now, d, out);
+                }
+            }
+            State::Following(_) => self.election.answer(cfg, &n, PeerState::Following, out),
+            State::Leading(_) => self.election.answer(cfg, &n, PeerState::Leading, out),
+        }
+    }
+
+    fn decide(&mut self, now: Millis, d: election::Decision, out: &mut Vec<Action>) {
+        self.state = match d {
+            election::Decision::Lead => State::Leading(leader::Leader::new(&self.core, now)),
+            election::Decision::Follow(l) => State::Following(follower::Follower::new(&self.core, l, now, out)),
+        };
+        // A single-voter ensemble may finish discovery and sync right away.
+        if let State::Leading(l) = &mut self.state {
+            if l.after_start(&mut self.core, now, out) == Next::Looking {
+                self.become_looking(now, out);
+            }
+        }
+    }
+
+    fn become_looking(&mut self, now: Millis, out: &mut Vec<Action>) {
+        match std::mem::replace(&mut self.state, State::Looking) {
+            State::Looking => {}
+            State::Following(f) => f.close(out),
+            State::Leading(l) => l.close(out),
+        }
+        self.report_role(out);
+        self.election.start(&self.core.cfg, now, self.core.own_vote(), out);
+    }
+
+    fn report_role(&mut self, out: &mut Vec<Action>) {
+        let role = self.role();
+        if role != self.reported {
+            self.reported = role;
+            out.push(Action::RoleChanged(role));
+        }
+    }
 }

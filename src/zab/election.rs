@@ -1,0 +1,281 @@
+//! Fast leader election (ZooKeeper's `FastLeaderElection`), as a pure state machine.
+//!
+//! A Looking server proposes a vote (leader id, that leader's last zxid and currentEpoch) and
+//! converges with the others on the greatest one in `Vote`'s order (epoch, zxid, id): the
+//! most up-to-date log wins and the highest id breaks ties. Rounds (`logicalclock`) fence off
+//! stale notifications: a higher round resets what we heard; a lower one is answered so the
+//! sender catches up.
+//!
+//! Invariants:
+//! - A decision needs a quorum (self included) holding exactly my vote, stable for
+//!   `finalize_wait_ms` (any better vote restarts the wait), or a quorum of
+//!   Following/Leading peers naming a leader that itself reports Leading (ZooKeeper's
+//!   out-of-election check: a restarted server joins the incumbent instead of deposing it).
+//! - Election never decides safety: two servers may believe different leaders for a while;
+//!   discovery (epoch quorum) and sync make that harmless. It only needs to converge.
+
+use std::collections::BTreeMap;
+
+use crate::peer::{Notification, PeerState, Vote};
+use crate::proto::{Millis, ServerId};
+
+use super::{Action, ZabConfig};
+
+/// What the election concluded.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Lead,
+    Follow(ServerId),
+}
+
+#[derive(Debug)]
+pub struct Election {
+    /// The logical clock; survives role changes (ZooKeeper keeps it for the process).
+    round: u64,
+    vote: Vote,
+    /// The latest notification from each peer (any state, any round).
+    heard: BTreeMap<ServerId, Notification>,
+    /// Set when a quorum first agreed with my vote; decide when it passes.
+    finalize_at: Option<Millis>,
+    next_resend: Millis,
+}
+
+impl Election {
+    pub fn new(me: ServerId) -> Election {
+        Election {
+            round: 0,
+            vote: Vote { leader: me, zxid: Default::default(), epoch: 0 },
+            heard: BTreeMap::new(),
+            finalize_at: None,
+            next_resend: 0,
+        }
+    }
+
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+    pub fn vote(&self) -> Vote {
+        self.vote
+    }
+
+    /// Enter Looking: new round, vote for myself, tell everyone.
+    pub fn start(&mut self, cfg: &ZabConfig, now: Millis, own: Vote, out: &mut Vec<Action>) {
+        self.round += 1;
+        self.vote = own;
+        self.heard.clear();
+        self.finalize_at = None;
+        self.broadcast(cfg, now, out);
+    }
+
+    /// The vote a Following/Leading server reports: what it decided (or joined).
+    pub fn settle(&mut self, vote: Vote) {
+        self.vote = vote;
+        self.finalize_at = None;
+    }
+
+    pub fn deadline(&self) -> Millis {
+        self.finalize_at.map_or(self.next_resend, |f| f.min(self.next_resend))
+    }
+
+    fn notification(&self, cfg: &ZabConfig, state: PeerState) -> Notification {
+        Notification { sender: cfg.me, state, vote: self.vote, round: self.round }
+    }
+
+    fn broadcast(&mut self, cfg: &ZabConfig, now: Millis, out: &mut Vec<Action>) {
+        let msg = self.notification(cfg, PeerState::Looking);
+        for &to in cfg.voters.iter().filter(|&&v| v != cfg.me) {
+            out.push(Action::SendElection { to, msg: msg.clone() });
+        }
+        self.next_resend = now + cfg.tick_ms;
+    }
+
+    /// A Following/Leading server answers a Looking peer with its own vote and state.
+    pub fn answer(&self, cfg: &ZabConfig, n: &Notification, state: PeerState, out: &mut Vec<Action>) {
+        if n.state == PeerState::Looking && n.sender != cfg.me && cfg.voters.contains(&n.sender) {
+            out.push(Action::SendElection { to: n.sender, msg: self.notification(cfg, state) });
+        }
+    }
+
+    /// Looking: resend (lost messages, late joiners) and finish a settled decision.
+    pub fn tick(&mut self, cfg: &ZabConfig, now: Millis, out: &mut Vec<Action>) -> Option<Decision> {
+        if now >= self.next_resend {
+            self.broadcast(cfg, now, out);
+        }
+        // A single voter is its own quorum.
+        if self.finalize_at.is_none() && self.looking_quorum(cfg) {
+            self.finalize_at = Some(now + cfg.finalize_wait_ms);
+        }
+        match self.finalize_at {
+            Some(at) if now >= at => {
+                self.finalize_at = None;
+                // Still a quorum? (a peer may have moved on meanwhile)
+                if self.looking_quorum(cfg) {
+                    return Some(self.decision_for(cfg, self.vote.leader));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Looking: one notification from a peer.
+    pub fn receive(&mut self, cfg: &ZabConfig, now: Millis, n: Notification, out: &mut Vec<Action>) -> Option<Decision> {
+        if n.sender == cfg.me || !cfg.voters.contains(&n.sender) {
+            note!("election: ignoring notification from non-voter {}", n.sender);
+            return None;
+        }
+        let sender = n.sender;
+        match n.state {
+            PeerState::Looking => {
+                if n.round > self.round {
+                    self.round = n.round;
+                    self.heard.retain(|_, h| h.state != PeerState::Looking);
+                    self.finalize_at = None;
+                    self.vote = self.vote.max(n.vote);
+                    self.heard.insert(sender, n);
+                    self.broadcast(cfg, now, out);
+                } else if n.round < self.round {
+                    // Help the straggler catch up; its stale vote does not count.
+                    out.push(Action::SendElection { to: sender, msg: self.notification(cfg, PeerState::Looking) });
+                    self.heard.insert(sender, n);
+                    return None;
+                } else {
+                    if n.vote > self.vote {
+                        self.vote = n.vote;
+                        self.finalize_at = None;
+                        self.broadcast(cfg, now, out);
+                    }
+                    self.heard.insert(sender, n);
+                }
+                if self.finalize_at.is_none() && self.looking_quorum(cfg) {
+                    self.finalize_at = Some(now + cfg.finalize_wait_ms);
+                }
+                None
+            }
+            PeerState::Following | PeerState::Leading => {
+                self.heard.insert(sender, n);
+                self.out_of_election(cfg)
+            }
+        }
+    }
+
+    /// A quorum (self included) of Looking peers in my round holds exactly my vote.
+    fn looking_quorum(&self, cfg: &ZabConfig) -> bool {
+        let agreeing = self
+            .heard
+            .values()
+            .filter(|h| h.state == PeerState::Looking && h.round == self.round && h.vote == self.vote)
+            .count();
+        agreeing + 1 >= cfg.quorum()
+    }
+
+    /// A quorum of Following/Leading peers names L, and L itself says it is Leading.
+    fn out_of_election(&mut self, cfg: &ZabConfig) -> Option<Decision> {
+        let leading: Vec<(ServerId, Notification)> = self
+            .heard
+            .iter()
+            .filter(|(id, h)| h.state == PeerState::Leading && h.vote.leader == **id)
+            .map(|(id, h)| (*id, h.clone()))
+            .collect();
+        for (leader, ln) in leading {
+            let backers = self
+                .heard
+                .values()
+                .filter(|h| h.state != PeerState::Looking && h.vote.leader == leader)
+                .count();
+            if backers >= cfg.quorum() {
+                self.vote = ln.vote;
+                self.round = self.round.max(ln.round);
+                self.finalize_at = None;
+                return Some(self.decision_for(cfg, leader));
+            }
+        }
+        None
+    }
+
+    fn decision_for(&self, cfg: &ZabConfig, leader: ServerId) -> Decision {
+        if leader == cfg.me {
+            Decision::Lead
+        } else {
+            Decision::Follow(leader)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Zxid;
+
+    fn cfg(me: u64, n: u64) -> ZabConfig {
+        ZabConfig {
+            me: ServerId(me),
+            voters: (1..=n).map(ServerId).collect(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max: 100,
+        }
+    }
+    fn v(id: u64, z: i64, e: u32) -> Vote {
+        Vote { leader: ServerId(id), zxid: Zxid(z), epoch: e }
+    }
+    fn looking(from: u64, vote: Vote, round: u64) -> Notification {
+        Notification { sender: ServerId(from), state: PeerState::Looking, vote, round }
+    }
+
+    #[test]
+    fn adopts_better_vote_and_decides_after_finalize_wait() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(1, 5, 1), &mut out);
+        assert_eq!(out.len(), 2, "notification to each other voter");
+        out.clear();
+        assert_eq!(e.receive(&c, 1, looking(3, v(3, 5, 1), 1), &mut out), None);
+        assert_eq!(e.vote(), v(3, 5, 1));
+        assert_eq!(out.len(), 2, "a changed vote is re-sent");
+        // Quorum {1,3} agrees: wait finalize_wait_ms before deciding.
+        assert_eq!(e.tick(&c, 10, &mut out), None);
+        assert_eq!(e.tick(&c, 21, &mut out), Some(Decision::Follow(ServerId(3))));
+    }
+
+    #[test]
+    fn more_up_to_date_log_beats_higher_id() {
+        let c = cfg(3, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(3, 4, 1), &mut out);
+        e.receive(&c, 1, looking(1, v(1, 9, 1), 1), &mut out);
+        assert_eq!(e.vote(), v(1, 9, 1));
+    }
+
+    #[test]
+    fn higher_round_resets_and_lower_round_is_answered() {
+        let c = cfg(1, 5);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(1, 0, 0), &mut out);
+        e.receive(&c, 1, looking(2, v(2, 0, 0), 7), &mut out);
+        assert_eq!(e.round(), 7);
+        out.clear();
+        e.receive(&c, 2, looking(3, v(3, 0, 0), 2), &mut out);
+        assert_eq!(e.vote(), v(2, 0, 0), "a stale round's vote is not adopted");
+        assert!(matches!(&out[..], [Action::SendElection { to: ServerId(3), .. }]));
+    }
+
+    #[test]
+    fn joins_incumbent_backed_by_quorum_of_non_looking_peers() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(1, 100, 9), &mut out);
+        let inc = v(3, 50, 2);
+        let lead = Notification { sender: ServerId(3), state: PeerState::Leading, vote: inc, round: 4 };
+        let fol = Notification { sender: ServerId(2), state: PeerState::Following, vote: inc, round: 4 };
+        assert_eq!(e.receive(&c, 1, fol, &mut out), None, "the leader itself has not confirmed yet");
+        // Even though my own vote is "better", the incumbent keeps its place.
+        assert_eq!(e.receive(&c, 2, lead, &mut out), Some(Decision::Follow(ServerId(3))));
+    }
+}

@@ -1,0 +1,283 @@
+//! The follower (ZooKeeper's `Follower` + `Learner`; the Zab paper's phases 1–3 on the
+//! follower side).
+//!
+//! Phases: `Connecting` (dial the elected leader, retried every tick until initLimit) →
+//! `Discovery` (FOLLOWERINFO sent, waiting NEWEPOCH) → `Syncing` (ACKEPOCH sent; receiving
+//! DIFF/TRUNC/SNAP and proposals until NEWLEADER) → `Broadcast` (NEWLEADER seen; serving
+//! after UPTODATE).
+//!
+//! Invariants:
+//! - A NEWEPOCH below my accepted epoch is refused (back to Looking): I promised a later
+//!   leader. Accepting one persists it before ACKEPOCH goes out.
+//! - NEWLEADER is acked only once everything received before it is durable (LogSynced),
+//!   and after currentEpoch is persisted: the leader counts that ack as holding its history.
+//! - Proposals are acked only after NEWLEADER, each once durable; commits apply in zxid
+//!   order, only txns I have logged (a COMMIT beyond my log is a protocol error → Looking).
+//! - While a TRUNC or SNAP is being restored, later messages wait in order.
+//! - Anything out of sequence from the leader sends me back to Looking; messages from
+//!   other servers are ignored.
+
+use std::collections::BTreeSet;
+
+use crate::peer::QuorumMsg;
+use crate::proto::{Millis, ServerId, SessionId, Zxid};
+
+use super::{Action, Core, Input, Next};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting { dialing: bool },
+    Discovery,
+    Syncing,
+    Broadcast,
+}
+
+#[derive(Debug)]
+pub struct Follower {
+    leader: ServerId,
+    phase: Phase,
+    epoch: Option<u32>,
+    /// TRUNC/SNAP in progress: (expected zxid, is snapshot), and what arrived meanwhile.
+    restoring: Option<(Zxid, bool)>,
+    buffered: Vec<QuorumMsg>,
+    /// NEWLEADER seen, ack pending: (its zxid, our last logged when it arrived).
+    nl_pending: Option<(Zxid, Zxid)>,
+    nl_acked: bool,
+    serving: bool,
+    /// Highest zxid acked to the leader.
+    acked: Zxid,
+    touched: BTreeSet<SessionId>,
+    started: Millis,
+    last_heard: Millis,
+    next_tick: Millis,
+}
+
+impl Follower {
+    pub(crate) fn new(core: &Core, leader: ServerId, now: Millis, out: &mut Vec<Action>) -> Follower {
+        out.push(Action::ConnectQuorum { leader });
+        Follower {
+            leader,
+            phase: Phase::Connecting { dialing: true },
+            epoch: None,
+            restoring: None,
+            buffered: Vec::new(),
+            nl_pending: None,
+            nl_acked: false,
+            serving: false,
+            acked: Zxid::ZERO,
+            touched: BTreeSet::new(),
+            started: now,
+            last_heard: now,
+            next_tick: now + core.cfg.tick_ms,
+        }
+    }
+
+    pub fn leader(&self) -> ServerId {
+        self.leader
+    }
+    pub fn epoch(&self) -> Option<u32> {
+        self.epoch
+    }
+    pub fn serving(&self) -> bool {
+        self.serving
+    }
+    pub fn deadline(&self) -> Millis {
+        self.next_tick
+    }
+
+    pub(crate) fn close(self, out: &mut Vec<Action>) {
+        out.push(Action::CloseQuorum { peer: self.leader });
+    }
+
+    pub(crate) fn step(&mut self, core: &mut Core, now: Millis, input: Input, out: &mut Vec<Action>) -> Next {
+        match input {
+            Input::Tick if now >= self.next_tick => self.tick(core, now, out),
+            Input::QuorumConnected { peer } if peer == self.leader => {
+                if let Phase::Connecting { .. } = self.phase {
+                    self.phase = Phase::Discovery;
+                    self.last_heard = now;
+                    let msg = QuorumMsg::FollowerInfo {
+                        from: core.cfg.me,
+                        accepted_epoch: core.durable.accepted_epoch,
+                        last_zxid: core.hist.last_logged(),
+                    };
+                    out.push(Action::SendQuorum { to: self.leader, msg });
+                }
+                Next::Stay
+            }
+            Input::QuorumDisconnected { peer } if peer == self.leader => match self.phase {
+                Phase::Connecting { .. } => {
+                    // Refused (the leader may not be listening yet): redial next tick.
+                    self.phase = Phase::Connecting { dialing: false };
+                    Next::Stay
+                }
+                _ => Next::Looking,
+            },
+            Input::Quorum { from, msg } if from == self.leader => {
+                if let Phase::Connecting { .. } = self.phase {
+                    return Next::Stay;
+                }
+                self.last_heard = now;
+                if self.restoring.is_some() {
+                    self.buffered.push(msg);
+                    return Next::Stay;
+                }
+                self.on_message(core, msg, out)
+            }
+            Input::LogSynced { .. } => {
+                self.maybe_ack(core, out);
+                Next::Stay
+            }
+            Input::Restored { last_zxid } => self.on_restored(core, last_zxid, out),
+            Input::Forward(msg) => {
+                if self.phase == Phase::Broadcast {
+                    out.push(Action::SendQuorum { to: self.leader, msg });
+                } else {
+                    note!("follower: not connected to a leader; dropping {msg:?}");
+                }
+                Next::Stay
+            }
+            Input::Touched(ids) => {
+                self.touched.extend(ids);
+                Next::Stay
+            }
+            other => {
+                note!("follower: ignoring {other:?}");
+                Next::Stay
+            }
+        }
+    }
+
+    fn tick(&mut self, core: &Core, now: Millis, out: &mut Vec<Action>) -> Next {
+        self.next_tick = now + core.cfg.tick_ms;
+        let (init, sync) = (core.ticks(core.cfg.init_limit), core.ticks(core.cfg.sync_limit));
+        match self.phase {
+            Phase::Connecting { .. } if now - self.started >= init => Next::Looking,
+            Phase::Connecting { dialing: false } => {
+                self.phase = Phase::Connecting { dialing: true };
+                out.push(Action::ConnectQuorum { leader: self.leader });
+                Next::Stay
+            }
+            Phase::Connecting { dialing: true } => Next::Stay,
+            _ if now - self.last_heard >= sync => {
+                note!("follower: leader silent for syncLimit");
+                Next::Looking
+            }
+            _ if !self.serving && now - self.started >= init => {
+                note!("follower: not in sync within initLimit");
+                Next::Looking
+            }
+            _ => Next::Stay,
+        }
+    }
+
+    fn on_message(&mut self, core: &mut Core, msg: QuorumMsg, out: &mut Vec<Action>) -> Next {
+        let to = self.leader;
+        match (self.phase, msg) {
+            (Phase::Discovery, QuorumMsg::NewEpoch { epoch }) => {
+                if epoch < core.durable.accepted_epoch {
+                    note!("follower: NEWEPOCH {epoch} below my accepted epoch");
+                    return Next::Looking;
+                }
+                if epoch > core.durable.accepted_epoch {
+                    core.persist_epoch(epoch, core.durable.current_epoch, out);
+                }
+                self.epoch = Some(epoch);
+                self.phase = Phase::Syncing;
+                let msg =
+                    QuorumMsg::AckEpoch { current_epoch: core.durable.current_epoch, last_zxid: core.hist.last_logged() };
+                out.push(Action::SendQuorum { to, msg });
+            }
+            (Phase::Syncing, QuorumMsg::Diff { last_zxid }) => {
+                if last_zxid != core.hist.last_logged() {
+                    note!("follower: DIFF from {last_zxid} but my log ends elsewhere");
+                    return Next::Looking;
+                }
+            }
+            (Phase::Syncing, QuorumMsg::Trunc { zxid }) => {
+                self.restoring = Some((zxid, false));
+                out.push(Action::TruncateLog(zxid));
+            }
+            (Phase::Syncing, QuorumMsg::Snap { zxid, snapshot }) => {
+                self.restoring = Some((zxid, true));
+                out.push(Action::LoadSnapshot { zxid, snapshot });
+            }
+            (Phase::Syncing | Phase::Broadcast, QuorumMsg::Proposal(txn)) => {
+                if txn.header.zxid <= core.hist.last_logged() {
+                    note!("follower: proposal {} not after my log", txn.header.zxid);
+                    return Next::Looking;
+                }
+                core.hist.append(txn.clone());
+                out.push(Action::Persist(txn));
+            }
+            (Phase::Syncing | Phase::Broadcast, QuorumMsg::Commit { zxid }) => {
+                if zxid > core.hist.last_logged() {
+                    note!("follower: commit {zxid} beyond my log");
+                    return Next::Looking;
+                }
+                core.apply_upto(zxid, out);
+            }
+            (Phase::Syncing, QuorumMsg::NewLeader { epoch, zxid }) => {
+                if Some(epoch) != self.epoch || zxid != Zxid::new(epoch, 0) {
+                    return Next::Looking;
+                }
+                core.persist_epoch(core.durable.accepted_epoch.max(epoch), epoch, out);
+                self.phase = Phase::Broadcast;
+                self.nl_pending = Some((zxid, core.hist.last_logged()));
+                self.maybe_ack(core, out);
+            }
+            (Phase::Broadcast, QuorumMsg::UpToDate) if self.nl_acked => self.serving = true,
+            (Phase::Discovery | Phase::Syncing | Phase::Broadcast, QuorumMsg::Ping { .. }) => {
+                let touched = std::mem::take(&mut self.touched).into_iter().collect();
+                out.push(Action::SendQuorum { to, msg: QuorumMsg::PingReply { touched } });
+            }
+            (Phase::Broadcast, msg @ QuorumMsg::SyncDone { .. }) => {
+                // For the service: every commit sent before it has been applied above.
+                out.push(Action::Forwarded { from: to, msg });
+            }
+            (phase, msg) => {
+                note!("follower: {msg:?} unexpected in {phase:?}");
+                return Next::Looking;
+            }
+        }
+        Next::Stay
+    }
+
+    fn on_restored(&mut self, core: &mut Core, last_zxid: Zxid, out: &mut Vec<Action>) -> Next {
+        let Some((expected, snapshot)) = self.restoring.take() else {
+            note!("follower: Restored without a restore in progress");
+            return Next::Stay;
+        };
+        if last_zxid != expected {
+            note!("follower: restored to {last_zxid}, leader expects {expected}");
+            return Next::Looking;
+        }
+        core.hist.restored(last_zxid, snapshot);
+        for msg in std::mem::take(&mut self.buffered) {
+            if self.restoring.is_some() {
+                self.buffered.push(msg);
+            } else if self.on_message(core, msg, out) == Next::Looking {
+                return Next::Looking;
+            }
+        }
+        Next::Stay
+    }
+
+    /// Ack NEWLEADER once everything before it is durable; then each newly durable proposal.
+    fn maybe_ack(&mut self, core: &Core, out: &mut Vec<Action>) {
+        let synced = core.hist.synced();
+        if let Some((zxid, upto)) = self.nl_pending {
+            if synced < upto {
+                return;
+            }
+            self.nl_pending = None;
+            self.nl_acked = true;
+            self.acked = upto;
+            out.push(Action::SendQuorum { to: self.leader, msg: QuorumMsg::Ack { zxid } });
+        }
+        if self.nl_acked && synced > self.acked {
+            self.acked = synced;
+            out.push(Action::SendQuorum { to: self.leader, msg: QuorumMsg::Ack { zxid: synced } });
+        }
+    }
+}

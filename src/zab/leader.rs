@@ -1,0 +1,433 @@
+//! The leader: discovery, sync and broadcast (ZooKeeper's `Leader` + `LearnerHandler`,
+//! the Zab paper's phases 1–3 on the leader side).
+//!
+//! Phases: `Discovery` (gather FOLLOWERINFO from a quorum, pick epoch = max accepted + 1,
+//! NEWEPOCH, gather ACKEPOCH from a quorum) → `Sync` (send each follower DIFF / TRUNC / SNAP
+//! and NEWLEADER, gather NEWLEADER acks from a quorum) → `Serving` (broadcast).
+//!
+//! Invariants:
+//! - An epoch is established only by a quorum of fresh promises: an ACKEPOCH counts only
+//!   if that follower's FOLLOWERINFO reported an accepted epoch below ours (ZooKeeper's
+//!   "-1" ack), so two leaders can never both establish the same epoch.
+//! - A leader whose history is older than a follower's in the epoch quorum steps down
+//!   (discovery must not lose txns the election overlooked).
+//! - The initial history (everything logged when sync started) is committed only once a
+//!   quorum, self included, has it durably (NEWLEADER acks); until then nothing is sent as
+//!   committed. Later txns commit strictly in zxid order once a quorum acked them, the
+//!   leader's own ack being `LogSynced`.
+//! - Every follower in the forwarding set (sync sent) receives every proposal and commit
+//!   after its sync data, on the same ordered connection.
+
+use std::collections::BTreeMap;
+
+use crate::peer::QuorumMsg;
+use crate::proto::{Millis, ServerId, Zxid};
+use crate::txn::Txn;
+
+use super::{Action, Core, Input, Next};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Discovery,
+    Sync,
+    Serving,
+}
+
+/// Per-follower progress (ZooKeeper's `LearnerHandler`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// FOLLOWERINFO received; waiting for the epoch to be chosen.
+    Info,
+    /// NEWEPOCH sent; waiting for ACKEPOCH.
+    EpochSent,
+    /// ACKEPOCH received; sync pending (Discovery phase only).
+    EpochAcked,
+    /// Sync data and NEWLEADER sent: in the forwarding set.
+    Synced,
+    /// NEWLEADER acked: counts for commits.
+    Acked,
+}
+
+#[derive(Debug)]
+struct Handler {
+    stage: Stage,
+    /// From FOLLOWERINFO.
+    accepted_epoch: u32,
+    /// From ACKEPOCH (or FOLLOWERINFO until then).
+    last_zxid: Zxid,
+    /// The ACKEPOCH was a fresh promise for our epoch.
+    promised: bool,
+    /// Everything up to here is durable at the follower.
+    acked: Zxid,
+    /// Our last logged zxid when NEWLEADER was sent: what its NEWLEADER ack covers.
+    nl_upto: Zxid,
+    joined: Millis,
+    last_heard: Millis,
+}
+
+#[derive(Debug)]
+pub struct Leader {
+    phase: Phase,
+    epoch: Option<u32>,
+    started: Millis,
+    next_tick: Millis,
+    handlers: BTreeMap<ServerId, Handler>,
+    committed: Zxid,
+}
+
+impl Leader {
+    pub(crate) fn new(core: &Core, now: Millis) -> Leader {
+        Leader {
+            phase: Phase::Discovery,
+            epoch: None,
+            started: now,
+            next_tick: now + core.cfg.tick_ms,
+            handlers: BTreeMap::new(),
+            committed: core.hist.applied(),
+        }
+    }
+
+    /// Right after the decision: alone, we may already have a quorum.
+    pub(crate) fn after_start(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
+        self.try_choose_epoch(core, now, out)
+    }
+
+    pub fn epoch(&self) -> Option<u32> {
+        self.epoch
+    }
+    pub fn serving(&self) -> bool {
+        self.phase == Phase::Serving
+    }
+    pub fn deadline(&self) -> Millis {
+        self.next_tick
+    }
+    pub fn follower_status(&self) -> Vec<(ServerId, bool, Zxid)> {
+        self.handlers.iter().map(|(id, h)| (*id, h.stage == Stage::Acked, h.acked)).collect()
+    }
+
+    pub(crate) fn close(self, out: &mut Vec<Action>) {
+        out.extend(self.handlers.keys().map(|&peer| Action::CloseQuorum { peer }));
+    }
+
+    pub(crate) fn step(&mut self, core: &mut Core, now: Millis, input: Input, out: &mut Vec<Action>) -> Next {
+        match input {
+            Input::Tick if now >= self.next_tick => self.tick(core, now, out),
+            Input::Quorum { from, msg } => self.on_message(core, now, from, msg, out),
+            Input::QuorumDisconnected { peer } => {
+                // Liveness is judged at the next tick.
+                self.handlers.remove(&peer);
+                Next::Stay
+            }
+            Input::LogSynced { .. } => self.on_progress(core, now, out),
+            Input::Propose(txn) => {
+                self.propose(core, txn, out);
+                Next::Stay
+            }
+            other => {
+                note!("leader: ignoring {other:?}");
+                Next::Stay
+            }
+        }
+    }
+
+    fn tick(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
+        self.next_tick = now + core.cfg.tick_ms;
+        if self.phase != Phase::Serving && now - self.started >= core.ticks(core.cfg.init_limit) {
+            note!("leader: no quorum synced within initLimit");
+            return Next::Looking;
+        }
+        let (init, sync) = (core.ticks(core.cfg.init_limit), core.ticks(core.cfg.sync_limit));
+        let dead: Vec<ServerId> = self
+            .handlers
+            .iter()
+            .filter(|(_, h)| now - h.last_heard >= sync || (h.stage < Stage::Acked && now - h.joined >= init))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in dead {
+            self.handlers.remove(&peer);
+            out.push(Action::CloseQuorum { peer });
+        }
+        if self.phase == Phase::Serving {
+            let live = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
+            if live + 1 < core.cfg.quorum() {
+                note!("leader: lost the quorum; stepping down");
+                return Next::Looking;
+            }
+        }
+        let ping = QuorumMsg::Ping { zxid: self.committed };
+        out.extend(self.handlers.keys().map(|&to| Action::SendQuorum { to, msg: ping.clone() }));
+        Next::Stay
+    }
+
+    fn on_message(&mut self, core: &mut Core, now: Millis, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) -> Next {
+        if let QuorumMsg::FollowerInfo { from: id, accepted_epoch, last_zxid } = msg {
+            if id != from || id == core.cfg.me || !core.cfg.voters.contains(&id) {
+                note!("leader: FOLLOWERINFO from {from} claiming {id}; closing");
+                out.push(Action::CloseQuorum { peer: from });
+                return Next::Stay;
+            }
+            return self.on_follower_info(core, now, from, accepted_epoch, last_zxid, out);
+        }
+        let Some(h) = self.handlers.get_mut(&from) else {
+            note!("leader: {msg:?} from {from} without FOLLOWERINFO");
+            return Next::Stay;
+        };
+        h.last_heard = now;
+        match msg {
+            QuorumMsg::AckEpoch { current_epoch, last_zxid } if h.stage == Stage::EpochSent => {
+                self.on_ack_epoch(core, now, from, current_epoch, last_zxid, out)
+            }
+            QuorumMsg::Ack { zxid } => self.on_ack(core, now, from, zxid, out),
+            QuorumMsg::PingReply { touched } => {
+                if !touched.is_empty() {
+                    out.push(Action::SessionsTouched(touched));
+                }
+                Next::Stay
+            }
+            msg @ (QuorumMsg::Request { .. } | QuorumMsg::CreateSession { .. } | QuorumMsg::Sync { .. }) => {
+                if self.phase == Phase::Serving {
+                    out.push(Action::Forwarded { from, msg });
+                } else {
+                    note!("leader: not serving yet; dropping forwarded {msg:?}");
+                }
+                Next::Stay
+            }
+            other => {
+                note!("leader: unexpected {other:?} from {from}");
+                Next::Stay
+            }
+        }
+    }
+
+    fn on_follower_info(
+        &mut self,
+        core: &mut Core,
+        now: Millis,
+        from: ServerId,
+        accepted_epoch: u32,
+        last_zxid: Zxid,
+        out: &mut Vec<Action>,
+    ) -> Next {
+        // A reconnecting follower starts over (its old connection is gone).
+        let h = Handler {
+            stage: Stage::Info,
+            accepted_epoch,
+            last_zxid,
+            promised: false,
+            acked: Zxid::ZERO,
+            nl_upto: Zxid::ZERO,
+            joined: now,
+            last_heard: now,
+        };
+        self.handlers.insert(from, h);
+        match self.epoch {
+            None => self.try_choose_epoch(core, now, out),
+            Some(epoch) => {
+                self.send_new_epoch(from, epoch, out);
+                Next::Stay
+            }
+        }
+    }
+
+    fn send_new_epoch(&mut self, to: ServerId, epoch: u32, out: &mut Vec<Action>) {
+        if let Some(h) = self.handlers.get_mut(&to) {
+            h.stage = Stage::EpochSent;
+            out.push(Action::SendQuorum { to, msg: QuorumMsg::NewEpoch { epoch } });
+        }
+    }
+
+    /// Discovery, step 1: a quorum (self included) told us their accepted epochs.
+    fn try_choose_epoch(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
+        let infos: Vec<ServerId> =
+            self.handlers.iter().filter(|(_, h)| h.stage == Stage::Info).map(|(id, _)| *id).collect();
+        if self.epoch.is_some() || infos.len() + 1 < core.cfg.quorum() {
+            return Next::Stay;
+        }
+        let max = infos.iter().map(|id| self.handlers[id].accepted_epoch).fold(core.durable.accepted_epoch, u32::max);
+        let Some(epoch) = max.checked_add(1) else {
+            note!("leader: epoch space exhausted");
+            return Next::Looking;
+        };
+        core.persist_epoch(epoch, core.durable.current_epoch, out);
+        self.epoch = Some(epoch);
+        for id in infos {
+            self.send_new_epoch(id, epoch, out);
+        }
+        self.try_establish(core, now, out)
+    }
+
+    fn on_ack_epoch(
+        &mut self,
+        core: &mut Core,
+        now: Millis,
+        from: ServerId,
+        current_epoch: u32,
+        last_zxid: Zxid,
+        out: &mut Vec<Action>,
+    ) -> Next {
+        let epoch = self.epoch.expect("NEWEPOCH was sent, so the epoch is chosen");
+        let h = self.handlers.get_mut(&from).expect("caller checked");
+        if self.phase != Phase::Serving && (current_epoch, last_zxid) > (core.durable.current_epoch, core.hist.last_logged()) {
+            note!("leader: {from} is more up to date ({current_epoch}, {last_zxid}); stepping down");
+            return Next::Looking;
+        }
+        h.last_zxid = last_zxid;
+        h.promised = h.accepted_epoch < epoch;
+        h.stage = Stage::EpochAcked;
+        match self.phase {
+            Phase::Discovery => self.try_establish(core, now, out),
+            Phase::Sync | Phase::Serving => {
+                self.sync_follower(core, from, out);
+                Next::Stay
+            }
+        }
+    }
+
+    /// Discovery, step 2: a quorum promised our epoch → become current in it and sync.
+    fn try_establish(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
+        let Some(epoch) = self.epoch else { return Next::Stay };
+        let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised).count();
+        if self.phase != Phase::Discovery || promised + 1 < core.cfg.quorum() {
+            return Next::Stay;
+        }
+        core.persist_epoch(epoch, epoch, out);
+        self.phase = Phase::Sync;
+        let ready: Vec<ServerId> =
+            self.handlers.iter().filter(|(_, h)| h.stage == Stage::EpochAcked).map(|(id, _)| *id).collect();
+        for id in ready {
+            self.sync_follower(core, id, out);
+        }
+        self.on_progress(core, now, out)
+    }
+
+    /// DIFF, TRUNC or SNAP, then NEWLEADER; the follower joins the forwarding set.
+    fn sync_follower(&mut self, core: &mut Core, to: ServerId, out: &mut Vec<Action>) {
+        let epoch = self.epoch.expect("syncing happens in an epoch");
+        let Some(h) = self.handlers.get_mut(&to) else { return };
+        let hist = &core.hist;
+        let (f, last) = (h.last_zxid, hist.last_logged());
+        let send = |msg| Action::SendQuorum { to, msg };
+        let base = if hist.contains(f) {
+            // Its log is a prefix of mine: send what follows.
+            out.push(send(QuorumMsg::Diff { last_zxid: f }));
+            f
+        } else if f > last || f > hist.floor() {
+            // It has txns I don't (never committed): cut back to where we agree.
+            let z = if f > last { last } else { hist.largest_at_or_below(f) };
+            out.push(send(QuorumMsg::Trunc { zxid: z }));
+            out.push(send(QuorumMsg::Diff { last_zxid: z }));
+            z
+        } else {
+            // Older than my in-memory history: the loop sends my state as of `applied`.
+            out.push(Action::SendSnapshot { to });
+            hist.applied()
+        };
+        out.extend(hist.after(base).map(|t| send(QuorumMsg::Proposal(t.clone()))));
+        // Only what is known committed is sent as such; the initial history gets its
+        // COMMIT when the NEWLEADER quorum forms.
+        if self.phase == Phase::Serving && self.committed > Zxid::ZERO {
+            out.push(send(QuorumMsg::Commit { zxid: self.committed }));
+        }
+        out.push(send(QuorumMsg::NewLeader { epoch, zxid: Zxid::new(epoch, 0) }));
+        h.stage = Stage::Synced;
+        h.nl_upto = last;
+    }
+
+    fn on_ack(&mut self, core: &mut Core, now: Millis, from: ServerId, zxid: Zxid, out: &mut Vec<Action>) -> Next {
+        let epoch = self.epoch.unwrap_or(0);
+        let serving = self.phase == Phase::Serving;
+        let committed = self.committed;
+        let Some(h) = self.handlers.get_mut(&from) else { return Next::Stay };
+        match h.stage {
+            Stage::Synced if zxid == Zxid::new(epoch, 0) => {
+                h.stage = Stage::Acked;
+                h.acked = h.nl_upto;
+                if serving {
+                    // A late joiner: it has everything; tell it what is committed and go.
+                    if committed > Zxid::ZERO {
+                        out.push(Action::SendQuorum { to: from, msg: QuorumMsg::Commit { zxid: committed } });
+                    }
+                    out.push(Action::SendQuorum { to: from, msg: QuorumMsg::UpToDate });
+                }
+            }
+            Stage::Acked if zxid > h.acked && zxid <= core.hist.last_logged() => h.acked = zxid,
+            _ => {
+                note!("leader: stray ack {zxid} from {from}");
+                return Next::Stay;
+            }
+        }
+        self.on_progress(core, now, out)
+    }
+
+    /// Something became durable somewhere: maybe the NEWLEADER quorum formed, maybe
+    /// proposals committed.
+    fn on_progress(&mut self, core: &mut Core, _now: Millis, out: &mut Vec<Action>) -> Next {
+        let quorum = core.cfg.quorum();
+        match self.phase {
+            Phase::Discovery => {}
+            Phase::Sync => {
+                let me = usize::from(core.hist.synced() == core.hist.last_logged());
+                let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
+                if acked + me >= quorum {
+                    self.start_serving(core, out);
+                }
+            }
+            Phase::Serving => self.try_commit(core, out),
+        }
+        Next::Stay
+    }
+
+    /// The initial history is committed: everything logged so far.
+    fn start_serving(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        self.phase = Phase::Serving;
+        self.committed = core.hist.last_logged();
+        core.apply_upto(self.committed, out);
+        let committed = self.committed;
+        for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage == Stage::Acked) {
+            if committed > Zxid::ZERO {
+                out.push(Action::SendQuorum { to, msg: QuorumMsg::Commit { zxid: committed } });
+            }
+            out.push(Action::SendQuorum { to, msg: QuorumMsg::UpToDate });
+        }
+    }
+
+    fn try_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        let quorum = core.cfg.quorum();
+        let mut upto = self.committed;
+        for t in core.hist.after(self.committed) {
+            let z = t.header.zxid;
+            let me = usize::from(core.hist.synced() >= z);
+            let others = self.handlers.values().filter(|h| h.stage == Stage::Acked && h.acked >= z).count();
+            if me + others < quorum {
+                break;
+            }
+            upto = z;
+        }
+        if upto == self.committed {
+            return;
+        }
+        self.committed = upto;
+        for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage >= Stage::Synced) {
+            out.push(Action::SendQuorum { to, msg: QuorumMsg::Commit { zxid: upto } });
+        }
+        core.apply_upto(upto, out);
+    }
+
+    fn propose(&mut self, core: &mut Core, txn: Txn, out: &mut Vec<Action>) {
+        if self.phase != Phase::Serving {
+            note!("leader: not serving; dropping proposal {}", txn.header.zxid);
+            return;
+        }
+        let epoch = self.epoch.expect("serving implies an epoch");
+        let z = txn.header.zxid;
+        let last = core.hist.last_logged();
+        let expected = if last.epoch() == epoch { last.next() } else { Zxid::new(epoch, 1) };
+        // Programmer error: the service must take zxids from `next_zxid()`.
+        assert_eq!(z, expected, "proposal out of order");
+        core.hist.append(txn.clone());
+        out.push(Action::Persist(txn.clone()));
+        for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage >= Stage::Synced) {
+            out.push(Action::SendQuorum { to, msg: QuorumMsg::Proposal(txn.clone()) });
+        }
+    }
+}
