@@ -227,6 +227,7 @@ impl Service {
             queued: HashMap::new(),
             pending_connects: HashMap::new(),
             touched: BTreeSet::new(),
+            writes_refused: None,
         }
     }
 
@@ -282,7 +283,6 @@ impl Service {
     pub fn touch_sessions(&mut self, sessions: &[SessionId], now: Millis) {
         for s in sessions {
             self.sessions.touch(*s, now);
-            writes_refused: None,
         }
     }
 
