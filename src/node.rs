@@ -1,11 +1,15 @@
 //! Wiring one server process together: config → recovered state → service → event loop.
 
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use crate::config;
-use crate::proto::ServerId;
-use crate::server::{EventLoop, LoopConfig};
-use crate::service::{Service, ServiceConfig};
+use crate::proto::{ServerId, Zxid};
+use crate::txn::Txn;
+use crate::zab::{DurableState, Zab, ZabConfig};
+use crate::server::{Ensemble, EventLoop, LoopConfig};
+use crate::service::{Mode, Service, ServiceConfig};
 use crate::storage::{self, StorageConfig, StorageError};
 
 /// The version string clients see (`srvr`, `envi`): the ZooKeeper protocol level first,
@@ -33,13 +37,6 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     for w in &warnings {
         eprintln!("arbor: warning: {w}");
     }
-    if !cfg.is_standalone() {
-        return Err(NodeError::Unsupported(format!(
-            "{}: {} server lines: replicated mode is not implemented yet; use a standalone config",
-            cfg.file_name,
-            cfg.servers.len()
-        )));
-    }
     let client_addr = cfg.client_addr(id)?;
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,7 +61,15 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     let recovered = storage::recover(StorageConfig::from_config(&cfg), id, wall, 0)?;
     eprintln!("arbor: recovered: {}", recovered.report);
     let mut storage = recovered.storage;
+    let last_logged = recovered.tree.last_applied();
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
+    let ens = if cfg.is_standalone() {
+        None
+    } else {
+        // Until the election settles nobody serves clients.
+        service.set_initial_mode(Mode::NotServing);
+        Some(ensemble(&cfg, id, last_logged)?)
+    };
     // Notice a full disk before the first write arrives.
     storage.housekeeping(&mut service);
     let allowed: Vec<String> = cfg.four_lw_whitelist.words().map(str::to_string).collect();
@@ -81,14 +86,64 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         server_id: id.0,
         force_sync: cfg.force_sync,
     };
-    let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), None)
+    let standalone = ens.is_none();
+    let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), ens)
         .map_err(|source| NodeError::Listen { addr: client_addr, source })?;
     eprintln!(
-        "arbor {} node {id} serving clients on {} (standalone; txn log in {}, snapshots in {})",
+        "arbor {} node {id} serving clients on {} ({}; txn log in {}, snapshots in {})",
         version_string(),
         ev.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        if standalone { "standalone".to_string() } else { format!("one of {} servers", cfg.servers.len()) },
         cfg.data_log_dir.display(),
         cfg.data_dir.display()
     );
     ev.run().map_err(NodeError::Loop)
+}
+
+/// How many committed txns the leader keeps in memory to DIFF followers (beyond that, a
+/// follower gets a snapshot).
+const COMMITTED_LOG_MAX: usize = 10_000;
+
+fn resolve(host: &str, port: u16, what: &str, id: ServerId) -> Result<SocketAddr, NodeError> {
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| NodeError::Unsupported(format!("server.{id}: cannot resolve {what} address {host}:{port}")))
+}
+
+/// The replication side: addresses of every server, durable epochs, the log's tail.
+fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ensemble, NodeError> {
+    let mut election = BTreeMap::new();
+    let mut quorum = BTreeMap::new();
+    for (id, spec) in &cfg.servers {
+        election.insert(*id, resolve(&spec.host, spec.election_port, "election", *id)?);
+        quorum.insert(*id, resolve(&spec.host, spec.quorum_port, "quorum", *id)?);
+    }
+    let accepted = storage::read_epoch(&cfg.data_dir, "acceptedEpoch")?.unwrap_or(0);
+    let current = storage::read_epoch(&cfg.data_dir, "currentEpoch")?.unwrap_or(0);
+    // The in-memory history the core syncs followers from: the log's tail.
+    let mut recent: Vec<Txn> = Vec::new();
+    for txn in storage::txnlog::LogReader::new(&cfg.data_log_dir, Zxid::ZERO)? {
+        recent.push(txn?);
+        if recent.len() > 2 * COMMITTED_LOG_MAX {
+            recent.drain(..COMMITTED_LOG_MAX);
+        }
+    }
+    if recent.len() > COMMITTED_LOG_MAX {
+        recent.drain(..recent.len() - COMMITTED_LOG_MAX);
+    }
+    let zab_cfg = ZabConfig {
+        me,
+        voters: cfg.voters().map(|(id, _)| id).collect(),
+        tick_ms: cfg.tick_time_ms,
+        init_limit: cfg.init_limit,
+        sync_limit: cfg.sync_limit,
+        finalize_wait_ms: 200,
+        committed_log_max: COMMITTED_LOG_MAX,
+    };
+    let durable = DurableState { accepted_epoch: accepted, current_epoch: current, last_logged };
+    eprintln!("arbor: server {me}: acceptedEpoch {accepted}, currentEpoch {current}, last zxid {last_logged}; {} txns of history in memory", recent.len());
+    let zab = Zab::new(zab_cfg, durable, recent, 0);
+    Ensemble::new(zab, me, election, quorum).map_err(|e| NodeError::Unsupported(format!("cannot listen for peers: {e}")))
 }

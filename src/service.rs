@@ -235,6 +235,11 @@ impl Service {
         self.mode
     }
 
+    /// The mode before any client connected (an ensemble member starts `NotServing`).
+    pub fn set_initial_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
     /// The replication layer changed role. Every client connection is closed on a change
     /// (ZooKeeper does the same: clients reconnect, to this server or another, and resume
     /// their sessions), and all in-flight bookkeeping is dropped with them.

@@ -115,7 +115,13 @@ impl Ensemble {
 impl EventLoop {
     pub(super) fn ens_deadline(&self) -> Option<Millis> {
         let ens = self.ens.as_ref()?;
-        let redial = ens.redial_at.values().min().copied();
+        // Only peers we have no connection to wait for a redial.
+        let redial = ens
+            .redial_at
+            .iter()
+            .filter(|(id, _)| !ens.election_out.contains_key(id))
+            .map(|(_, t)| *t)
+            .min();
         Some(match redial {
             Some(r) => r.min(ens.zab.next_deadline()),
             None => ens.zab.next_deadline(),
