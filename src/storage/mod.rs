@@ -38,6 +38,8 @@ pub mod recovery;
 pub mod snapshot;
 pub mod txnlog;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;

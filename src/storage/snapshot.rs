@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! File    := Header Chunk* EndChunk
-//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | 0 u32 | zxid i64 BE
+//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | hcrc u32 BE | zxid i64 BE
+//!            hcrc = CRC32C of the 24 header bytes with hcrc zeroed; 0 in files written
+//!            before it existed, and then not checked (older readers ignore the field)
 //! Chunk   := len u32 BE (1..=1 MiB) | crc u32 BE (CRC32C of the bytes) | bytes
 //! EndChunk := 0 u32 | 0 u32                      (nothing may follow)
 //! ```
@@ -27,8 +29,10 @@
 //!
 //! Nodes come in preorder (parents first), so loading inserts each under an existing
 //! parent. An ACL list is defined by an `Acl` record before the first node that uses it.
-//! A file is valid only if its header and name agree on the zxid, every chunk's CRC holds,
-//! the body ends exactly with `End`, and the counts match.
+//! A file is valid only if its header and name agree on the zxid, the header CRC (when
+//! present) and every chunk's CRC hold, the body ends exactly with `End`, and the counts
+//! match. The same bytes are what a leader sends in SNAP (`to_bytes`, `decode`): there
+//! is no file name to check the zxid against, so a non-zero header CRC is what covers it.
 //!
 //! # Not stalling the loop
 //! `Storage::start_snapshot` forks: the child runs `encode` (walk the tree into one memory
@@ -158,6 +162,8 @@ fn write_file<W: Write>(w: &mut W, zxid: Zxid, body: &[u8]) -> std::io::Result<u
     header[..8].copy_from_slice(SNAP_MAGIC);
     header[8..12].copy_from_slice(&SNAP_VERSION.to_be_bytes());
     header[16..24].copy_from_slice(&zxid.0.to_be_bytes());
+    let hcrc = crc32c::crc32c(&header);
+    header[12..16].copy_from_slice(&hcrc.to_be_bytes());
     w.write_all(&header)?;
     let mut size = HEADER_BYTES as u64;
     for chunk in body.chunks(CHUNK_BYTES) {
@@ -437,6 +443,15 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
     let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
     if version != SNAP_VERSION {
         return Err(corrupt(8, format!("unsupported snapshot version {version}")));
+    }
+    let stored = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    if stored != 0 {
+        let mut h = header;
+        h[12..16].fill(0);
+        let actual = crc32c::crc32c(&h);
+        if actual != stored {
+            return Err(corrupt(12, format!("header CRC32C mismatch (stored {stored:#010x}, computed {actual:#010x})")));
+        }
     }
     let mut zb = [0u8; 8];
     zb.copy_from_slice(&header[16..24]);
