@@ -24,6 +24,27 @@
 //! what was acknowledged. (Keeping the diverged tree to serve reads would show clients
 //! writes that the log lost; rebuilding it in-process is possible but is a restart anyway.)
 //!
+//! # Replication (ensemble)
+//! The event loop drives the replication core's storage needs through `TxnSink`:
+//! - `persist_epochs`: `acceptedEpoch` then `currentEpoch`, each replaced atomically, a file
+//!   whose value did not change is left alone (`read_epochs` reads them at start, 0 when
+//!   absent).
+//! - `truncate(z)` (TRUNC): the log is cut after its last record ≤ `z`, snapshots above `z`
+//!   are deleted, and the state is rebuilt as recovery would (newest valid snapshot ≤ `z` +
+//!   replay). If no snapshot ≤ `z` plus the log reaches back far enough, it is an error and
+//!   nothing changes (the leader sends a snapshot instead). Appends continue after `z`.
+//! - `snapshot_bytes` / `install_snapshot` (SNAP): the snapshot file format in memory; the
+//!   follower validates every byte (it comes from the network), cuts its log after the
+//!   snapshot zxid, writes the file, and starts an empty log after it.
+//! - `recent_txns`: the tail of the log, for the core's in-memory history at start.
+//!
+//! Each of these waits for a running snapshot job first (so that none writes a snapshot of
+//! a state being dropped) and orders its file operations so that a crash at any point
+//! recovers to a prefix of the old history or to the new state, never a mixture. Zxids
+//! jump at epoch changes, which is why log segments are named after the previous zxid + 1
+//! (see `txnlog`). Truncate and install give sessions deadlines counted from `now` = 0,
+//! as recovery at start does.
+//!
 //! # Files in `dataDir` / `dataLogDir`
 //! `snapshot.<zxid>` (dataDir), `log.<zxid>` and `log.next` (dataLogDir), `acceptedEpoch`
 //! and `currentEpoch` (dataDir; decimal text, as in ZooKeeper, replaced atomically).

@@ -566,7 +566,7 @@ pub fn recent_txns(dir: &Path, after: Zxid, max: usize) -> Result<Vec<Txn>, Stor
         }
         // `log.<n>` holds zxids ≥ n: if the next segment starts at or below `after + 1`,
         // this one and all before it hold nothing above `after`.
-        if segs.get(i + 1).is_some_and(|(next, _)| *next <= after.0 + 1) {
+        if segs.get(i + 1).is_some_and(|(next, _)| *next <= after.0.saturating_add(1)) {
             break;
         }
         let reader = LogReader { segs: vec![segs[i].clone()].into_iter(), cur: None, after, prev: Zxid(i64::MIN), failed: false };
