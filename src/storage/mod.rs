@@ -24,6 +24,27 @@
 //! what was acknowledged. (Keeping the diverged tree to serve reads would show clients
 //! writes that the log lost; rebuilding it in-process is possible but is a restart anyway.)
 //!
+//! # Replication (ensemble)
+//! The event loop drives the replication core's storage needs through `TxnSink`:
+//! - `persist_epochs`: `acceptedEpoch` then `currentEpoch`, each replaced atomically, a file
+//!   whose value did not change is left alone (`read_epochs` reads them at start, 0 when
+//!   absent).
+//! - `truncate(z)` (TRUNC): the log is cut after its last record ≤ `z`, snapshots above `z`
+//!   are deleted, and the state is rebuilt as recovery would (newest valid snapshot ≤ `z` +
+//!   replay). If no snapshot ≤ `z` plus the log reaches back far enough, it is an error and
+//!   nothing changes (the leader sends a snapshot instead). Appends continue after `z`.
+//! - `snapshot_bytes` / `install_snapshot` (SNAP): the snapshot file format in memory; the
+//!   follower validates every byte (it comes from the network), cuts its log after the
+//!   snapshot zxid, writes the file, and starts an empty log after it.
+//! - `recent_txns`: the tail of the log, for the core's in-memory history at start.
+//!
+//! Each of these waits for a running snapshot job first (so that none writes a snapshot of
+//! a state being dropped) and orders its file operations so that a crash at any point
+//! recovers to a prefix of the old history or to the new state, never a mixture. Zxids
+//! jump at epoch changes, which is why log segments are named after the previous zxid + 1
+//! (see `txnlog`). Truncate and install give sessions deadlines counted from `now` = 0,
+//! as recovery at start does.
+//!
 //! # Files in `dataDir` / `dataLogDir`
 //! `snapshot.<zxid>` (dataDir), `log.<zxid>` and `log.next` (dataLogDir), `acceptedEpoch`
 //! and `currentEpoch` (dataDir; decimal text, as in ZooKeeper, replaced atomically).
@@ -38,6 +59,8 @@ pub mod recovery;
 pub mod snapshot;
 pub mod txnlog;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
@@ -46,7 +69,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::proto::Zxid;
+use crate::proto::{Millis, ServerId, Zxid};
 use crate::server::TxnSink;
 use crate::service::Service;
 use crate::session::SessionTable;
@@ -54,7 +77,7 @@ use crate::tree::DataTree;
 use crate::txn::Txn;
 
 pub use recovery::{recover, Recovered};
-pub use txnlog::{LogOptions, LogReader, TxnLog};
+pub use txnlog::{recent_txns, LogOptions, LogReader, TxnLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -95,6 +118,45 @@ pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<u32>, StorageError> {
 pub fn write_epoch(dir: &Path, name: &str, epoch: u32) -> Result<(), StorageError> {
     fsutil::ensure_dir(dir)?;
     fsutil::write_atomic(&dir.join(name), format!("{epoch}\n").as_bytes())
+}
+
+/// Both epoch files: (acceptedEpoch, currentEpoch), 0 for a file that does not exist yet.
+pub fn read_epochs(data_dir: &Path) -> Result<(u32, u32), StorageError> {
+    Ok((read_epoch(data_dir, ACCEPTED_EPOCH)?.unwrap_or(0), read_epoch(data_dir, CURRENT_EPOCH)?.unwrap_or(0)))
+}
+
+/// The newest snapshot with a zxid ≤ `z` that loads (older ones are tried when a newer one
+/// is damaged, with a warning); `None` when no such snapshot exists.
+fn newest_snapshot_at_most(dir: &Path, z: Zxid) -> Result<Option<snapshot::Loaded>, StorageError> {
+    let snaps = snapshot::list(dir)?;
+    let mut failures = Vec::new();
+    for (_, path) in snaps.iter().rev().filter(|(sz, _)| *sz <= z) {
+        match snapshot::load(path) {
+            Ok(l) => return Ok(Some(l)),
+            Err(e) => {
+                eprintln!("arbor: warning: snapshot {} is not usable ({e}); trying the previous one", path.display());
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(None)
+    } else {
+        Err(StorageError::Inconsistent(format!("no valid snapshot at or below zxid {z} in {}: {}", dir.display(), failures.join("; "))))
+    }
+}
+
+/// Delete every snapshot above `z` (newest first, each deletion durable before the next,
+/// so a crash never leaves a newer snapshot without the older ones). Returns how many.
+fn remove_snapshots_above(dir: &Path, z: Zxid) -> Result<usize, StorageError> {
+    let snaps = snapshot::list(dir)?;
+    let mut n = 0;
+    for (_, path) in snaps.iter().rev().filter(|(sz, _)| *sz > z) {
+        std::fs::remove_file(path).map_err(|e| StorageError::io(path, e))?;
+        fsutil::sync_dir(dir)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// What purge removed.
@@ -203,6 +265,8 @@ pub struct Storage {
     next_space_try: Instant,
     /// `disk_problem` changed and the service has not been told yet.
     tell_service: bool,
+    /// (acceptedEpoch, currentEpoch) as on disk, once read or written.
+    epochs: Option<(u32, u32)>,
     pub stats: StorageStats,
 }
 
@@ -218,6 +282,7 @@ impl Storage {
             disk_problem: None,
             next_space_try: Instant::now(),
             tell_service: false,
+            epochs: None,
             stats: StorageStats::default(),
         }
     }
@@ -334,6 +399,114 @@ impl Storage {
         }
     }
 
+    /// Durably record the replication epochs, `acceptedEpoch` first (so that on disk
+    /// currentEpoch ≤ acceptedEpoch holds after a crash between the two). A file whose
+    /// value is unchanged is not rewritten.
+    pub fn write_epochs(&mut self, accepted: u32, current: u32) -> Result<(), StorageError> {
+        let on_disk = match self.epochs {
+            Some(e) => e,
+            None => read_epochs(&self.cfg.data_dir)?,
+        };
+        // Unknown after a failure: read the files again next time.
+        self.epochs = None;
+        if accepted != on_disk.0 {
+            write_epoch(&self.cfg.data_dir, ACCEPTED_EPOCH, accepted)?;
+        }
+        if current != on_disk.1 {
+            write_epoch(&self.cfg.data_dir, CURRENT_EPOCH, current)?;
+        }
+        self.epochs = Some((accepted, current));
+        Ok(())
+    }
+
+    /// Drop every txn above `z` (a leader's TRUNC) and rebuild the state as recovery would
+    /// from what is left: the newest valid snapshot ≤ `z` and the log after it.
+    ///
+    /// Order, so that a crash at any point leaves a state recovery turns into a prefix of
+    /// the old history: wait for a running snapshot job (it could write a snapshot above
+    /// `z`), write what is buffered, check that snapshot + log reach back far enough (else
+    /// an error and nothing changes: the leader must send a snapshot), delete snapshots
+    /// above `z`, cut the log, replay.
+    pub fn truncate_to(&mut self, z: Zxid, server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
+        self.poll_snapshot(true);
+        self.log.sync()?;
+        let base = newest_snapshot_at_most(&self.cfg.data_dir, z)?;
+        let base_zxid = base.as_ref().map_or(Zxid::ZERO, |l| l.zxid);
+        // Records after the base must start right after it: a log that begins later (purged)
+        // cannot rebuild the state at `z`.
+        LogReader::new(&self.cfg.data_log_dir, base_zxid).map_err(|e| {
+            StorageError::Inconsistent(format!("cannot truncate to zxid {z}: no snapshot at or below it covers the start of the txn log ({e})"))
+        })?;
+        let removed = remove_snapshots_above(&self.cfg.data_dir, z)?;
+        let last_kept = self.log.truncate(z)?;
+        let mut sessions = SessionTable::new(server, wall_ms);
+        let mut tree = match base {
+            Some(l) => {
+                recovery::add_sessions(&mut sessions, &l.sessions, now);
+                l.tree
+            }
+            None => DataTree::new(),
+        };
+        let mut triggers = Vec::new();
+        let mut replayed = 0u64;
+        for txn in LogReader::new(&self.cfg.data_log_dir, base_zxid)? {
+            let txn = txn?;
+            if txn.header.zxid > z {
+                return Err(StorageError::Inconsistent(format!("txn log still holds zxid {} after truncating to {z}", txn.header.zxid)));
+            }
+            recovery::replay_one(&mut tree, &mut sessions, &txn, now, &mut triggers);
+            replayed += 1;
+        }
+        self.since_snapshot = replayed;
+        eprintln!(
+            "arbor: txn log truncated to zxid {z} (last kept record {}; {removed} later snapshots deleted); \
+             state rebuilt from snapshot {base_zxid} + {replayed} txns",
+            last_kept.map_or("none".to_string(), |k| k.to_string()),
+        );
+        Ok((tree, sessions))
+    }
+
+    /// The state in snapshot-file format (header, chunks, end), at the tree's last applied
+    /// zxid: what a leader sends to a follower that is too far behind for a diff. Runs on
+    /// the loop thread (about 0.5 µs per znode).
+    pub fn encode_snapshot(&self, tree: &DataTree, sessions: &SessionTable) -> Vec<u8> {
+        snapshot::to_bytes(&snapshot::encode(tree, sessions))
+    }
+
+    /// Replace the local state with a snapshot received from the leader. `bytes` are not
+    /// trusted: every check of `snapshot::load` applies, and any failure is an error with
+    /// nothing changed. Then: wait for a running snapshot job, write what is buffered,
+    /// delete snapshots above the new zxid `x`, cut the log after `x` (so a crash from here
+    /// on never replays diverged txns above `x` on top of the new snapshot), write the
+    /// snapshot file durably, and drop the whole log: appends continue after `x`.
+    pub fn install(&mut self, bytes: &[u8], server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
+        let loaded = snapshot::decode(bytes, "snapshot from the leader")?;
+        let x = loaded.zxid;
+        self.poll_snapshot(true);
+        self.log.sync()?;
+        remove_snapshots_above(&self.cfg.data_dir, x)?;
+        self.log.truncate(x)?;
+        let path = snapshot::write_bytes(&self.cfg.data_dir, x, bytes)?;
+        self.log.reset(x)?;
+        self.since_snapshot = 0;
+        self.stats.last_snapshot_zxid = x;
+        let mut sessions = SessionTable::new(server, wall_ms);
+        recovery::add_sessions(&mut sessions, &loaded.sessions, now);
+        eprintln!(
+            "arbor: installed the leader's snapshot at zxid {x} ({} znodes, {} sessions) as {}; txn log restarted after it",
+            loaded.tree.node_count(),
+            sessions.len(),
+            path.display()
+        );
+        Ok((loaded.tree, sessions))
+    }
+
+    /// The last `max` txns of the log (oldest first), e.g. for the replication core's
+    /// in-memory history at start. Reads only the segments it needs.
+    pub fn recent_txns(&self, max: usize) -> Result<Vec<Txn>, StorageError> {
+        recent_txns(&self.cfg.data_log_dir, Zxid(i64::MIN), max)
+    }
+
     /// Between loop turns: snapshots, log space, purge. Tells the service when writes must
     /// stop or may resume.
     pub fn housekeeping(&mut self, service: &mut Service) {
@@ -441,7 +614,32 @@ impl TxnSink for Storage {
         })
     }
 
+    fn persist_epochs(&mut self, accepted: u32, current: u32) -> io::Result<()> {
+        self.write_epochs(accepted, current).map_err(|e| io::Error::other(format!("cannot persist the epochs: {e}")))
+    }
+
+    fn truncate(&mut self, zxid: Zxid, server: u64) -> io::Result<(DataTree, SessionTable)> {
+        self.truncate_to(zxid, ServerId(server), wall_clock_ms(), 0)
+            .map_err(|e| io::Error::other(format!("cannot truncate the txn log to zxid {zxid}: {e}")))
+    }
+
+    fn snapshot_bytes(&mut self, tree: &DataTree, sessions: &SessionTable) -> Vec<u8> {
+        self.encode_snapshot(tree, sessions)
+    }
+
+    fn install_snapshot(&mut self, bytes: &[u8], server: u64) -> io::Result<(DataTree, SessionTable)> {
+        self.install(bytes, ServerId(server), wall_clock_ms(), 0).map_err(|e| {
+            let kind = if matches!(e, StorageError::Corrupt { .. }) { io::ErrorKind::InvalidData } else { io::ErrorKind::Other };
+            io::Error::new(kind, format!("cannot install the leader's snapshot: {e}"))
+        })
+    }
+
     fn after_sync(&mut self, service: &mut Service) {
         self.housekeeping(service);
     }
+}
+
+/// Milliseconds since the Unix epoch (seeds fresh session ids after a rebuilt state).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -9,10 +9,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::proto::{Millis, ServerId, Zxid};
+use crate::proto::{Millis, ServerId, SessionId, Zxid};
 use crate::session::SessionTable;
-use crate::tree::DataTree;
-use crate::txn::TxnOp;
+use crate::tree::{DataTree, Trigger};
+use crate::txn::{Txn, TxnOp};
 
 use super::{fsutil, snapshot, Storage, StorageConfig, StorageError, TxnLog};
 
@@ -52,9 +52,7 @@ pub fn recover(cfg: StorageConfig, server: ServerId, wall_ms: i64, now: Millis) 
     let mut sessions = SessionTable::new(server, wall_ms);
     let (mut tree, base, snap) = match snapshot::load_newest(&cfg.data_dir)? {
         Some(l) => {
-            for (id, timeout) in &l.sessions {
-                sessions.add(*id, *timeout, now);
-            }
+            add_sessions(&mut sessions, &l.sessions, now);
             (l.tree, l.zxid, Some((l.zxid, l.path)))
         }
         None => (DataTree::new(), Zxid::ZERO, None),
@@ -63,15 +61,7 @@ pub fn recover(cfg: StorageConfig, server: ServerId, wall_ms: i64, now: Millis) 
     let mut replayed = 0u64;
     let mut triggers = Vec::new();
     let log = TxnLog::open(&cfg.data_log_dir, cfg.log_options(), base, |txn| {
-        triggers.clear();
-        tree.apply(&txn, &mut triggers);
-        match &txn.op {
-            TxnOp::CreateSession { timeout_ms } => sessions.add(txn.header.session, *timeout_ms, now),
-            TxnOp::CloseSession => {
-                sessions.remove(txn.header.session);
-            }
-            _ => {}
-        }
+        replay_one(&mut tree, &mut sessions, &txn, now, &mut triggers);
         replayed += 1;
         Ok(())
     })?;
@@ -80,4 +70,25 @@ pub fn recover(cfg: StorageConfig, server: ServerId, wall_ms: i64, now: Millis) 
     let storage = Storage::new(cfg, log);
     let report = RecoveryReport { snapshot: snap, snapshot_load_ms, replayed, last_zxid, total_ms: t0.elapsed().as_millis() as u64 };
     Ok(Recovered { storage, tree, sessions, report })
+}
+
+/// The sessions of a snapshot, each with a fresh deadline counted from `now`.
+pub(crate) fn add_sessions(table: &mut SessionTable, sessions: &[(SessionId, i32)], now: Millis) {
+    for (id, timeout) in sessions {
+        table.add(*id, *timeout, now);
+    }
+}
+
+/// Apply one replayed txn: the tree's `apply`, and for the session table what
+/// `Service::commit` does (`CreateSession` adds, `CloseSession` removes).
+pub(crate) fn replay_one(tree: &mut DataTree, sessions: &mut SessionTable, txn: &Txn, now: Millis, triggers: &mut Vec<Trigger>) {
+    triggers.clear();
+    tree.apply(txn, triggers);
+    match &txn.op {
+        TxnOp::CreateSession { timeout_ms } => sessions.add(txn.header.session, *timeout_ms, now),
+        TxnOp::CloseSession => {
+            sessions.remove(txn.header.session);
+        }
+        _ => {}
+    }
 }

@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! File    := Header Chunk* EndChunk
-//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | 0 u32 | zxid i64 BE
+//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | hcrc u32 BE | zxid i64 BE
+//!            hcrc = CRC32C of the 24 header bytes with hcrc zeroed; 0 in files written
+//!            before it existed, and then not checked (older readers ignore the field)
 //! Chunk   := len u32 BE (1..=1 MiB) | crc u32 BE (CRC32C of the bytes) | bytes
 //! EndChunk := 0 u32 | 0 u32                      (nothing may follow)
 //! ```
@@ -27,8 +29,10 @@
 //!
 //! Nodes come in preorder (parents first), so loading inserts each under an existing
 //! parent. An ACL list is defined by an `Acl` record before the first node that uses it.
-//! A file is valid only if its header and name agree on the zxid, every chunk's CRC holds,
-//! the body ends exactly with `End`, and the counts match.
+//! A file is valid only if its header and name agree on the zxid, the header CRC (when
+//! present) and every chunk's CRC hold, the body ends exactly with `End`, and the counts
+//! match. The same bytes are what a leader sends in SNAP (`to_bytes`, `decode`): there
+//! is no file name to check the zxid against, so a non-zero header CRC is what covers it.
 //!
 //! # Not stalling the loop
 //! `Storage::start_snapshot` forks: the child runs `encode` (walk the tree into one memory
@@ -53,6 +57,8 @@ pub const SNAP_VERSION: u32 = 1;
 pub const SNAP_PREFIX: &str = "snapshot.";
 const HEADER_BYTES: usize = 24;
 const CHUNK_BYTES: usize = 1 << 20;
+/// Far above any creatable path (jute.maxbuffer), far below the tree's 1 GiB name limit.
+const MAX_PATH_BYTES: usize = 64 << 20;
 
 const TAG_ACL: u8 = 0x01;
 const TAG_NODE: u8 = 0x02;
@@ -73,6 +79,7 @@ pub struct Loaded {
     pub tree: DataTree,
     /// (id, timeout) of every session live at `zxid`.
     pub sessions: Vec<(SessionId, i32)>,
+    /// Where it was read from (a file, or the origin given to `decode`).
     pub path: PathBuf,
 }
 
@@ -148,30 +155,51 @@ pub fn encode(tree: &DataTree, sessions: &SessionTable) -> SnapshotImage {
     SnapshotImage { zxid: tree.last_applied(), body, nodes, sessions: count }
 }
 
-/// Write an image durably as `snapshot.<zxid>`: temp file, fsync, rename, directory fsync.
-/// Meant for a helper thread. Returns the final path and its size.
-pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), StorageError> {
+/// The file format (header, CRC'd chunks, end chunk) of `body` at `zxid`, into `w`.
+/// Returns the number of bytes written.
+fn write_file<W: Write>(w: &mut W, zxid: Zxid, body: &[u8]) -> std::io::Result<u64> {
+    let mut header = [0u8; HEADER_BYTES];
+    header[..8].copy_from_slice(SNAP_MAGIC);
+    header[8..12].copy_from_slice(&SNAP_VERSION.to_be_bytes());
+    header[16..24].copy_from_slice(&zxid.0.to_be_bytes());
+    let hcrc = crc32c::crc32c(&header);
+    header[12..16].copy_from_slice(&hcrc.to_be_bytes());
+    w.write_all(&header)?;
+    let mut size = HEADER_BYTES as u64;
+    for chunk in body.chunks(CHUNK_BYTES) {
+        w.write_all(&(chunk.len() as u32).to_be_bytes())?;
+        w.write_all(&crc32c::crc32c(chunk).to_be_bytes())?;
+        w.write_all(chunk)?;
+        size += 8 + chunk.len() as u64;
+    }
+    w.write_all(&[0u8; 8])?;
+    Ok(size + 8)
+}
+
+/// An image as the bytes of a snapshot file (what a leader sends in SNAP).
+pub fn to_bytes(image: &SnapshotImage) -> Vec<u8> {
+    let chunks = image.body.len().div_ceil(CHUNK_BYTES);
+    let mut out = Vec::with_capacity(HEADER_BYTES + image.body.len() + 8 * chunks + 8);
+    write_file(&mut out, image.zxid, &image.body).expect("writing into a Vec cannot fail");
+    out
+}
+
+/// Create `snapshot.<zxid>` durably: `fill` writes the contents into a temp file, which is
+/// fsynced and renamed, and the directory fsynced. Returns the final path and its size.
+fn write_durably(
+    dir: &Path,
+    zxid: Zxid,
+    fill: impl FnOnce(&mut std::io::BufWriter<File>) -> std::io::Result<u64>,
+) -> Result<(PathBuf, u64), StorageError> {
     fsutil::ensure_dir(dir)?;
-    let path = snapshot_path(dir, image.zxid);
-    let tmp = dir.join(format!("{SNAP_PREFIX}{:x}.tmp", image.zxid.0));
+    let path = snapshot_path(dir, zxid);
+    let tmp = dir.join(format!("{SNAP_PREFIX}{:x}.tmp", zxid.0));
     let result = (|| -> std::io::Result<u64> {
         let mut f = std::io::BufWriter::with_capacity(4 << 20, File::create(&tmp)?);
-        let mut header = [0u8; HEADER_BYTES];
-        header[..8].copy_from_slice(SNAP_MAGIC);
-        header[8..12].copy_from_slice(&SNAP_VERSION.to_be_bytes());
-        header[16..24].copy_from_slice(&image.zxid.0.to_be_bytes());
-        f.write_all(&header)?;
-        let mut size = HEADER_BYTES as u64;
-        for chunk in image.body.chunks(CHUNK_BYTES) {
-            f.write_all(&(chunk.len() as u32).to_be_bytes())?;
-            f.write_all(&crc32c::crc32c(chunk).to_be_bytes())?;
-            f.write_all(chunk)?;
-            size += 8 + chunk.len() as u64;
-        }
-        f.write_all(&[0u8; 8])?;
+        let size = fill(&mut f)?;
         let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        Ok(size + 8)
+        Ok(size)
     })();
     let size = match result {
         Ok(s) => s,
@@ -183,6 +211,18 @@ pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), 
     fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
     fsutil::sync_dir(dir)?;
     Ok((path, size))
+}
+
+/// Write an image durably as `snapshot.<zxid>`: temp file, fsync, rename, directory fsync.
+/// Meant for a helper thread. Returns the final path and its size.
+pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), StorageError> {
+    write_durably(dir, image.zxid, |f| write_file(f, image.zxid, &image.body))
+}
+
+/// Write the bytes of a snapshot file (already validated with `decode`) durably as
+/// `snapshot.<zxid>`.
+pub fn write_bytes(dir: &Path, zxid: Zxid, bytes: &[u8]) -> Result<PathBuf, StorageError> {
+    write_durably(dir, zxid, |f| f.write_all(bytes).map(|()| bytes.len() as u64)).map(|(p, _)| p)
 }
 
 /// Completed snapshots in `dir`, oldest first.
@@ -315,6 +355,9 @@ impl Parser {
             }
             TAG_NODE => {
                 let path = c.str()?;
+                if path.len() > MAX_PATH_BYTES {
+                    return Err(Stop::Bad(format!("path of {} bytes is over the limit", path.len())));
+                }
                 let dlen = c.i32()?;
                 let data = if dlen < 0 { None } else { Some(c.take(dlen as usize)?) };
                 let acl_id = c.u32()? as usize;
@@ -362,10 +405,33 @@ impl Parser {
 /// buffer, CRC-checked, and its complete records inserted at once (no whole-file buffer:
 /// a 2M-znode restart would otherwise fault in and copy hundreds of MiB first).
 pub fn load(path: &Path) -> Result<Loaded, StorageError> {
+    let io_err = |e: std::io::Error| StorageError::io(path, e);
+    let mut f = std::io::BufReader::new(File::open(path).map_err(io_err)?);
+    let file_len = f.get_ref().metadata().map_err(io_err)?.len();
+    let l = parse(&mut f, file_len, path)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if fsutil::parse_hex_name(name, SNAP_PREFIX) != Some(l.zxid.0) {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 16,
+            reason: format!("header zxid {} does not match the file name", l.zxid),
+        });
+    }
+    Ok(l)
+}
+
+/// Decode the bytes of a snapshot file received from elsewhere (a leader's SNAP), with the
+/// same checks as `load`: nothing in `bytes` is trusted. `origin` names the source in
+/// errors (it stands where a file path would).
+pub fn decode(bytes: &[u8], origin: &str) -> Result<Loaded, StorageError> {
+    let mut r = bytes;
+    parse(&mut r, bytes.len() as u64, Path::new(origin))
+}
+
+/// Parse a whole snapshot of `len` bytes from `r`; errors name `path`.
+fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, StorageError> {
     let corrupt = |offset: u64, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset, reason };
     let io_err = |e: std::io::Error| StorageError::io(path, e);
-    let mut f = File::open(path).map_err(io_err)?;
-    let file_len = f.metadata().map_err(io_err)?.len();
     let mut header = [0u8; HEADER_BYTES];
     if file_len < HEADER_BYTES as u64 {
         return Err(corrupt(0, "shorter than the header".into()));
@@ -378,12 +444,20 @@ pub fn load(path: &Path) -> Result<Loaded, StorageError> {
     if version != SNAP_VERSION {
         return Err(corrupt(8, format!("unsupported snapshot version {version}")));
     }
+    let stored = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    if stored != 0 {
+        let mut h = header;
+        h[12..16].fill(0);
+        let actual = crc32c::crc32c(&h);
+        if actual != stored {
+            return Err(corrupt(12, format!("header CRC32C mismatch (stored {stored:#010x}, computed {actual:#010x})")));
+        }
+    }
     let mut zb = [0u8; 8];
     zb.copy_from_slice(&header[16..24]);
     let zxid = Zxid(i64::from_be_bytes(zb));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if fsutil::parse_hex_name(name, SNAP_PREFIX) != Some(zxid.0) {
-        return Err(corrupt(16, format!("header zxid {zxid} does not match the file name")));
+    if zxid.0 < 0 {
+        return Err(corrupt(16, format!("negative zxid {zxid}")));
     }
     let mut p = Parser { tree: DataTree::new(), acls: Vec::new(), sessions: Vec::new(), nodes: 0, done: false, base: 0 };
     let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);

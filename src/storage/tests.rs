@@ -11,19 +11,19 @@ use crate::session::SessionTable;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnHeader, TxnOp};
 
-fn create(z: i64, path: &str, data: &[u8]) -> Txn {
+pub(super) fn create(z: i64, path: &str, data: &[u8]) -> Txn {
     Txn {
         header: TxnHeader { session: SessionId(7), cxid: z as i32, zxid: Zxid(z), time_ms: 1_700_000_000_000 + z },
         op: TxnOp::Create { path: path.into(), data: Some(data.to_vec()), acl: Acl::open_unsafe(), ephemeral_owner: 0, parent_cversion: z as i32 },
     }
 }
 
-fn opts(segment_bytes: u64) -> LogOptions {
+pub(super) fn opts(segment_bytes: u64) -> LogOptions {
     LogOptions { segment_bytes, force_sync: true }
 }
 
 /// Append `txns` in batches of `batch` (one sync per batch).
-fn write_log(dir: &Path, segment_bytes: u64, txns: &[Txn], batch: usize) {
+pub(super) fn write_log(dir: &Path, segment_bytes: u64, txns: &[Txn], batch: usize) {
     let mut log = TxnLog::open(dir, opts(segment_bytes), Zxid::ZERO, |_| Ok(())).expect("open");
     for chunk in txns.chunks(batch) {
         log.ensure_spare().expect("spare");
@@ -34,7 +34,7 @@ fn write_log(dir: &Path, segment_bytes: u64, txns: &[Txn], batch: usize) {
     }
 }
 
-fn replay(dir: &Path, segment_bytes: u64, after: Zxid) -> Result<Vec<Txn>, StorageError> {
+pub(super) fn replay(dir: &Path, segment_bytes: u64, after: Zxid) -> Result<Vec<Txn>, StorageError> {
     let mut got = Vec::new();
     TxnLog::open(dir, opts(segment_bytes), after, |t| {
         got.push(t);
@@ -43,16 +43,16 @@ fn replay(dir: &Path, segment_bytes: u64, after: Zxid) -> Result<Vec<Txn>, Stora
     Ok(got)
 }
 
-fn txns(n: i64) -> Vec<Txn> {
+pub(super) fn txns(n: i64) -> Vec<Txn> {
     (1..=n).map(|z| create(z, &format!("/n{z}"), format!("data-{z}").as_bytes())).collect()
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn segments(dir: &Path) -> Vec<PathBuf> {
     fsutil::list_by_zxid(dir, txnlog::SEGMENT_PREFIX).expect("list").into_iter().map(|(_, p)| p).collect()
 }
 
 /// Byte offset of the record with zxid `z` in a segment image.
-fn record_offset(bytes: &[u8], z: i64) -> usize {
+pub(super) fn record_offset(bytes: &[u8], z: i64) -> usize {
     let mut off = txnlog::SEGMENT_HEADER_BYTES as usize;
     loop {
         let len = u32::from_be_bytes(bytes[off..off + 4].try_into().expect("4 bytes")) as usize;
@@ -65,7 +65,7 @@ fn record_offset(bytes: &[u8], z: i64) -> usize {
     }
 }
 
-fn flip_bit(path: &Path, offset: usize) {
+pub(super) fn flip_bit(path: &Path, offset: usize) {
     let f = fs::OpenOptions::new().read(true).write(true).open(path).expect("open");
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, offset as u64).expect("read");
@@ -186,7 +186,7 @@ fn damage_in_an_earlier_segment_is_an_error() {
     assert!(msg.contains(&first.display().to_string()) && msg.contains(&format!("offset {last}")), "{msg}");
 }
 
-fn sample_tree() -> (DataTree, SessionTable) {
+pub(super) fn sample_tree() -> (DataTree, SessionTable) {
     let mut tree = DataTree::new();
     let mut sessions = SessionTable::new(ServerId(1), 1_700_000_000_000);
     let s1 = sessions.next_session_id();
@@ -215,7 +215,7 @@ fn sample_tree() -> (DataTree, SessionTable) {
 }
 
 /// Everything observable about a tree, for equality checks.
-fn dump(tree: &DataTree) -> Vec<String> {
+pub(super) fn dump(tree: &DataTree) -> Vec<String> {
     let mut v = Vec::new();
     tree.for_each_preorder(|p, n| v.push(format!("{p} {:?} {:?} {:?} {}", n.data, n.acl, n.raw, n.num_children)));
     v.sort();
@@ -238,7 +238,7 @@ fn snapshot_round_trip() {
 }
 
 /// Writes snapshots at zxids 100, 200, 300 of a log of 300 creates; returns the final tree.
-fn history(d: &Path) -> DataTree {
+pub(super) fn history(d: &Path) -> DataTree {
     let all = txns(300);
     let mut log = TxnLog::open(d, opts(64 << 10), Zxid::ZERO, |_| Ok(())).expect("open");
     let mut tree = DataTree::new();
@@ -257,7 +257,7 @@ fn history(d: &Path) -> DataTree {
     tree
 }
 
-fn cfg(d: &Path) -> StorageConfig {
+pub(super) fn cfg(d: &Path) -> StorageConfig {
     StorageConfig {
         data_dir: d.to_path_buf(),
         data_log_dir: d.to_path_buf(),

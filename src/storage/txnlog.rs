@@ -2,9 +2,15 @@
 //!
 //! # On-disk format
 //!
-//! The log is a set of segment files in `dataLogDir`, named `log.<zxid hex>` after the zxid
-//! of the first record written into them (lower-case hex, no padding, as ZooKeeper's
-//! `log.<zxid>`). Sorted by that zxid they form one zxid-ordered sequence.
+//! The log is a set of segment files in `dataLogDir`, named `log.<n hex>` (lower-case hex,
+//! no padding, like ZooKeeper's `log.<zxid>`) where `n` is one more than the last zxid
+//! before the segment: the previous segment's last record, or the zxid the log was started
+//! after (a snapshot's). So `log.<n>` holds records with zxids ≥ `n`, and every zxid below
+//! `n` is in earlier segments or in that snapshot. Sorted by `n` the segments form one
+//! zxid-ordered sequence. In standalone mode zxids are consecutive and `n` is the first
+//! record's zxid, as in ZooKeeper. In an ensemble zxids jump at each new epoch
+//! (`(epoch << 32) | counter`); naming a segment after its first record would make a log
+//! starting at `0x100000001` look as if zxids 1..=0x100000000 were missing.
 //!
 //! ```text
 //! Segment   := SegmentHeader Record* Zeros
@@ -28,6 +34,13 @@
 //! `pwrite` and calls `fdatasync` once (group commit: once per event-loop turn), skipped
 //! with `forceSync=no`. When a batch spills into a new segment, the old segment is
 //! fdatasynced first, so every segment but the last is complete on disk.
+//!
+//! # Truncation and reset (replication)
+//! `truncate(z)` (a leader's TRUNC) cuts the log after the last record ≤ `z`: that
+//! segment's tail is zeroed in place (preallocation stays, a zero header still marks the
+//! end), later segments are deleted, and appends continue after `z` — possibly with zxids
+//! below the ones cut. `reset(z)` (a snapshot from the leader at `z` replaces the state)
+//! deletes every segment; the next one is named `z + 1`.
 //!
 //! # Recovery
 //! `open` scans the segments that hold records after the snapshot zxid. A torn or
@@ -86,6 +99,9 @@ pub struct TxnLog {
     buf: Vec<u8>,
     starts: Vec<(Zxid, usize)>,
     last_zxid: Zxid,
+    /// Every zxid up to this one is on disk or before the log's base: the next segment is
+    /// named after `written + 1`.
+    written: Zxid,
     roll_requested: bool,
 }
 
@@ -135,7 +151,8 @@ fn valid_record_after(bytes: &[u8], from: usize, prev: Zxid) -> Option<usize> {
         let mut zb = [0u8; 8];
         zb.copy_from_slice(&bytes[off + 8..off + 16]);
         let z = i64::from_be_bytes(zb);
-        if z > prev.0 && z - prev.0 < (1i64 << 40) {
+        // i128: `prev` starts at i64::MIN, where an i64 difference would overflow.
+        if z > prev.0 && (z as i128 - prev.0 as i128) < (1i128 << 40) {
             if let Parsed::Record { .. } = parse_at(bytes, off) {
                 return Some(off);
             }
@@ -253,6 +270,7 @@ impl TxnLog {
             buf: Vec::new(),
             starts: Vec::new(),
             last_zxid: last,
+            written: last,
             roll_requested: false,
         })
     }
@@ -340,7 +358,8 @@ impl TxnLog {
                 Some(s) => self.roll_requested || s.end + rec_len > s.capacity,
             };
             if must_roll {
-                self.roll(self.starts[i].0, rec_len)?;
+                let prev = if i == 0 { self.written } else { self.starts[i - 1].0 };
+                self.roll(Zxid(prev.0 + 1), rec_len)?;
             }
             let Some(seg) = self.active.as_mut() else { unreachable!("roll sets the active segment") };
             let mut j = i;
@@ -366,6 +385,7 @@ impl TxnLog {
         }
         self.buf.clear();
         self.starts.clear();
+        self.written = self.last_zxid;
         Ok(())
     }
 
@@ -382,14 +402,14 @@ impl TxnLog {
         }
     }
 
-    /// Make the spare the active segment, named after `first`.
-    fn roll(&mut self, first: Zxid, rec_len: u64) -> Result<(), StorageError> {
+    /// Make the spare the active segment, named `log.<name>` (see the module doc).
+    fn roll(&mut self, name: Zxid, rec_len: u64) -> Result<(), StorageError> {
         let need = SEGMENT_HEADER_BYTES + rec_len;
         let (file, capacity) = match self.spare.take() {
             Some((f, cap)) if cap >= need => (f, cap),
             _ => self.create_spare(self.opts.segment_bytes.max(need))?,
         };
-        let path = self.dir.join(format!("{SEGMENT_PREFIX}{:x}", first.0));
+        let path = self.dir.join(format!("{SEGMENT_PREFIX}{:x}", name.0));
         let spare_path = self.dir.join(SPARE_NAME);
         fs::rename(&spare_path, &path).map_err(|e| StorageError::io(&path, e))?;
         fsutil::sync_dir(&self.dir)?;
@@ -437,6 +457,53 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Cut the log after the last record with a zxid ≤ `z` (a leader's TRUNC). Buffered
+    /// records are written first. Later segments are deleted newest first, each deletion
+    /// made durable before the next, then the tail of the segment holding the last kept
+    /// record is zeroed and fdatasynced: a crash at any point leaves a prefix of the log.
+    /// Appends continue after `z` (in the cut segment, whose space stays allocated), so
+    /// they may reuse zxids that were cut. Returns the zxid of the last record kept.
+    pub fn truncate(&mut self, z: Zxid) -> Result<Option<Zxid>, StorageError> {
+        self.sync()?;
+        let segs = fsutil::list_by_zxid(&self.dir, SEGMENT_PREFIX)?;
+        let keep = segs.iter().rposition(|(name, _)| *name <= z.0);
+        self.active = None;
+        for (_, path) in segs[keep.map_or(0, |k| k + 1)..].iter().rev() {
+            fs::remove_file(path).map_err(|e| StorageError::io(path, e))?;
+            fsutil::sync_dir(&self.dir)?;
+        }
+        let mut last_kept = None;
+        if let Some(k) = keep {
+            let (seg, last) = cut_segment(&segs[k].1, z)?;
+            self.active = Some(seg);
+            last_kept = last;
+        }
+        self.last_zxid = z;
+        self.written = z;
+        self.roll_requested = false;
+        Ok(last_kept)
+    }
+
+    /// Drop every record (buffered or on disk) and continue after `z`: a snapshot at `z`
+    /// from the leader supersedes the whole log. The next segment is named `z + 1`. The
+    /// caller has made that snapshot durable first.
+    pub fn reset(&mut self, z: Zxid) -> Result<(), StorageError> {
+        self.buf.clear();
+        self.starts.clear();
+        self.active = None;
+        let segs = fsutil::list_by_zxid(&self.dir, SEGMENT_PREFIX)?;
+        for (_, path) in segs.iter().rev() {
+            fs::remove_file(path).map_err(|e| StorageError::io(path, e))?;
+        }
+        if !segs.is_empty() {
+            fsutil::sync_dir(&self.dir)?;
+        }
+        self.last_zxid = z;
+        self.written = z;
+        self.roll_requested = false;
+        Ok(())
+    }
+
     /// Room left in the active segment (0 without one), for diagnostics and tests.
     pub fn active_room(&self) -> u64 {
         self.active.as_ref().map_or(0, |s| s.capacity - s.end)
@@ -445,6 +512,75 @@ impl TxnLog {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Zero `path` after its last record with a zxid ≤ `z` and reopen it as the active segment.
+/// Returns it and the zxid of that record. The log has been synced and its tail repaired
+/// by `open`, so any bad record here is damage: an error, nothing is cut.
+fn cut_segment(path: &Path, z: Zxid) -> Result<(Segment, Option<Zxid>), StorageError> {
+    let bytes = fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    check_header(path, &bytes)?;
+    let mut off = SEGMENT_HEADER_BYTES as usize;
+    let mut last = None;
+    loop {
+        match parse_at(&bytes, off) {
+            Parsed::Record { zxid, next, .. } if zxid <= z => {
+                if last.is_some_and(|l| zxid <= l) {
+                    return Err(StorageError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        reason: format!("zxid {zxid} does not increase"),
+                    });
+                }
+                last = Some(zxid);
+                off = next;
+            }
+            Parsed::Record { .. } | Parsed::End => break,
+            Parsed::Bad(reason) => return Err(StorageError::Corrupt { path: path.to_path_buf(), offset: off as u64, reason }),
+        }
+    }
+    let file = fsutil::open_rw(path)?;
+    let last_nonzero = bytes.iter().rposition(|&b| b != 0).map_or(off, |p| p + 1).max(off);
+    let zeros = vec![0u8; (last_nonzero - off).min(1 << 20)];
+    let mut pos = off;
+    while pos < last_nonzero {
+        let n = (last_nonzero - pos).min(zeros.len());
+        file.write_all_at(&zeros[..n], pos as u64).map_err(|e| StorageError::io(path, e))?;
+        pos += n;
+    }
+    datasync(&file).map_err(|e| StorageError::io(path, e))?;
+    let seg = Segment { file, path: path.to_path_buf(), end: off as u64, capacity: bytes.len() as u64 };
+    Ok((seg, last))
+}
+
+/// The last `max` records with zxids above `after`, oldest first, reading segments from the
+/// newest back only as far as needed. Call it after `TxnLog::open` (which repairs a torn
+/// tail): any bad record is an error. Fewer than `max` when the log holds fewer.
+pub fn recent_txns(dir: &Path, after: Zxid, max: usize) -> Result<Vec<Txn>, StorageError> {
+    let segs = fsutil::list_by_zxid(dir, SEGMENT_PREFIX)?;
+    let mut newest_first: Vec<Vec<Txn>> = Vec::new();
+    let mut total = 0usize;
+    for i in (0..segs.len()).rev() {
+        if total >= max {
+            break;
+        }
+        // `log.<n>` holds zxids ≥ n: if the next segment starts at or below `after + 1`,
+        // this one and all before it hold nothing above `after`.
+        if segs.get(i + 1).is_some_and(|(next, _)| *next <= after.0.saturating_add(1)) {
+            break;
+        }
+        let reader = LogReader { segs: vec![segs[i].clone()].into_iter(), cur: None, after, prev: Zxid(i64::MIN), failed: false };
+        let txns = reader.collect::<Result<Vec<Txn>, StorageError>>()?;
+        total += txns.len();
+        newest_first.push(txns);
+    }
+    let mut out: Vec<Txn> = newest_first.into_iter().rev().flatten().collect();
+    if out.windows(2).any(|w| w[0].header.zxid >= w[1].header.zxid) {
+        return Err(StorageError::Inconsistent(format!("txn log in {}: zxids do not increase across segments", dir.display())));
+    }
+    let skip = out.len().saturating_sub(max);
+    out.drain(..skip);
+    Ok(out)
 }
 
 /// Reads records with zxids above a given one, in order, across segments. Every record is
