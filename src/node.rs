@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::config;
 use crate::proto::{ServerId, Zxid};
-use crate::txn::Txn;
 use crate::zab::{DurableState, Zab, ZabConfig};
 use crate::server::{Ensemble, EventLoop, LoopConfig};
 use crate::service::{Mode, Service, ServiceConfig};
@@ -120,19 +119,9 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
         election.insert(*id, resolve(&spec.host, spec.election_port, "election", *id)?);
         quorum.insert(*id, resolve(&spec.host, spec.quorum_port, "quorum", *id)?);
     }
-    let accepted = storage::read_epoch(&cfg.data_dir, "acceptedEpoch")?.unwrap_or(0);
-    let current = storage::read_epoch(&cfg.data_dir, "currentEpoch")?.unwrap_or(0);
+    let (accepted, current) = storage::read_epochs(&cfg.data_dir)?;
     // The in-memory history the core syncs followers from: the log's tail.
-    let mut recent: Vec<Txn> = Vec::new();
-    for txn in storage::txnlog::LogReader::new(&cfg.data_log_dir, Zxid::ZERO)? {
-        recent.push(txn?);
-        if recent.len() > 2 * COMMITTED_LOG_MAX {
-            recent.drain(..COMMITTED_LOG_MAX);
-        }
-    }
-    if recent.len() > COMMITTED_LOG_MAX {
-        recent.drain(..recent.len() - COMMITTED_LOG_MAX);
-    }
+    let recent = storage::recent_txns(&cfg.data_log_dir, Zxid::ZERO, COMMITTED_LOG_MAX)?;
     let zab_cfg = ZabConfig {
         me,
         voters: cfg.voters().map(|(id, _)| id).collect(),
