@@ -21,6 +21,7 @@
 //! | `4lw.commands.whitelist` | `four_lw_whitelist` | only `srvr` |
 //! | `superDigest` | `super_digest` (`super:<base64 sha1>`) | none |
 //! | `snapCount` | `snap_count` | 100000 |
+//! | `commitLogCount` | `commit_log_count` | 500 (committed txns the leader keeps in memory to DIFF a follower; ZooKeeper's `zookeeper.commitLogCount`) |
 //! | `forceSync` | `force_sync` (`yes`/`no`) | yes |
 //! | `autopurge.snapRetainCount` | `autopurge_snap_retain_count` (min 3) | 3 |
 //! | `autopurge.purgeInterval` | `autopurge_purge_interval_h` (0 = off) | 0 |
@@ -230,6 +231,9 @@ pub struct Config {
     pub four_lw_whitelist: FourLetterWhitelist,
     pub super_digest: Option<SuperDigest>,
     pub snap_count: u64,
+    /// Committed txns the leader keeps in memory for DIFF syncs; a follower further behind
+    /// gets a snapshot.
+    pub commit_log_count: u64,
     pub force_sync: bool,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_h: u32,
@@ -339,6 +343,7 @@ struct Raw {
     four_lw_whitelist: Option<FourLetterWhitelist>,
     super_digest: Option<SuperDigest>,
     snap_count: Option<u64>,
+    commit_log_count: Option<u64>,
     force_sync: Option<bool>,
     autopurge_snap_retain_count: Option<u32>,
     autopurge_purge_interval_h: Option<u32>,
@@ -419,6 +424,7 @@ impl Parser {
             "4lw.commands.whitelist" => self.raw.four_lw_whitelist = Some(self.whitelist(n, v)),
             "superDigest" => self.raw.super_digest = Some(self.super_digest(n, key, v)?),
             "snapCount" => self.raw.snap_count = Some(self.positive(n, key, v)?),
+            "commitLogCount" => self.raw.commit_log_count = Some(self.positive(n, key, v)?),
             "forceSync" => self.raw.force_sync = Some(self.yes_no(n, key, v)?),
             "autopurge.snapRetainCount" => {
                 let mut count: u32 = self.number(n, key, v)?;
@@ -776,6 +782,7 @@ impl Parser {
                 .unwrap_or_else(FourLetterWhitelist::zookeeper_default),
             super_digest: raw.super_digest,
             snap_count: raw.snap_count.unwrap_or(100_000),
+            commit_log_count: raw.commit_log_count.unwrap_or(500),
             force_sync: raw.force_sync.unwrap_or(true),
             autopurge_snap_retain_count: raw.autopurge_snap_retain_count.unwrap_or(3),
             autopurge_purge_interval_h: raw.autopurge_purge_interval_h.unwrap_or(0),

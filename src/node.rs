@@ -99,10 +99,6 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     ev.run().map_err(NodeError::Loop)
 }
 
-/// How many committed txns the leader keeps in memory to DIFF followers (beyond that, a
-/// follower gets a snapshot).
-const COMMITTED_LOG_MAX: usize = 10_000;
-
 fn resolve(host: &str, port: u16, what: &str, id: ServerId) -> Result<SocketAddr, NodeError> {
     (host, port)
         .to_socket_addrs()
@@ -121,7 +117,8 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
     }
     let (accepted, current) = storage::read_epochs(&cfg.data_dir)?;
     // The in-memory history the core syncs followers from: the log's tail.
-    let recent = storage::recent_txns(&cfg.data_log_dir, Zxid::ZERO, COMMITTED_LOG_MAX)?;
+    let history = cfg.commit_log_count as usize;
+    let recent = storage::recent_txns(&cfg.data_log_dir, Zxid::ZERO, history)?;
     let zab_cfg = ZabConfig {
         me,
         voters: cfg.voters().map(|(id, _)| id).collect(),
@@ -129,7 +126,7 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
         finalize_wait_ms: 200,
-        committed_log_max: COMMITTED_LOG_MAX,
+        committed_log_max: history,
     };
     let durable = DurableState { accepted_epoch: accepted, current_epoch: current, last_logged };
     eprintln!("arbor: server {me}: acceptedEpoch {accepted}, currentEpoch {current}, last zxid {last_logged}; {} txns of history in memory", recent.len());

@@ -436,7 +436,10 @@ impl EventLoop {
                     sink_error.get_or_insert(e);
                 }
             }
-            Action::TruncateLog(zxid) => match self.sink.truncate(zxid, self.cfg.server_id) {
+            Action::TruncateLog(zxid) => match {
+                eprintln!("sync: TRUNC: dropping logged txns above {zxid}");
+                self.sink.truncate(zxid, self.cfg.server_id)
+            } {
                 Ok((tree, sessions)) => {
                     let last = tree.last_applied();
                     self.service.restore(tree, sessions);
@@ -453,9 +456,13 @@ impl EventLoop {
             Action::SendSnapshot { to } => {
                 let zxid = self.service.tree().last_applied();
                 let snapshot = self.sink.snapshot_bytes(self.service.tree(), self.service.sessions());
+                eprintln!("sync: SNAP: sending a snapshot at {zxid} ({} bytes) to server {to}", snapshot.len());
                 self.send_quorum(to, &QuorumMsg::Snap { zxid, snapshot });
             }
-            Action::LoadSnapshot { zxid: _, snapshot } => match self.sink.install_snapshot(&snapshot, self.cfg.server_id) {
+            Action::LoadSnapshot { zxid, snapshot } => match {
+                eprintln!("sync: SNAP: installing the leader's snapshot at {zxid} ({} bytes)", snapshot.len());
+                self.sink.install_snapshot(&snapshot, self.cfg.server_id)
+            } {
                 Ok((tree, sessions)) => {
                     let last = tree.last_applied();
                     self.service.restore(tree, sessions);

@@ -10,6 +10,8 @@
 //! the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
