@@ -6,7 +6,8 @@
 # Phases (each timed, each bounded):
 #   1. cargo build --release
 #   2. cargo test --release             unit + integration tests (tests/ spawn the real binary)
-#   3. kazoo 2.11's own suite against a standalone arbor (config/kazoo.cfg, 127.0.0.1:22181) via
+#   3. kazoo 2.11's own suite against a standalone arbor (config/kazoo.cfg, 127.0.0.1:22181), then
+#      against a 3-node arbor ensemble (config/kazoo-3.cfg, 127.0.0.1:22181-22183) via
 #      $PEERS/kazoo/run.sh; fails on any failed test not listed in kazoo-expected-failures.txt
 #   4. zkCli transcript: $PEERS/kazoo/zkcli-run.sh against a fresh arbor, diffed with the
 #      ZooKeeper 3.8 transcript $PEERS/kazoo/zkcli-zk38.txt (needs zkCli.sh + java; skipped with
@@ -14,6 +15,7 @@
 #
 # Env:
 #   ARBOR_SKIP_KAZOO=1        skip phase 3           ARBOR_SKIP_ZKCLI=1   skip phase 4
+#   ARBOR_SKIP_KAZOO_ENSEMBLE=1  skip the 3-node half of phase 3
 #   ARBOR_SKIP_CARGO_TEST=1   skip phase 2           ARBOR_REQUIRE_ZKCLI=1  missing zkCli = failure
 #   ARBOR_PEERS_DIR           default: <repo>/../shared/peers
 #   ARBOR_KAZOO_ARGS          pytest selection for run.sh, e.g. "@milestones/m1-connect-crud.txt"
@@ -44,6 +46,7 @@ phase_end() { TIMES+=("$(printf '%-28s %4d s  %s' "$PHASE" $((SECONDS - PHASE_T0
 report() {
   local rc=$?
   stop_arbor
+  if ((${#ENS_PIDS[@]})) && declare -F stop_ensemble >/dev/null; then stop_ensemble; fi
   if ((${#TIMES[@]})); then
     printf '\n[test-all] phase timings:\n' >&2
     printf '  %s\n' "${TIMES[@]}" >&2
@@ -53,6 +56,7 @@ report() {
 trap report EXIT
 
 # ---------- arbor process control (by PID only) ----------
+ENS_PIDS=()
 ARBOR_PID=
 cfg_value() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$KAZOO_CFG" | tail -n1 | sed 's/[[:space:]]*$//'; }
 KAZOO_HOST=$(cfg_value clientPortAddress)
@@ -122,27 +126,15 @@ else
   phase_end ok
 fi
 
-# ---------- 3. kazoo suite ----------
-if [[ ${ARBOR_SKIP_KAZOO:-0} == 1 ]]; then
-  TIMES+=("kazoo suite                 skipped (ARBOR_SKIP_KAZOO=1)")
-else
-  phase_start "kazoo suite"
-  RUN=$PEERS/kazoo/run.sh
-  [[ -f $RUN ]] || die "kazoo runner not found at $RUN (set ARBOR_PEERS_DIR)"
-  start_arbor "$OUT/arbor-kazoo.log"
-  KOUT=$OUT/kazoo
-  set +e
-  # shellcheck disable=SC2086  # ARBOR_KAZOO_ARGS is a word list on purpose
-  KAZOO_OUT_DIR=$KOUT KAZOO_EXPECTED=$EXPECTED KAZOO_SUITE_TIMEOUT=${ARBOR_KAZOO_TIMEOUT:-1800} \
-    timeout --kill-after=60 $((${ARBOR_KAZOO_TIMEOUT:-1800} + 300)) bash "$RUN" "$KAZOO_ADDR" ${ARBOR_KAZOO_ARGS:-}
-  krc=$?
-  set -e
-  arbor_alive_or_die "$OUT/arbor-kazoo.log"
-  stop_arbor
+# ---------- 3. kazoo suite: standalone, then a 3-node ensemble ----------
+# check_kazoo <results dir> <runner status>: fail on any failure not in the expected list.
+check_kazoo() {
+  local KOUT=$1 krc=$2
   [[ -s $KOUT/summary.txt ]] || die "kazoo runner wrote no summary (status $krc; see $KOUT)"
   grep -q '^WARNING: pytest exited' "$KOUT/summary.txt" && die "kazoo run incomplete: $(grep '^WARNING' "$KOUT/summary.txt")"
   [[ -s $KOUT/results.tsv ]] || die "kazoo runner recorded no results (status $krc; see $KOUT)"
   # results.tsv: <node id> TAB <passed|failed|skipped|error> TAB ...
+  local expected_ids failed_ids unexpected now_passing
   expected_ids=$(grep -v '^[[:space:]]*#' "$EXPECTED" | awk 'NF {print $1}' | sort -u)
   failed_ids=$(awk -F'\t' '$2 == "failed" || $2 == "error" {print $1}' "$KOUT/results.tsv" | sort -u)
   unexpected=$(comm -23 <(printf '%s\n' "$failed_ids" | sed '/^$/d') <(printf '%s\n' "$expected_ids"))
@@ -157,7 +149,80 @@ else
     die "kazoo: $(echo "$unexpected" | wc -l) unexpected failure(s); details in $KOUT/pytest.log"
   fi
   [[ $krc -eq 0 || $krc -eq 1 ]] || die "kazoo runner exited with status $krc (see $KOUT)"
-  phase_end "$(grep -E '^[0-9]+ passed' "$KOUT/summary.txt" | head -n1)"
+}
+
+# run_kazoo <results dir> <HOST:PORT[,...]>
+run_kazoo() {
+  local KOUT=$1 target=$2 krc
+  set +e
+  # shellcheck disable=SC2086  # ARBOR_KAZOO_ARGS is a word list on purpose
+  KAZOO_OUT_DIR=$KOUT KAZOO_EXPECTED=$EXPECTED KAZOO_SUITE_TIMEOUT=${ARBOR_KAZOO_TIMEOUT:-1800} \
+    timeout --kill-after=60 $((${ARBOR_KAZOO_TIMEOUT:-1800} + 300)) bash "$RUN" "$target" ${ARBOR_KAZOO_ARGS:-}
+  krc=$?
+  set -e
+  KRC=$krc
+}
+
+# The ensemble: three `arbor node` processes of config/kazoo-3.cfg, by PID.
+ENS_CFG=$REPO/config/kazoo-3.cfg
+ens_ports() { sed -n 's/^server\.[0-9]*=.*;127\.0\.0\.1:\([0-9]*\)$/\1/p' "$ENS_CFG"; }
+ens_mode() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null | sed -n 's/^Mode: //p'; }
+start_ensemble() { # $1 = log prefix
+  local base; base=$(sed -n 's/^dataDir=\(.*\)\/{id}$/\1/p' "$ENS_CFG")
+  [[ -n $base && $base != / ]] || die "config/kazoo-3.cfg has no usable dataDir"
+  for p in $(ens_ports); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "127.0.0.1:$p is already in use"
+  done
+  rm -rf "$base"
+  for id in 1 2 3; do
+    "$BIN" node "$id" "$ENS_CFG" >>"$1-$id.log" 2>&1 </dev/null &
+    ENS_PIDS+=($!)
+  done
+  local deadline=$((SECONDS + 60)) modes
+  while ((SECONDS < deadline)); do
+    modes=$(for p in $(ens_ports); do ens_mode "$p"; done | sort | tr '\n' ' ')
+    [[ $modes == "follower follower leader " ]] && { say "ensemble up (pids ${ENS_PIDS[*]}): $modes"; return 0; }
+    for pid in "${ENS_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "an ensemble node (pid $pid) exited during startup (logs: $1-*.log)"; done
+    sleep 0.2
+  done
+  die "the ensemble did not elect a leader within 60 s (modes: $modes; logs: $1-*.log)"
+}
+stop_ensemble() {
+  local pid
+  for pid in "${ENS_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${ENS_PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  ENS_PIDS=()
+}
+
+if [[ ${ARBOR_SKIP_KAZOO:-0} == 1 ]]; then
+  TIMES+=("kazoo suite                 skipped (ARBOR_SKIP_KAZOO=1)")
+else
+  RUN=$PEERS/kazoo/run.sh
+  [[ -f $RUN ]] || die "kazoo runner not found at $RUN (set ARBOR_PEERS_DIR)"
+
+  phase_start "kazoo suite (standalone)"
+  start_arbor "$OUT/arbor-kazoo.log"
+  run_kazoo "$OUT/kazoo" "$KAZOO_ADDR"
+  arbor_alive_or_die "$OUT/arbor-kazoo.log"
+  stop_arbor
+  check_kazoo "$OUT/kazoo" "$KRC"
+  phase_end "$(grep -E '^[0-9]+ passed' "$OUT/kazoo/summary.txt" | head -n1)"
+
+  if [[ ${ARBOR_SKIP_KAZOO_ENSEMBLE:-0} == 1 ]]; then
+    TIMES+=("kazoo suite (3 nodes)       skipped (ARBOR_SKIP_KAZOO_ENSEMBLE=1)")
+  else
+    phase_start "kazoo suite (3-node ensemble)"
+    start_ensemble "$OUT/arbor-ens"
+    run_kazoo "$OUT/kazoo-ens" "$(ens_ports | sed 's/^/127.0.0.1:/' | paste -sd,)"
+    for pid in "${ENS_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "an ensemble node (pid $pid) died during the run (logs: $OUT/arbor-ens-*.log)"; done
+    stop_ensemble
+    check_kazoo "$OUT/kazoo-ens" "$KRC"
+    phase_end "$(grep -E '^[0-9]+ passed' "$OUT/kazoo-ens/summary.txt" | head -n1)"
+  fi
 fi
 
 # ---------- 4. zkCli transcript ----------
