@@ -9,8 +9,10 @@
 //! Invariants:
 //! - A NEWEPOCH below my accepted epoch is refused (back to Looking): I promised a later
 //!   leader. Accepting one persists it before ACKEPOCH goes out.
-//! - NEWLEADER is acked only once everything received before it is durable (LogSynced),
-//!   and after currentEpoch is persisted: the leader counts that ack as holding its history.
+//! - NEWLEADER is acked only once everything received before it is durable (LogSynced);
+//!   currentEpoch is persisted at that moment, not before: a crash that lost an unsynced
+//!   tail must not leave currentEpoch = e with a log shorter than epoch e's initial history
+//!   (its vote (e, short log) would beat every (e-1, longer log) and lose committed txns).
 //! - Proposals are acked only after NEWLEADER, each once durable; commits apply in zxid
 //!   order, only txns I have logged (a COMMIT beyond my log is a protocol error → Looking).
 //! - While a TRUNC or SNAP is being restored, later messages wait in order.
@@ -221,7 +223,7 @@ impl Follower {
                 if Some(epoch) != self.epoch || zxid != Zxid::new(epoch, 0) {
                     return Next::Looking;
                 }
-                core.persist_epoch(core.durable.accepted_epoch.max(epoch), epoch, out);
+                // currentEpoch waits for the log (maybe_ack): see the module doc.
                 self.phase = Phase::Broadcast;
                 self.nl_pending = Some((zxid, core.hist.last_logged()));
                 self.maybe_ack(core, out);
@@ -264,7 +266,7 @@ impl Follower {
     }
 
     /// Ack NEWLEADER once everything before it is durable; then each newly durable proposal.
-    fn maybe_ack(&mut self, core: &Core, out: &mut Vec<Action>) {
+    fn maybe_ack(&mut self, core: &mut Core, out: &mut Vec<Action>) {
         let synced = core.hist.synced();
         if let Some((zxid, upto)) = self.nl_pending {
             if synced < upto {
@@ -272,6 +274,8 @@ impl Follower {
             }
             self.nl_pending = None;
             self.nl_acked = true;
+            let epoch = zxid.epoch();
+            core.persist_epoch(core.durable.accepted_epoch.max(epoch), epoch, out);
             self.acked = upto;
             out.push(Action::SendQuorum { to: self.leader, msg: QuorumMsg::Ack { zxid } });
         }

@@ -13,7 +13,8 @@
 //!   (discovery must not lose txns the election overlooked).
 //! - The initial history (everything logged when sync started) is committed only once a
 //!   quorum, self included, has it durably (NEWLEADER acks); until then nothing is sent as
-//!   committed. Later txns commit strictly in zxid order once a quorum acked them, the
+//!   committed. currentEpoch becomes the new epoch (here and at followers) only once that
+//!   history is durable locally. Later txns commit strictly in zxid order once a quorum acked them, the
 //!   leader's own ack being `LogSynced`.
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
@@ -73,6 +74,8 @@ pub struct Leader {
     next_tick: Millis,
     handlers: BTreeMap<ServerId, Handler>,
     committed: Zxid,
+    /// currentEpoch = epoch is durable here.
+    current: bool,
 }
 
 impl Leader {
@@ -84,6 +87,7 @@ impl Leader {
             next_tick: now + core.cfg.tick_ms,
             handlers: BTreeMap::new(),
             committed: core.hist.applied(),
+            current: false,
         }
     }
 
@@ -285,12 +289,13 @@ impl Leader {
 
     /// Discovery, step 2: a quorum promised our epoch → become current in it and sync.
     fn try_establish(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
-        let Some(epoch) = self.epoch else { return Next::Stay };
+        if self.epoch.is_none() {
+            return Next::Stay;
+        }
         let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised).count();
         if self.phase != Phase::Discovery || promised + 1 < core.cfg.quorum() {
             return Next::Stay;
         }
-        core.persist_epoch(epoch, epoch, out);
         self.phase = Phase::Sync;
         let ready: Vec<ServerId> =
             self.handlers.iter().filter(|(_, h)| h.stage == Stage::EpochAcked).map(|(id, _)| *id).collect();
@@ -366,7 +371,15 @@ impl Leader {
         match self.phase {
             Phase::Discovery => {}
             Phase::Sync => {
-                let me = usize::from(core.hist.synced() == core.hist.last_logged());
+                // Become current in the epoch only with the initial history durable (a
+                // crash must not leave currentEpoch = e over a shorter log), then count
+                // as one NEWLEADER ack.
+                if !self.current && core.hist.synced() == core.hist.last_logged() {
+                    let epoch = self.epoch.expect("Sync phase has an epoch");
+                    core.persist_epoch(epoch, epoch, out);
+                    self.current = true;
+                }
+                let me = usize::from(self.current);
                 let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
                 if acked + me >= quorum {
                     self.start_serving(core, out);

@@ -112,6 +112,7 @@ struct Sim {
     client_on: bool,
     next_data: u64,
     steps: u64,
+    crashes: u64,
     trace: bool,
 }
 
@@ -150,6 +151,7 @@ impl Sim {
             client_on: false,
             next_data: 1,
             steps: 0,
+            crashes: 0,
             trace: std::env::var_os("ZAB_SIM_TRACE").is_some(),
         }
     }
@@ -197,6 +199,7 @@ impl Sim {
         if self.trace {
             eprintln!("{:>7} CRASH {id}", self.now);
         }
+        self.crashes += 1;
         let n = self.node(id);
         n.core = None;
         n.incarnation += 1;
@@ -618,8 +621,10 @@ impl Sim {
     fn random_faults(&mut self, steps: u64) {
         let n = self.nodes.len() as u64;
         let end = self.steps + steps;
+        // ZAB_SIM_FAULTS=k multiplies the fault rates (stress runs).
+        let scale: f64 = std::env::var("ZAB_SIM_FAULTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
         while self.steps < end {
-            let r: f64 = self.rng.gen();
+            let r: f64 = self.rng.gen::<f64>() / scale;
             let pick = ServerId(self.rng.gen_range(1..=n));
             if r < 0.002 {
                 if self.alive(pick) {
@@ -798,8 +803,17 @@ fn randomized_faults_keep_zab_invariants() {
             let mut sim = Sim::new(seed, n, log_max);
             sim.start_all();
             sim.start_client();
-            sim.random_faults(3000);
-            sim.heal_and_check(BOUND);
+            let steps = std::env::var("ZAB_SIM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
+            sim.random_faults(steps);
+            let l = sim.heal_and_check(BOUND);
+            if std::env::var_os("ZAB_SIM_STATS").is_some() {
+                let kinds = |k| sim.syncs.iter().filter(|(_, s)| *s == k).count();
+                eprintln!(
+                    "seed {seed}: n={n} leader={l} epochs={} acked={} history={} crashes={} diff/trunc/snap={}/{}/{} t={}ms steps={}",
+                    sim.leaders.len(), sim.acked.len(), sim.history.len(), sim.crashes,
+                    kinds(SyncKind::Diff), kinds(SyncKind::Trunc), kinds(SyncKind::Snap), sim.now, sim.steps
+                );
+            }
         });
         if let Err(e) = r {
             eprintln!("failing seed: {seed} (replay: ZAB_SIM_SEED={seed} cargo test --lib randomized_faults)");
