@@ -16,7 +16,7 @@
 //!   committed. currentEpoch becomes the new epoch (here and at followers) only once that
 //!   history is durable locally. Later txns commit strictly in zxid order once a quorum acked them, the
 //!   leader's own ack being `LogSynced`.
-//! - A serving leader steps down when a voter reports an accepted epoch at or above its
+//! - A serving leader steps down when a voter reports an accepted epoch above its
 //!   own (that voter can never join this epoch), so the next epoch includes it: liveness.
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
@@ -214,7 +214,7 @@ impl Leader {
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Next {
-        if self.phase == Phase::Serving && self.epoch.is_some_and(|e| accepted_epoch >= e) {
+        if self.phase == Phase::Serving && self.epoch.is_some_and(|e| accepted_epoch > e) {
             // It promised a later epoch (to a leader that never established it) and cannot
             // join ours without breaking that promise; ZooKeeper would leave it out until
             // the leader changes. Re-running discovery picks an epoch above every promise.
