@@ -453,3 +453,74 @@ impl Leader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
+    use crate::proto::{ServerId, Zxid};
+    use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
+
+    fn leader_of_5() -> Zab {
+        let cfg = ZabConfig {
+            me: ServerId(5),
+            voters: (1..=5).map(ServerId).collect(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max: 10,
+        };
+        let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
+        let mut out = vec![];
+        let vote = Vote { leader: ServerId(5), zxid: Zxid::ZERO, epoch: 0 };
+        for s in [1, 2] {
+            z.step(1, Input::Election(Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1 }), &mut out);
+        }
+        z.step(30, Input::Tick, &mut out);
+        assert!(matches!(z.role(), Role::Leading { .. }));
+        z
+    }
+
+    fn msg(z: &mut Zab, from: u64, msg: QuorumMsg) -> Vec<Action> {
+        let mut out = vec![];
+        z.step(40, Input::Quorum { from: ServerId(from), msg }, &mut out);
+        out
+    }
+
+    fn info(from: u64, accepted_epoch: u32) -> QuorumMsg {
+        QuorumMsg::FollowerInfo { from: ServerId(from), accepted_epoch, last_zxid: Zxid::ZERO }
+    }
+
+    const ACK_EPOCH: QuorumMsg = QuorumMsg::AckEpoch { current_epoch: 0, last_zxid: Zxid::ZERO };
+
+    fn sent_diff(out: &[Action]) -> bool {
+        out.iter().any(|a| matches!(a, Action::SendQuorum { msg: QuorumMsg::Diff { .. }, .. }))
+    }
+
+    /// Zab phase 1 (ZooKeeper's ACKEPOCH "-1"): an ack from a server that had already
+    /// accepted this epoch number (from another would-be leader) is not a fresh promise and
+    /// does not count towards establishing the epoch.
+    #[test]
+    fn only_fresh_promises_establish_the_epoch() {
+        let mut z = leader_of_5();
+        assert!(msg(&mut z, 1, info(1, 0)).is_empty());
+        let out = msg(&mut z, 2, info(2, 0));
+        assert_eq!(out[0], Action::PersistEpoch { accepted: 1, current: 0 });
+        assert_eq!(msg(&mut z, 4, info(4, 1)), vec![Action::SendQuorum { to: ServerId(4), msg: QuorumMsg::NewEpoch { epoch: 1 } }]);
+        assert!(!sent_diff(&msg(&mut z, 4, ACK_EPOCH)), "4's ack is not a fresh promise");
+        assert!(!sent_diff(&msg(&mut z, 1, ACK_EPOCH)), "self + 1 is not a quorum of 5");
+        let out = msg(&mut z, 2, ACK_EPOCH);
+        assert!(sent_diff(&out), "self + 1 + 2 establish epoch 1; 1, 2 and 4 are synced");
+        assert!(!z.serving(), "serving waits for NEWLEADER acks");
+    }
+
+    /// Zab phase 1: a follower more up to date than the would-be leader makes it step down.
+    #[test]
+    fn steps_down_for_a_more_up_to_date_follower() {
+        let mut z = leader_of_5();
+        msg(&mut z, 1, info(1, 0));
+        msg(&mut z, 2, info(2, 0));
+        msg(&mut z, 1, QuorumMsg::AckEpoch { current_epoch: 0, last_zxid: Zxid::new(0, 3) });
+        assert_eq!(z.role(), Role::Looking);
+    }
+}
