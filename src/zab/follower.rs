@@ -9,8 +9,10 @@
 //! Invariants:
 //! - A NEWEPOCH below my accepted epoch is refused (back to Looking): I promised a later
 //!   leader. Accepting one persists it before ACKEPOCH goes out.
-//! - NEWLEADER is acked only once everything received before it is durable (LogSynced),
-//!   and after currentEpoch is persisted: the leader counts that ack as holding its history.
+//! - NEWLEADER is acked only once everything received before it is durable (LogSynced);
+//!   currentEpoch is persisted at that moment, not before: a crash that lost an unsynced
+//!   tail must not leave currentEpoch = e with a log shorter than epoch e's initial history
+//!   (its vote (e, short log) would beat every (e-1, longer log) and lose committed txns).
 //! - Proposals are acked only after NEWLEADER, each once durable; commits apply in zxid
 //!   order, only txns I have logged (a COMMIT beyond my log is a protocol error → Looking).
 //! - While a TRUNC or SNAP is being restored, later messages wait in order.
@@ -221,7 +223,7 @@ impl Follower {
                 if Some(epoch) != self.epoch || zxid != Zxid::new(epoch, 0) {
                     return Next::Looking;
                 }
-                core.persist_epoch(core.durable.accepted_epoch.max(epoch), epoch, out);
+                // currentEpoch waits for the log (maybe_ack): see the module doc.
                 self.phase = Phase::Broadcast;
                 self.nl_pending = Some((zxid, core.hist.last_logged()));
                 self.maybe_ack(core, out);
@@ -264,7 +266,7 @@ impl Follower {
     }
 
     /// Ack NEWLEADER once everything before it is durable; then each newly durable proposal.
-    fn maybe_ack(&mut self, core: &Core, out: &mut Vec<Action>) {
+    fn maybe_ack(&mut self, core: &mut Core, out: &mut Vec<Action>) {
         let synced = core.hist.synced();
         if let Some((zxid, upto)) = self.nl_pending {
             if synced < upto {
@@ -272,6 +274,8 @@ impl Follower {
             }
             self.nl_pending = None;
             self.nl_acked = true;
+            let epoch = zxid.epoch();
+            core.persist_epoch(core.durable.accepted_epoch.max(epoch), epoch, out);
             self.acked = upto;
             out.push(Action::SendQuorum { to: self.leader, msg: QuorumMsg::Ack { zxid } });
         }
@@ -279,5 +283,100 @@ impl Follower {
             self.acked = synced;
             out.push(Action::SendQuorum { to: self.leader, msg: QuorumMsg::Ack { zxid: synced } });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
+    use crate::proto::{ServerId, SessionId, Zxid};
+    use crate::txn::{Txn, TxnHeader, TxnOp};
+    use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
+
+    fn follower_of_3(durable: DurableState) -> (Zab, Vec<Action>) {
+        let cfg = ZabConfig {
+            me: ServerId(1),
+            voters: (1..=3).map(ServerId).collect(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max: 10,
+        };
+        let mut z = Zab::new(cfg, durable, vec![], 0);
+        let mut out = vec![];
+        let vote = Vote { leader: ServerId(3), zxid: durable.last_logged, epoch: durable.current_epoch };
+        for s in [2, 3] {
+            let n = Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1 };
+            z.step(1, Input::Election(n), &mut out);
+        }
+        z.step(30, Input::Tick, &mut out);
+        assert!(matches!(z.role(), Role::Following { leader: ServerId(3), .. }));
+        assert!(out.contains(&Action::ConnectQuorum { leader: ServerId(3) }));
+        out.clear();
+        z.step(31, Input::QuorumConnected { peer: ServerId(3) }, &mut out);
+        (z, out)
+    }
+
+    fn from_leader(z: &mut Zab, msg: QuorumMsg, out: &mut Vec<Action>) {
+        z.step(40, Input::Quorum { from: ServerId(3), msg }, out);
+    }
+
+    fn txn(e: u32, c: u32) -> Txn {
+        Txn {
+            header: TxnHeader { session: SessionId(0), cxid: 0, zxid: Zxid::new(e, c), time_ms: 0 },
+            op: TxnOp::Check { path: "/".into(), version: 0 },
+        }
+    }
+
+    /// Zab phase 1: a follower never acks an epoch below one it promised.
+    #[test]
+    fn refuses_newepoch_below_accepted() {
+        let (mut z, out) = follower_of_3(DurableState { accepted_epoch: 5, current_epoch: 4, last_logged: Zxid::ZERO });
+        assert!(matches!(&out[..], [Action::SendQuorum { msg: QuorumMsg::FollowerInfo { accepted_epoch: 5, .. }, .. }]));
+        let mut out = vec![];
+        from_leader(&mut z, QuorumMsg::NewEpoch { epoch: 4 }, &mut out);
+        assert_eq!(z.role(), Role::Looking);
+        assert!(out.contains(&Action::CloseQuorum { peer: ServerId(3) }));
+        assert!(!out.iter().any(|a| matches!(a, Action::PersistEpoch { .. })));
+    }
+
+    /// Zab phase 2: NEWLEADER is acked, and currentEpoch persisted, only once the synced
+    /// history is durable; the COMMIT before UPTODATE applies it in order.
+    #[test]
+    fn newleader_ack_waits_for_log_sync() {
+        let (mut z, _) = follower_of_3(DurableState::default());
+        let mut out = vec![];
+        from_leader(&mut z, QuorumMsg::NewEpoch { epoch: 1 }, &mut out);
+        assert_eq!(out[0], Action::PersistEpoch { accepted: 1, current: 0 });
+        out.clear();
+        from_leader(&mut z, QuorumMsg::Diff { last_zxid: Zxid::ZERO }, &mut out);
+        from_leader(&mut z, QuorumMsg::Proposal(txn(1, 1)), &mut out);
+        from_leader(&mut z, QuorumMsg::NewLeader { epoch: 1, zxid: Zxid::new(1, 0) }, &mut out);
+        assert_eq!(out, vec![Action::Persist(txn(1, 1))], "no ack, no currentEpoch before the fsync");
+        out.clear();
+        z.step(41, Input::LogSynced { zxid: Zxid::new(1, 1) }, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Action::PersistEpoch { accepted: 1, current: 1 },
+                Action::SendQuorum { to: ServerId(3), msg: QuorumMsg::Ack { zxid: Zxid::new(1, 0) } },
+            ]
+        );
+        out.clear();
+        from_leader(&mut z, QuorumMsg::Commit { zxid: Zxid::new(1, 1) }, &mut out);
+        from_leader(&mut z, QuorumMsg::UpToDate, &mut out);
+        assert_eq!(out, vec![Action::Apply(txn(1, 1))]);
+        assert!(z.serving());
+    }
+
+    /// A COMMIT for a txn never proposed is a protocol error: back to Looking.
+    #[test]
+    fn commit_beyond_log_sends_back_to_looking() {
+        let (mut z, _) = follower_of_3(DurableState::default());
+        let mut out = vec![];
+        from_leader(&mut z, QuorumMsg::NewEpoch { epoch: 1 }, &mut out);
+        from_leader(&mut z, QuorumMsg::Commit { zxid: Zxid::new(1, 7) }, &mut out);
+        assert_eq!(z.role(), Role::Looking);
     }
 }

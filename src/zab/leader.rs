@@ -13,8 +13,11 @@
 //!   (discovery must not lose txns the election overlooked).
 //! - The initial history (everything logged when sync started) is committed only once a
 //!   quorum, self included, has it durably (NEWLEADER acks); until then nothing is sent as
-//!   committed. Later txns commit strictly in zxid order once a quorum acked them, the
+//!   committed. currentEpoch becomes the new epoch (here and at followers) only once that
+//!   history is durable locally. Later txns commit strictly in zxid order once a quorum acked them, the
 //!   leader's own ack being `LogSynced`.
+//! - A serving leader steps down when a voter reports an accepted epoch above its
+//!   own (that voter can never join this epoch), so the next epoch includes it: liveness.
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
 
@@ -73,6 +76,8 @@ pub struct Leader {
     next_tick: Millis,
     handlers: BTreeMap<ServerId, Handler>,
     committed: Zxid,
+    /// currentEpoch = epoch is durable here.
+    current: bool,
 }
 
 impl Leader {
@@ -84,6 +89,7 @@ impl Leader {
             next_tick: now + core.cfg.tick_ms,
             handlers: BTreeMap::new(),
             committed: core.hist.applied(),
+            current: false,
         }
     }
 
@@ -208,6 +214,13 @@ impl Leader {
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Next {
+        if self.phase == Phase::Serving && self.epoch.is_some_and(|e| accepted_epoch > e) {
+            // It promised a later epoch (to a leader that never established it) and cannot
+            // join ours without breaking that promise; ZooKeeper would leave it out until
+            // the leader changes. Re-running discovery picks an epoch above every promise.
+            note!("leader: {from} accepted epoch {accepted_epoch}; re-electing to include it");
+            return Next::Looking;
+        }
         // A reconnecting follower starts over (its old connection is gone).
         let h = Handler {
             stage: Stage::Info,
@@ -285,12 +298,13 @@ impl Leader {
 
     /// Discovery, step 2: a quorum promised our epoch → become current in it and sync.
     fn try_establish(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
-        let Some(epoch) = self.epoch else { return Next::Stay };
+        if self.epoch.is_none() {
+            return Next::Stay;
+        }
         let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised).count();
         if self.phase != Phase::Discovery || promised + 1 < core.cfg.quorum() {
             return Next::Stay;
         }
-        core.persist_epoch(epoch, epoch, out);
         self.phase = Phase::Sync;
         let ready: Vec<ServerId> =
             self.handlers.iter().filter(|(_, h)| h.stage == Stage::EpochAcked).map(|(id, _)| *id).collect();
@@ -366,7 +380,15 @@ impl Leader {
         match self.phase {
             Phase::Discovery => {}
             Phase::Sync => {
-                let me = usize::from(core.hist.synced() == core.hist.last_logged());
+                // Become current in the epoch only with the initial history durable (a
+                // crash must not leave currentEpoch = e over a shorter log), then count
+                // as one NEWLEADER ack.
+                if !self.current && core.hist.synced() == core.hist.last_logged() {
+                    let epoch = self.epoch.expect("Sync phase has an epoch");
+                    core.persist_epoch(epoch, epoch, out);
+                    self.current = true;
+                }
+                let me = usize::from(self.current);
                 let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
                 if acked + me >= quorum {
                     self.start_serving(core, out);
@@ -429,5 +451,76 @@ impl Leader {
         for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage >= Stage::Synced) {
             out.push(Action::SendQuorum { to, msg: QuorumMsg::Proposal(txn.clone()) });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
+    use crate::proto::{ServerId, Zxid};
+    use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
+
+    fn leader_of_5() -> Zab {
+        let cfg = ZabConfig {
+            me: ServerId(5),
+            voters: (1..=5).map(ServerId).collect(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max: 10,
+        };
+        let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
+        let mut out = vec![];
+        let vote = Vote { leader: ServerId(5), zxid: Zxid::ZERO, epoch: 0 };
+        for s in [1, 2] {
+            z.step(1, Input::Election(Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1 }), &mut out);
+        }
+        z.step(30, Input::Tick, &mut out);
+        assert!(matches!(z.role(), Role::Leading { .. }));
+        z
+    }
+
+    fn msg(z: &mut Zab, from: u64, msg: QuorumMsg) -> Vec<Action> {
+        let mut out = vec![];
+        z.step(40, Input::Quorum { from: ServerId(from), msg }, &mut out);
+        out
+    }
+
+    fn info(from: u64, accepted_epoch: u32) -> QuorumMsg {
+        QuorumMsg::FollowerInfo { from: ServerId(from), accepted_epoch, last_zxid: Zxid::ZERO }
+    }
+
+    const ACK_EPOCH: QuorumMsg = QuorumMsg::AckEpoch { current_epoch: 0, last_zxid: Zxid::ZERO };
+
+    fn sent_diff(out: &[Action]) -> bool {
+        out.iter().any(|a| matches!(a, Action::SendQuorum { msg: QuorumMsg::Diff { .. }, .. }))
+    }
+
+    /// Zab phase 1 (ZooKeeper's ACKEPOCH "-1"): an ack from a server that had already
+    /// accepted this epoch number (from another would-be leader) is not a fresh promise and
+    /// does not count towards establishing the epoch.
+    #[test]
+    fn only_fresh_promises_establish_the_epoch() {
+        let mut z = leader_of_5();
+        assert!(msg(&mut z, 1, info(1, 0)).is_empty());
+        let out = msg(&mut z, 2, info(2, 0));
+        assert_eq!(out[0], Action::PersistEpoch { accepted: 1, current: 0 });
+        assert_eq!(msg(&mut z, 4, info(4, 1)), vec![Action::SendQuorum { to: ServerId(4), msg: QuorumMsg::NewEpoch { epoch: 1 } }]);
+        assert!(!sent_diff(&msg(&mut z, 4, ACK_EPOCH)), "4's ack is not a fresh promise");
+        assert!(!sent_diff(&msg(&mut z, 1, ACK_EPOCH)), "self + 1 is not a quorum of 5");
+        let out = msg(&mut z, 2, ACK_EPOCH);
+        assert!(sent_diff(&out), "self + 1 + 2 establish epoch 1; 1, 2 and 4 are synced");
+        assert!(!z.serving(), "serving waits for NEWLEADER acks");
+    }
+
+    /// Zab phase 1: a follower more up to date than the would-be leader makes it step down.
+    #[test]
+    fn steps_down_for_a_more_up_to_date_follower() {
+        let mut z = leader_of_5();
+        msg(&mut z, 1, info(1, 0));
+        msg(&mut z, 2, info(2, 0));
+        msg(&mut z, 1, QuorumMsg::AckEpoch { current_epoch: 0, last_zxid: Zxid::new(0, 3) });
+        assert_eq!(z.role(), Role::Looking);
     }
 }
