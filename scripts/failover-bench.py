@@ -16,6 +16,8 @@ arbor, zk, arbor, zk, ... so machine load hits both alike.
 
 Options: --systems arbor,zk  --arbor /work/target/release/arbor  --out DIR (logs, results.json)
          --give-up 120 (s per run)  --zk-heap 256m  --zk-fsync yes|no
+         --no-phase-jitter (default: wait a random 0..tickTime after warm-up before the
+         signal, so the signal lands at a random phase of the servers' tick timers)  --seed N
 
 ZooKeeper is started the way /work/shared/peers/zk-cluster.sh starts it (Debian package
 jars, QuorumPeerMain, log4j to a file, forceSync=yes, maxClientCnxns=0, admin server off),
@@ -29,6 +31,7 @@ since-signal timestamps in <out>/<run>/node<id>.log.
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -345,6 +348,13 @@ def one_run(system, tick, sig, rep, args):
         time.sleep(1.0)
         if ens.wait_ready(5) != leader:
             raise RuntimeError("leader changed during warm-up")
+        # Random phase: heartbeats and timeout checks run on tick boundaries, so a fixed
+        # delay would always hit the same phase. Sample it uniformly over one tick.
+        delay = random.uniform(0, tick / 1000.0) if args.phase_jitter else 0.0
+        rec["pre_signal_delay_ms"] = round(delay * 1000)
+        time.sleep(delay)
+        if ens.wait_ready(5) != leader:
+            raise RuntimeError("leader changed during warm-up")
         others = [i for i in IDS if i != leader]
         rec["leader"] = leader
         pid = ens.procs[leader].pid
@@ -383,7 +393,11 @@ def main():
     ap.add_argument("--zk-heap", default="256m")
     ap.add_argument("--zk-fsync", default="yes", choices=["yes", "no"])
     ap.add_argument("--keep-data", action="store_true")
+    ap.add_argument("--no-phase-jitter", dest="phase_jitter", action="store_false",
+                    help="signal right after warm-up instead of after a random 0..tickTime delay")
+    ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
+    random.seed(args.seed)
     args.out = args.out or tempfile.mkdtemp(prefix="failover-bench-")
     os.makedirs(args.out, exist_ok=True)
     systems = args.systems.split(",")
@@ -410,7 +424,7 @@ def main():
                         rec = one_run(system, tick, sig, rep, args)
                         results.append(rec)
                         print(f"{system:5} tick={tick:<5} {sig:4} rep={rep} "
-                              f"ms={rec['ms']} leader={rec.get('leader')}->{rec.get('new_leader')} "
+                              f"ms={rec['ms']} delay={rec.get('pre_signal_delay_ms')} leader={rec.get('leader')}->{rec.get('new_leader')} "
                               f"via={rec.get('via')} attempts={rec.get('attempts')} "
                               f"errors={rec.get('errors')} load={' '.join(rec['loadavg'])}"
                               + (f" ERROR={rec['error']}" if "error" in rec else ""), flush=True)

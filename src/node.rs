@@ -67,6 +67,7 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     } else {
         // Until the election settles nobody serves clients.
         service.set_initial_mode(Mode::NotServing);
+        service.set_membership(membership(&cfg));
         Some(ensemble(&cfg, id, last_logged)?)
     };
     // Notice a full disk before the first write arrives.
@@ -132,4 +133,20 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
     eprintln!("arbor: server {me}: acceptedEpoch {accepted}, currentEpoch {current}, last zxid {last_logged}; {} txns of history in memory", recent.len());
     let zab = Zab::new(zab_cfg, durable, recent, 0);
     Ensemble::new(zab, me, election, quorum).map_err(|e| NodeError::Unsupported(format!("cannot listen for peers: {e}")))
+}
+
+/// `/zookeeper/config` as ZooKeeper 3.8 shows it: one `server.N=` line per member, then the
+/// config version.
+fn membership(cfg: &config::Config) -> String {
+    let mut out = String::new();
+    for (id, s) in &cfg.servers {
+        let role = match s.role {
+            config::Role::Participant => "participant",
+            config::Role::Observer => "observer",
+        };
+        let client = s.client_addr.map(|a| format!(";{a}")).unwrap_or_default();
+        out.push_str(&format!("server.{id}={}:{}:{}:{role}{client}\n", s.host, s.quorum_port, s.election_port));
+    }
+    out.push_str("version=0");
+    out
 }

@@ -187,6 +187,8 @@ pub struct Service {
     pending_connects: HashMap<SessionId, PendingConnect>,
     /// Follower: sessions active since the last report to the leader.
     touched: BTreeSet<SessionId>,
+    /// `/zookeeper/config` contents of an ensemble member.
+    membership: Option<String>,
     /// Why writes are refused (the txn log's disk cannot take more), if they are: write
     /// requests get `SystemError`, new sessions are turned away, expiry is postponed.
     writes_refused: Option<String>,
@@ -228,6 +230,7 @@ impl Service {
             pending_connects: HashMap::new(),
             touched: BTreeSet::new(),
             writes_refused: None,
+            membership: None,
         }
     }
 
@@ -270,9 +273,18 @@ impl Service {
         }
     }
 
+    /// The ensemble's membership, as `/zookeeper/config` shows it (`server.N=...` lines).
+    pub fn set_membership(&mut self, text: String) {
+        self.tree.set_system_data("/zookeeper/config", text.as_bytes());
+        self.membership = Some(text);
+    }
+
     /// Replace the state wholesale (a follower that received a snapshot, or rebuilt its
     /// tree after a truncation).
-    pub fn restore(&mut self, tree: DataTree, sessions: SessionTable) {
+    pub fn restore(&mut self, mut tree: DataTree, sessions: SessionTable) {
+        if let Some(m) = &self.membership {
+            tree.set_system_data("/zookeeper/config", m.as_bytes());
+        }
         self.last_zxid = tree.last_applied();
         self.tree = tree;
         self.sessions = sessions;

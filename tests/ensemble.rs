@@ -55,6 +55,21 @@ fn writes_through_every_server_are_seen_by_all() {
     for id in cl.ids() {
         assert_eq!(children_at(&cl, id, "/e"), want, "server {id}");
     }
+    // Membership in /zookeeper/config on every server; the leader reports its followers.
+    for id in cl.ids() {
+        let (data, _) = client(&cl, id).get_data("/zookeeper/config", false).expect("config");
+        let text = String::from_utf8(data.unwrap_or_default()).expect("utf8");
+        for other in cl.ids() {
+            assert!(text.contains(&format!("server.{other}=127.0.0.1:")), "server {id}: {text}");
+        }
+    }
+    let mut cl = cl;
+    let leader = cl.wait_leader(Duration::from_secs(5));
+    let addr: std::net::SocketAddr = cl.addr(leader).parse().expect("addr");
+    let srvr = common::four_letter(&addr, "srvr").expect("srvr");
+    assert!(srvr.contains("Mode: leader") && srvr.contains("Followers: 2 (2 synced)"), "{srvr}");
+    let mntr = common::four_letter(&addr, "mntr").expect("mntr");
+    assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
     // The same zxid and Stat everywhere.
     let stats: Vec<_> = cl.ids().iter().map(|i| client(&cl, *i).get_data("/e/from-2", false).expect("get").1).collect();
     assert!(stats.windows(2).all(|w| w[0] == w[1]), "{stats:?}");
@@ -179,4 +194,24 @@ fn sigstopped_leader_is_replaced_within_the_timers() {
     cl.sigcont(leader);
     wait_for(Duration::from_secs(20), "old leader follows", || (cl.mode(leader).as_deref() == Some("follower")).then_some(()));
     client(&cl, leader).exists("/stop", false).expect("old leader caught up");
+}
+
+#[test]
+fn five_nodes_survive_two_failures() {
+    let mut cl = Cluster::start(5, &[]);
+    let leader = cl.wait_leader(Duration::from_secs(10));
+    client(&cl, leader).create("/five", None, 0).expect("create");
+    let victims: Vec<u64> = cl.ids().into_iter().filter(|i| *i != leader).take(2).collect();
+    for v in &victims {
+        cl.kill9(*v);
+    }
+    let alive: Vec<u64> = cl.ids().into_iter().filter(|i| !victims.contains(i)).collect();
+    for id in &alive {
+        wait_for(Duration::from_secs(10), "a write on a surviving server", || {
+            try_with(&cl, *id, |c| c.create(&format!("/five/w{id}"), None, 0).ok())
+        });
+    }
+    for id in &alive {
+        assert_eq!(children_at(&cl, *id, "/five").len(), alive.len(), "server {id}");
+    }
 }

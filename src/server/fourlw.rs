@@ -34,6 +34,8 @@ pub struct NodeFacts<'a> {
     pub open_fds: u64,
     pub max_fds: u64,
     pub now_wall_ms: i64,
+    /// Replication state of an ensemble member.
+    pub ensemble: Option<crate::zab::ZabStatus>,
 }
 
 pub fn answer(word: &str, allowed: bool, svc: &mut Service, facts: &NodeFacts) -> String {
@@ -122,6 +124,17 @@ fn srvr(s: &mut String, svc: &Service, f: &NodeFacts, with_clients: bool) {
     let _ = writeln!(s, "Zxid: 0x{:x}", svc.last_zxid().0);
     let _ = writeln!(s, "Mode: {}", f.mode);
     let _ = writeln!(s, "Node count: {}", svc.tree().node_count());
+    if let Some(z) = &f.ensemble {
+        let _ = writeln!(s, "Epoch: {} (accepted {})", z.current_epoch, z.accepted_epoch);
+        let _ = writeln!(s, "Last committed: 0x{:x}", z.last_committed.0);
+        if matches!(z.role, crate::zab::Role::Leading { .. }) {
+            let synced = z.followers.iter().filter(|f| f.1).count();
+            let _ = writeln!(s, "Followers: {} ({} synced)", z.followers.len(), synced);
+            for (id, ok, acked) in &z.followers {
+                let _ = writeln!(s, "  server {id}: {}, acked 0x{:x}", if *ok { "synced" } else { "syncing" }, acked.0);
+            }
+        }
+    }
     if !f.force_sync {
         let _ = writeln!(s, "WARNING: forceSync=no: acknowledged writes are NOT fsynced (benchmarks only)");
     }
@@ -172,6 +185,17 @@ fn mntr(s: &mut String, svc: &Service, f: &NodeFacts) {
     kv("zk_max_file_descriptor_count", f.max_fds.to_string());
     kv("zk_global_sessions", svc.sessions().len().to_string());
     kv("zk_last_zxid", format!("0x{:x}", svc.last_zxid().0));
+    if let Some(z) = &f.ensemble {
+        kv("zk_peer_state", format!("{:?}", z.role));
+        kv("zk_current_epoch", z.current_epoch.to_string());
+        kv("zk_accepted_epoch", z.accepted_epoch.to_string());
+        kv("zk_last_committed", format!("0x{:x}", z.last_committed.0));
+        if matches!(z.role, crate::zab::Role::Leading { .. }) {
+            kv("zk_followers", z.followers.len().to_string());
+            kv("zk_synced_followers", z.followers.iter().filter(|f| f.1).count().to_string());
+            kv("zk_pending_syncs", z.followers.iter().filter(|f| !f.1).count().to_string());
+        }
+    }
     kv("arbor_force_sync", if f.force_sync { "yes".into() } else { "no (acknowledged writes are not fsynced)".into() });
 }
 

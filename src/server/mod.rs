@@ -505,6 +505,7 @@ impl EventLoop {
             open_fds,
             max_fds,
             now_wall_ms: wall_ms(),
+            ensemble: self.ens.as_ref().map(|e| e.zab.status()),
         };
         let text = fourlw::answer(word, allowed, &mut self.service, &facts);
         if let Some(conn) = self.conns.get_mut(id.slot()) {

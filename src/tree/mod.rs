@@ -572,6 +572,16 @@ impl DataTree {
         self.data_size = self.data_size - old_len as u64 + data.map_or(0, <[u8]>::len) as u64;
     }
 
+    /// Replace the data of a server-maintained node (`/zookeeper/config`) without a txn:
+    /// every server derives it from the same config file. False if the node is missing.
+    pub fn set_system_data(&mut self, path: &str, data: &[u8]) -> bool {
+        let Some(id) = self.lookup(path) else { return false };
+        let acl = self.acl(id).to_vec();
+        let raw = self.raw_stat(id);
+        self.overwrite(id, Some(data), &acl, &raw);
+        true
+    }
+
     /// The raw ephemeralOwner of a live node (0 unless its `has_owner` flag is set).
     fn owner(&self, id: u32) -> i64 {
         if self.nodes[id as usize].has_owner() {
