@@ -14,7 +14,8 @@ arbor, zk, arbor, zk, ... so machine load hits both alike.
 
     python3 scripts/failover-bench.py --reps 5 --ticks 2000,200 --signals KILL,STOP
 
-Options: --systems arbor,zk  --arbor /work/target/release/arbor  --out DIR (logs, results.json)
+Options: --systems arbor,zk  --arbor /work/target/release/arbor (copied into --out first, so a
+         concurrent rebuild cannot swap it mid-run)  --out DIR (logs, results.json)
          --give-up 120 (s per run)  --zk-heap 256m  --zk-fsync yes|no
          --no-phase-jitter (default: wait a random 0..tickTime after warm-up before the
          signal, so the signal lands at a random phase of the servers' tick timers)  --seed N
@@ -407,8 +408,14 @@ def main():
         busy = [p for p in all_ports(s) if not port_free(p)]
         if busy:
             sys.exit(f"{s}: ports already in use: {busy}")
-    if "arbor" in systems and not os.access(args.arbor, os.X_OK):
-        sys.exit(f"no arbor binary at {args.arbor}")
+    if "arbor" in systems:
+        if not os.access(args.arbor, os.X_OK):
+            sys.exit(f"no arbor binary at {args.arbor}")
+        # Run a private copy: a shared target dir may be rebuilt by someone else mid-run.
+        copy = os.path.join(args.out, "arbor-bin")
+        shutil.copy2(args.arbor, copy)
+        print(f"arbor: {args.arbor} (mtime {time.ctime(os.path.getmtime(args.arbor))}) copied to {copy}")
+        args.arbor = copy
 
     def on_term(*_):
         raise KeyboardInterrupt
