@@ -86,7 +86,10 @@ impl Election {
         for &to in cfg.voters.iter().filter(|&&v| v != cfg.me) {
             out.push(Action::SendElection { to, msg: msg.clone() });
         }
-        self.next_resend = now + cfg.tick_ms;
+        // Resend often while Looking (ZooKeeper starts at 200 ms): a notification that
+        // arrived while a peer was still Following is answered but not counted, and waiting a
+        // whole tick (2 s by default) for the next one would stall the election.
+        self.next_resend = now + cfg.tick_ms.min(cfg.finalize_wait_ms.max(1));
     }
 
     /// A Following/Leading server answers a Looking peer with its own vote and state.

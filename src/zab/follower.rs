@@ -108,8 +108,9 @@ impl Follower {
                 Next::Stay
             }
             Input::QuorumDisconnected { peer } if peer == self.leader => match self.phase {
-                Phase::Connecting { .. } => {
-                    // Refused (the leader may not be listening yet): redial next tick.
+                // Refused, or closed before NEWEPOCH (the leader may still have been Looking
+                // when our FollowerInfo arrived): redial next tick, within initLimit.
+                Phase::Connecting { .. } | Phase::Discovery if self.epoch.is_none() => {
                     self.phase = Phase::Connecting { dialing: false };
                     Next::Stay
                 }
