@@ -436,46 +436,22 @@ impl EventLoop {
                     sink_error.get_or_insert(e);
                 }
             }
-            Action::TruncateLog(zxid) => match {
+            Action::TruncateLog(zxid) => {
                 eprintln!("sync: TRUNC: dropping logged txns above {zxid}");
-                self.sink.truncate(zxid, self.cfg.server_id)
-            } {
-                Ok((tree, sessions)) => {
-                    let last = tree.last_applied();
-                    self.service.restore(tree, sessions);
-                    if let Some(ens) = self.ens.as_mut() {
-                        ens.appended = last;
-                        ens.synced = last;
-                        ens.inputs.push_back(Input::Restored { last_zxid: last });
-                    }
-                }
-                Err(e) => {
-                    sink_error.get_or_insert(e);
-                }
-            },
+                let r = self.sink.truncate(zxid, self.cfg.server_id);
+                self.restored(r, sink_error);
+            }
             Action::SendSnapshot { to } => {
                 let zxid = self.service.tree().last_applied();
                 let snapshot = self.sink.snapshot_bytes(self.service.tree(), self.service.sessions());
                 eprintln!("sync: SNAP: sending a snapshot at {zxid} ({} bytes) to server {to}", snapshot.len());
                 self.send_quorum(to, &QuorumMsg::Snap { zxid, snapshot });
             }
-            Action::LoadSnapshot { zxid, snapshot } => match {
+            Action::LoadSnapshot { zxid, snapshot } => {
                 eprintln!("sync: SNAP: installing the leader's snapshot at {zxid} ({} bytes)", snapshot.len());
-                self.sink.install_snapshot(&snapshot, self.cfg.server_id)
-            } {
-                Ok((tree, sessions)) => {
-                    let last = tree.last_applied();
-                    self.service.restore(tree, sessions);
-                    if let Some(ens) = self.ens.as_mut() {
-                        ens.appended = last;
-                        ens.synced = last;
-                        ens.inputs.push_back(Input::Restored { last_zxid: last });
-                    }
-                }
-                Err(e) => {
-                    sink_error.get_or_insert(e);
-                }
-            },
+                let r = self.sink.install_snapshot(&snapshot, self.cfg.server_id);
+                self.restored(r, sink_error);
+            }
             Action::Apply(txn) => {
                 let mut out = outbox!(self, sink_error);
                 self.service.apply_committed(now, txn, &mut out);
@@ -486,6 +462,25 @@ impl EventLoop {
             }
             Action::SessionsTouched(list) => self.service.touch_sessions(&list, now),
             Action::RoleChanged(role) => eprintln!("role: {role:?}"),
+        }
+    }
+
+    /// The state was rebuilt (TRUNC) or replaced (SNAP): hand it to the service and tell the
+    /// core where it now ends.
+    fn restored(&mut self, r: io::Result<(crate::tree::DataTree, crate::session::SessionTable)>, sink_error: &mut Option<io::Error>) {
+        match r {
+            Ok((tree, sessions)) => {
+                let last = tree.last_applied();
+                self.service.restore(tree, sessions);
+                if let Some(ens) = self.ens.as_mut() {
+                    ens.appended = last;
+                    ens.synced = last;
+                    ens.inputs.push_back(Input::Restored { last_zxid: last });
+                }
+            }
+            Err(e) => {
+                sink_error.get_or_insert(e);
+            }
         }
     }
 
