@@ -125,27 +125,6 @@ pub fn read_epochs(data_dir: &Path) -> Result<(u32, u32), StorageError> {
     Ok((read_epoch(data_dir, ACCEPTED_EPOCH)?.unwrap_or(0), read_epoch(data_dir, CURRENT_EPOCH)?.unwrap_or(0)))
 }
 
-/// The newest snapshot with a zxid ≤ `z` that loads (older ones are tried when a newer one
-/// is damaged, with a warning); `None` when no such snapshot exists.
-fn newest_snapshot_at_most(dir: &Path, z: Zxid) -> Result<Option<snapshot::Loaded>, StorageError> {
-    let snaps = snapshot::list(dir)?;
-    let mut failures = Vec::new();
-    for (_, path) in snaps.iter().rev().filter(|(sz, _)| *sz <= z) {
-        match snapshot::load(path) {
-            Ok(l) => return Ok(Some(l)),
-            Err(e) => {
-                eprintln!("arbor: warning: snapshot {} is not usable ({e}); trying the previous one", path.display());
-                failures.push(e.to_string());
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(None)
-    } else {
-        Err(StorageError::Inconsistent(format!("no valid snapshot at or below zxid {z} in {}: {}", dir.display(), failures.join("; "))))
-    }
-}
-
 /// Delete every snapshot above `z` (newest first, each deletion durable before the next,
 /// so a crash never leaves a newer snapshot without the older ones). Returns how many.
 fn remove_snapshots_above(dir: &Path, z: Zxid) -> Result<usize, StorageError> {
@@ -430,7 +409,7 @@ impl Storage {
     pub fn truncate_to(&mut self, z: Zxid, server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
         self.poll_snapshot(true);
         self.log.sync()?;
-        let base = newest_snapshot_at_most(&self.cfg.data_dir, z)?;
+        let base = snapshot::load_newest_at_most(&self.cfg.data_dir, z)?;
         let base_zxid = base.as_ref().map_or(Zxid::ZERO, |l| l.zxid);
         // Records after the base must start right after it: a log that begins later (purged)
         // cannot rebuild the state at `z`.

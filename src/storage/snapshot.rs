@@ -246,9 +246,14 @@ pub fn remove_partial(dir: &Path) -> Result<(), StorageError> {
 /// The newest snapshot that loads, falling back to older ones with a warning. `None` when
 /// there is no snapshot at all; an error when snapshots exist and none is valid.
 pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, StorageError> {
+    load_newest_at_most(dir, Zxid(i64::MAX))
+}
+
+/// As `load_newest`, among the snapshots at or below `z` (a truncation's base).
+pub fn load_newest_at_most(dir: &Path, z: Zxid) -> Result<Option<Loaded>, StorageError> {
     let snaps = list(dir)?;
     let mut failures = Vec::new();
-    for (_, path) in snaps.iter().rev() {
+    for (_, path) in snaps.iter().rev().filter(|(sz, _)| *sz <= z) {
         match load(path) {
             Ok(l) => return Ok(Some(l)),
             Err(e) => {
