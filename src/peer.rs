@@ -107,7 +107,14 @@ pub enum QuorumMsg {
     /// Follower → leader: a client request to prepare (raw jute request body, header
     /// included), with the session's authenticated ids. The leader turns it into a txn
     /// (possibly an error txn) and proposes it; the follower replies when it commits.
-    Request { session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<crate::proto::Id> },
+    Request {
+        session: SessionId,
+        cxid: i32,
+        op: i32,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        auth: Vec<crate::proto::Id>,
+    },
     /// Follower → leader: a client opened a session here; propose CreateSession.
     CreateSession { session: SessionId, timeout_ms: i32 },
     /// Follower → leader: `sync` from a client; the leader answers `SyncDone` after every

@@ -43,6 +43,10 @@ const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
 const MAX_PENDING_OUT: usize = 64 << 20;
 const READ_CHUNK: usize = 64 << 10;
+/// Bytes read from one client connection per loop turn (at least one maximal frame).
+const READ_BUDGET: usize = 256 << 10;
+/// Bytes read from one peer connection per loop turn (snapshot chunks are 1 MiB).
+const PEER_READ_BUDGET: usize = 4 << 20;
 
 /// Where txns go before they are acknowledged. The storage layer implements it; until a
 /// txn log exists the in-memory sink only counts.
@@ -205,6 +209,9 @@ pub struct EventLoop {
     dirty: Vec<usize>,
     /// Connections un-paused by the last flush: their buffered requests run next turn.
     resumed: Vec<usize>,
+    /// Connections that stopped reading at the per-turn budget with bytes possibly left
+    /// in the kernel: read again next turn (edge-triggered readiness will not repeat).
+    unread: Vec<usize>,
     /// The replication side, when the config lists more than one server.
     ens: Option<Ensemble>,
 }
@@ -261,6 +268,7 @@ impl EventLoop {
             start: Instant::now(),
             dirty: Vec::new(),
             resumed: Vec::new(),
+            unread: Vec::new(),
             ens,
         })
     }
@@ -289,15 +297,20 @@ impl EventLoop {
         let mut busy = false;
         loop {
             let now = self.now();
-            let wait = if self.resumed.is_empty() && !busy { (self.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
+            let wait = if self.resumed.is_empty() && self.unread.is_empty() && !busy { (self.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
             match self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
             let mut sink_error = None;
-            for slot in std::mem::take(&mut self.resumed) {
-                self.process_frames(slot, &mut sink_error);
+            // Round robin: each connection left over from the last turn reads one budget.
+            let mut again = std::mem::take(&mut self.resumed);
+            again.append(&mut self.unread);
+            again.sort_unstable();
+            again.dedup();
+            for slot in again {
+                self.read_ready(slot, &mut sink_error);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -397,15 +410,32 @@ impl EventLoop {
         }
     }
 
-    /// Read everything available, then process complete frames.
+    /// Read what the kernel holds for one connection (up to a per-turn budget), then
+    /// process the complete frames.
+    ///
+    /// Readiness is edge-triggered: a connection is not reported again until new bytes
+    /// arrive, so one that stops before `WouldBlock` must be read again by us. It goes on
+    /// `unread` (served at the start of the next turn, which then polls without waiting),
+    /// unless it stopped because it is paused for backpressure: the flush that un-pauses it
+    /// puts it on `resumed`, which reads it the same way. The budget keeps one busy
+    /// connection from starving the others within a turn.
     fn read_ready(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         if conn.closing {
             return;
         }
+        let is_peer = matches!(conn.role, ConnRole::Peer(_));
+        let budget = if is_peer { PEER_READ_BUDGET } else { READ_BUDGET.max(self.cfg.max_frame + 8) };
         let mut eof = false;
+        let mut more = false;
+        let mut taken = 0usize;
         let mut scratch = [0u8; READ_CHUNK];
-        loop {
+        // A paused client's requests stay in the kernel (backpressure).
+        while !conn.paused {
+            if taken >= budget {
+                more = true;
+                break;
+            }
             match conn.stream.read(&mut scratch) {
                 Ok(0) => {
                     eof = true;
@@ -413,11 +443,7 @@ impl EventLoop {
                 }
                 Ok(n) => {
                     conn.read_buf.extend_from_slice(&scratch[..n]);
-                    // Bound the buffered input: past two maximal frames the peer sends
-                    // faster than we process (we are paused); leave the rest in the kernel.
-                    if conn.read_buf.len() > 2 * self.cfg.max_frame + 8 {
-                        break;
-                    }
+                    taken += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -427,7 +453,6 @@ impl EventLoop {
                 }
             }
         }
-        let is_peer = matches!(conn.role, ConnRole::Peer(_));
         if is_peer {
             self.process_peer_frames(slot);
         } else {
@@ -435,6 +460,8 @@ impl EventLoop {
         }
         if eof {
             self.remove(slot);
+        } else if more {
+            self.unread.push(slot);
         }
     }
 
@@ -544,7 +571,8 @@ impl EventLoop {
                 }
             }
             if conn.write_buf.len() > MAX_PENDING_OUT {
-                eprintln!("client {}: {} bytes of unread output; closing", conn.peer, conn.write_buf.len());
+                let who = if matches!(conn.role, ConnRole::Peer(_)) { "peer" } else { "client" };
+                eprintln!("{who} {}: {} bytes of unread output; closing", conn.peer, conn.write_buf.len());
                 dead = true;
             }
             if dead || (conn.closing && conn.write_buf.is_empty()) {
