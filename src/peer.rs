@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::proto::{ServerId, SessionId, Zxid};
 use crate::txn::Txn;
 
-/// Peer frames carry at most a snapshot chunk or a batch of txns.
+/// Peer frames carry at most one txn (a client request: jute.maxbuffer) or one snapshot
+/// chunk (`SNAP_CHUNK`).
 pub const MAX_PEER_FRAME: usize = 64 << 20;
+/// Bytes of snapshot file per `SnapChunk`.
+pub const SNAP_CHUNK: usize = 1 << 20;
 
 /// Where a server stands, as it tells others in election messages.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +90,15 @@ pub enum QuorumMsg {
     Diff { last_zxid: Zxid },
     /// Leader → follower, sync: drop every logged txn above `zxid`, then DIFF follows.
     Trunc { zxid: Zxid },
-    /// Leader → follower, sync: replace your state with this snapshot (storage format).
-    Snap { zxid: Zxid, snapshot: Vec<u8> },
+    /// Leader → follower, sync: replace your state with the snapshot at `zxid` (a snapshot
+    /// file, `size` bytes), which follows as `SnapChunk`s and one `SnapEnd`. Streamed in
+    /// bounded chunks so no frame (and no buffer on either side) holds the whole state.
+    SnapBegin { zxid: Zxid, size: u64 },
+    SnapChunk {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    SnapEnd,
     /// Leader → follower: a txn to log (during sync and broadcast).
     Proposal(Txn),
     /// Leader → follower: everything up to and including `zxid` is committed.

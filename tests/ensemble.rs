@@ -175,8 +175,10 @@ fn follower_far_behind_catches_up_by_snapshot() {
     cl.start_node(down);
     wait_for(Duration::from_secs(20), "restarted follower syncs", || (cl.mode(down).as_deref() == Some("follower")).then_some(()));
     assert_eq!(children_at(&cl, down, "/s").len(), 300);
-    assert!(cl.log(leader).contains("sync: SNAP: sending"), "leader log:\n{}", cl.log(leader));
-    assert!(cl.log(down).contains("sync: SNAP: installing"), "follower log:\n{}", cl.log(down));
+    let snap_for = format!("sync: SNAP: server {down} gets the snapshot at");
+    assert!(cl.log(leader).contains(&snap_for), "leader log:\n{}", cl.log(leader));
+    assert!(cl.log(leader).contains(&format!("is out to server {down}")), "leader log:\n{}", cl.log(leader));
+    assert!(cl.log(down).contains("installed the leader's snapshot"), "follower log:\n{}", cl.log(down));
 }
 
 #[test]

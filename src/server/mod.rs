@@ -62,12 +62,40 @@ pub trait TxnSink {
     fn truncate(&mut self, _zxid: Zxid, _server: u64) -> io::Result<(DataTree, SessionTable)> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot truncate"))
     }
-    /// The current state in snapshot format (sent to a follower that is far behind).
-    fn snapshot_bytes(&mut self, _tree: &DataTree, _sessions: &SessionTable) -> Vec<u8> {
+    /// The newest complete snapshot on disk (told to the replication core at start).
+    fn newest_snapshot(&self) -> Option<Zxid> {
+        None
+    }
+    /// The complete snapshot file at `zxid`, if there is one.
+    fn snapshot_file(&self, _zxid: Zxid) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// The zxid of the snapshot being written, if any.
+    fn running_snapshot(&self) -> Option<Zxid> {
+        None
+    }
+    /// Start a snapshot of the current state (copy-on-write, off the loop thread) for a
+    /// SNAP; false if none could be started.
+    fn snapshot_now(&mut self, _tree: &DataTree, _sessions: &SessionTable) -> bool {
+        false
+    }
+    /// Snapshot jobs that ended since the last call: (zxid, written).
+    fn take_finished_snapshots(&mut self) -> Vec<(Zxid, bool)> {
         Vec::new()
     }
-    /// Replace the local state with a snapshot from the leader (and persist it).
-    fn install_snapshot(&mut self, _bytes: &[u8], _server: u64) -> io::Result<(DataTree, SessionTable)> {
+    /// Follower: a leader's snapshot at `zxid` of `size` bytes starts arriving.
+    fn receive_snapshot_begin(&mut self, _zxid: Zxid, _size: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot receive snapshots"))
+    }
+    /// Follower: the next bytes of it.
+    fn receive_snapshot_chunk(&mut self, _data: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot receive snapshots"))
+    }
+    /// Follower: the transfer broke; drop what arrived.
+    fn receive_snapshot_abort(&mut self) {}
+    /// Follower: verify the received snapshot and replace the local state with it (and
+    /// persist it). `InvalidData`: the file was bad and nothing local changed.
+    fn install_received_snapshot(&mut self, _zxid: Zxid, _server: u64) -> io::Result<(DataTree, SessionTable)> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot install snapshots"))
     }
     /// After each turn's sync and flush: housekeeping that needs the service (snapshots,
@@ -255,6 +283,10 @@ impl EventLoop {
         if let Some(e) = ens.as_mut() {
             poll.registry().register(&mut e.election_listener, ELECTION_LISTENER, Interest::READABLE)?;
             poll.registry().register(&mut e.quorum_listener, QUORUM_LISTENER, Interest::READABLE)?;
+            // What recovery loaded is a snapshot a SNAP can send as it is.
+            if let Some(zxid) = sink.newest_snapshot() {
+                e.inputs.push_back(Input::SnapshotWritten { zxid });
+            }
         }
         Ok(EventLoop {
             poll,
@@ -297,7 +329,12 @@ impl EventLoop {
         let mut busy = false;
         loop {
             let now = self.now();
-            let wait = if self.resumed.is_empty() && self.unread.is_empty() && !busy { (self.next_deadline() - now).clamp(0, 1000) as u64 } else { 0 };
+            let wait = if self.resumed.is_empty() && self.unread.is_empty() && !busy {
+                let timers = (self.next_deadline() - now).clamp(0, 1000) as u64;
+                self.snapshot_wait_ms().map_or(timers, |w| w.min(timers))
+            } else {
+                0
+            };
             match self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -350,6 +387,7 @@ impl EventLoop {
             self.log_synced();
             let mut sink_error = None;
             self.drive(&mut sink_error);
+            self.pump_snapshots();
             // Txns appended since the fsync (proposals made while applying commits) are
             // synced next turn, at once: nothing acknowledges them before that.
             busy = self.ens.as_ref().is_some_and(|e| e.appended > e.synced || !e.inputs.is_empty());

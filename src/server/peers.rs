@@ -67,6 +67,34 @@ pub struct Ensemble {
     /// Highest zxid appended to the log / known durable.
     pub(super) appended: Zxid,
     pub(super) synced: Zxid,
+    /// Leader: snapshots being streamed to followers (SNAP), by follower.
+    pub(super) snap_out: BTreeMap<ServerId, SnapOut>,
+}
+
+/// Snapshot bytes queued on a follower's socket at once: enough to keep the socket busy
+/// between loop turns, small enough that a ping queued behind them leaves well within a
+/// tick and that memory per follower stays bounded whatever the state's size.
+const SNAP_WINDOW: usize = 4 << 20;
+/// Messages held for a follower while its snapshot streams (the proposals and commits made
+/// meanwhile). Past this the follower cannot catch up: it is disconnected and starts over.
+const SNAP_HELD_MAX: usize = 256 << 20;
+/// How often the loop looks whether the snapshot job a SNAP waits for has ended.
+const SNAP_JOB_POLL_MS: u64 = 10;
+
+/// A snapshot file on its way to one follower, paced by its socket.
+pub(super) struct SnapOut {
+    zxid: Zxid,
+    /// The quorum connection it goes out on (a reconnect is a new stream).
+    slot: usize,
+    stream: SnapStream,
+    /// Encoded messages for the follower made while the snapshot streams; they follow it.
+    held: BytesMut,
+}
+
+enum SnapStream {
+    /// The snapshot job at `zxid` is still writing the file.
+    Waiting,
+    Sending { file: std::fs::File, left: u64, size: u64, started: std::time::Instant },
 }
 
 impl Ensemble {
@@ -99,6 +127,7 @@ impl Ensemble {
             peer_sends: Vec::new(),
             appended: last,
             synced: last,
+            snap_out: BTreeMap::new(),
         })
     }
 
@@ -322,6 +351,14 @@ impl EventLoop {
             }
             PeerKind::ElectionIn => {}
             PeerKind::QuorumIn | PeerKind::QuorumOut => {
+                if ens.snap_out.get(&peer).is_some_and(|o| o.slot == slot) {
+                    eprintln!("sync: SNAP: the connection to server {peer} closed before its snapshot was out");
+                    ens.snap_out.remove(&peer);
+                }
+                if link.kind == PeerKind::QuorumOut {
+                    // A snapshot from that leader, half received, is of no use any more.
+                    self.sink.receive_snapshot_abort();
+                }
                 if ens.quorum.get(&peer) == Some(&slot) {
                     ens.quorum.remove(&peer);
                     ens.inputs.push_back(Input::QuorumDisconnected { peer });
@@ -331,11 +368,154 @@ impl EventLoop {
     }
 
     fn send_quorum(&mut self, to: ServerId, msg: &QuorumMsg) {
-        let Some(ens) = self.ens.as_ref() else { return };
+        let Some(ens) = self.ens.as_mut() else { return };
         let Some(&slot) = ens.quorum.get(&to) else { return };
+        if let Some(out) = ens.snap_out.get_mut(&to).filter(|o| o.slot == slot) {
+            // Everything but pings waits until the snapshot is out: it continues from it.
+            if !matches!(msg, QuorumMsg::Ping { .. }) {
+                peer::encode(&mut out.held, msg);
+                if out.held.len() > SNAP_HELD_MAX {
+                    eprintln!(
+                        "sync: SNAP: {} bytes of messages wait behind server {to}'s snapshot; disconnecting it",
+                        out.held.len()
+                    );
+                    self.close_quorum_slot(slot);
+                }
+                return;
+            }
+        }
         if let Some(conn) = self.conns.get_mut(slot) {
             peer::encode(&mut conn.write_buf, msg);
             self.dirty.push(slot);
+        }
+    }
+
+    fn close_quorum_slot(&mut self, slot: usize) {
+        if let Some(c) = self.conns.get_mut(slot) {
+            c.closing = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Leader: `SendSnapshot`. The file is streamed by `pump_snapshots`, now if it is on
+    /// disk, else once the job writing it ends (started here if none is, when `zxid` is
+    /// the current state). A snapshot the loop cannot produce closes the connection: the
+    /// follower starts over and the core offers another one.
+    fn start_snapshot_stream(&mut self, to: ServerId, zxid: Zxid) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        let Some(&slot) = ens.quorum.get(&to) else { return };
+        let how = if self.sink.snapshot_file(zxid).is_some() {
+            Some("on disk")
+        } else if self.sink.running_snapshot() == Some(zxid) {
+            Some("being written")
+        } else if zxid == self.service.tree().last_applied() && self.sink.snapshot_now(self.service.tree(), self.service.sessions()) {
+            Some("started for it")
+        } else {
+            None
+        };
+        let Some(how) = how else {
+            eprintln!("sync: SNAP: no snapshot at {zxid} for server {to} can be had; disconnecting it");
+            ens.inputs.push_back(Input::SnapshotUnavailable { zxid });
+            self.close_quorum_slot(slot);
+            return;
+        };
+        eprintln!("sync: SNAP: server {to} gets the snapshot at {zxid} ({how}), then the txns after it");
+        ens.snap_out.insert(to, SnapOut { zxid, slot, stream: SnapStream::Waiting, held: BytesMut::new() });
+    }
+
+    /// Leader, each turn before the flush: hand finished snapshot jobs to the core, start
+    /// the streams that waited for them, and top up every stream's socket buffer to
+    /// `SNAP_WINDOW`. When a stream's last chunk is queued, what was held for the follower
+    /// follows it and the core hears `SnapshotSent`. A follower reads at its own pace; the
+    /// loop never holds more than a window of it in memory.
+    pub(super) fn pump_snapshots(&mut self) {
+        let finished = self.sink.take_finished_snapshots();
+        let Some(ens) = self.ens.as_mut() else { return };
+        for (zxid, ok) in finished {
+            ens.inputs.push_back(if ok { Input::SnapshotWritten { zxid } } else { Input::SnapshotUnavailable { zxid } });
+        }
+        let ids: Vec<ServerId> = ens.snap_out.keys().copied().collect();
+        for to in ids {
+            if let Err(why) = self.pump_one(to) {
+                let Some(ens) = self.ens.as_mut() else { return };
+                if let Some(out) = ens.snap_out.remove(&to) {
+                    eprintln!("sync: SNAP: cannot send the snapshot at {} to server {to}: {why}; disconnecting it", out.zxid);
+                    ens.inputs.push_back(Input::SnapshotUnavailable { zxid: out.zxid });
+                    self.close_quorum_slot(out.slot);
+                }
+            }
+        }
+    }
+
+    fn pump_one(&mut self, to: ServerId) -> Result<(), String> {
+        use std::io::Read;
+        let Some(ens) = self.ens.as_mut() else { return Ok(()) };
+        let Some(out) = ens.snap_out.get_mut(&to) else { return Ok(()) };
+        let Some(conn) = self.conns.get_mut(out.slot) else { return Ok(()) };
+        if conn.closing {
+            return Ok(());
+        }
+        if let SnapStream::Waiting = out.stream {
+            if self.sink.running_snapshot() == Some(out.zxid) {
+                return Ok(());
+            }
+            let path = self.sink.snapshot_file(out.zxid).ok_or("the snapshot job did not write it")?;
+            let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let size = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+            peer::encode(&mut conn.write_buf, &QuorumMsg::SnapBegin { zxid: out.zxid, size });
+            out.stream = SnapStream::Sending { file, left: size, size, started: std::time::Instant::now() };
+        }
+        let SnapStream::Sending { file, left, size, started } = &mut out.stream else { return Ok(()) };
+        while *left > 0 && conn.write_buf.len() < SNAP_WINDOW {
+            let n = (*left).min(peer::SNAP_CHUNK as u64) as usize;
+            let mut data = vec![0u8; n];
+            file.read_exact(&mut data).map_err(|e| format!("reading the snapshot file: {e}"))?;
+            *left -= n as u64;
+            peer::encode(&mut conn.write_buf, &QuorumMsg::SnapChunk { data });
+        }
+        self.dirty.push(out.slot);
+        if *left > 0 {
+            return Ok(());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "sync: SNAP: the snapshot at {} ({size} bytes) is out to server {to} in {:.1} s ({:.0} MB/s); {} bytes of txns follow",
+            out.zxid,
+            secs,
+            *size as f64 / 1e6 / secs.max(1e-3),
+            out.held.len()
+        );
+        peer::encode(&mut conn.write_buf, &QuorumMsg::SnapEnd);
+        conn.write_buf.extend_from_slice(&out.held);
+        ens.snap_out.remove(&to);
+        ens.inputs.push_back(Input::SnapshotSent { to });
+        Ok(())
+    }
+
+    /// How long the loop may sleep for the snapshot streams: not at all while one has room
+    /// in its window (a writable event comes only for a non-empty buffer), a little while
+    /// one waits for its job.
+    pub(super) fn snapshot_wait_ms(&self) -> Option<u64> {
+        let ens = self.ens.as_ref()?;
+        ens.snap_out
+            .values()
+            .map(|o| match o.stream {
+                SnapStream::Waiting => SNAP_JOB_POLL_MS,
+                SnapStream::Sending { .. } => match self.conns.get(o.slot) {
+                    Some(c) if !c.closing && c.write_buf.len() < SNAP_WINDOW / 2 => 0,
+                    _ => SNAP_JOB_POLL_MS,
+                },
+            })
+            .min()
+    }
+
+    /// Follower: the quorum connection to the leader, closed after a SNAP could not be
+    /// received or installed; the core then starts over.
+    fn close_leader_conn(&mut self) {
+        let Some(ens) = self.ens.as_ref() else { return };
+        let slots: Vec<usize> = ens.quorum.values().copied().collect();
+        for slot in slots {
+            self.close_quorum_slot(slot);
         }
     }
 
@@ -441,17 +621,28 @@ impl EventLoop {
                 let r = self.sink.truncate(zxid, self.cfg.server_id);
                 self.restored(r, sink_error);
             }
-            Action::SendSnapshot { to } => {
-                let zxid = self.service.tree().last_applied();
-                let snapshot = self.sink.snapshot_bytes(self.service.tree(), self.service.sessions());
-                eprintln!("sync: SNAP: sending a snapshot at {zxid} ({} bytes) to server {to}", snapshot.len());
-                self.send_quorum(to, &QuorumMsg::Snap { zxid, snapshot });
+            Action::SendSnapshot { to, zxid } => self.start_snapshot_stream(to, zxid),
+            Action::SnapshotBegin { zxid, size } => {
+                if let Err(e) = self.sink.receive_snapshot_begin(zxid, size) {
+                    eprintln!("sync: SNAP: cannot store the leader's snapshot: {e}; disconnecting");
+                    self.close_leader_conn();
+                }
             }
-            Action::LoadSnapshot { zxid, snapshot } => {
-                eprintln!("sync: SNAP: installing the leader's snapshot at {zxid} ({} bytes)", snapshot.len());
-                let r = self.sink.install_snapshot(&snapshot, self.cfg.server_id);
-                self.restored(r, sink_error);
+            Action::SnapshotChunk(data) => {
+                if let Err(e) = self.sink.receive_snapshot_chunk(&data) {
+                    eprintln!("sync: SNAP: cannot store the leader's snapshot: {e}; disconnecting");
+                    self.sink.receive_snapshot_abort();
+                    self.close_leader_conn();
+                }
             }
+            Action::LoadSnapshot { zxid } => match self.sink.install_received_snapshot(zxid, self.cfg.server_id) {
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // Nothing local changed: start over with the leader.
+                    eprintln!("sync: SNAP: {e}; disconnecting");
+                    self.close_leader_conn();
+                }
+                r => self.restored(r, sink_error),
+            },
             Action::Apply(txn) => {
                 let mut out = outbox!(self, sink_error);
                 self.service.apply_committed(now, txn, &mut out);

@@ -33,9 +33,14 @@
 //!   are deleted, and the state is rebuilt as recovery would (newest valid snapshot ≤ `z` +
 //!   replay). If no snapshot ≤ `z` plus the log reaches back far enough, it is an error and
 //!   nothing changes (the leader sends a snapshot instead). Appends continue after `z`.
-//! - `snapshot_bytes` / `install_snapshot` (SNAP): the snapshot file format in memory; the
-//!   follower validates every byte (it comes from the network), cuts its log after the
-//!   snapshot zxid, writes the file, and starts an empty log after it.
+//! - SNAP, leader side: `snapshot_now` starts a snapshot of the current state (the same
+//!   forked, copy-on-write job as periodic snapshots, reused if one at that zxid is already
+//!   running), `take_finished` reports jobs that ended, `snapshot_file` names a complete
+//!   file; the loop streams that file to the follower in chunks.
+//! - SNAP, follower side: `receive_begin` / `receive_chunk` write the arriving file under a
+//!   `.recv.tmp` name (recovery ignores and deletes it); `install_received` verifies every
+//!   byte (it comes from the network) and the announced zxid, fsyncs it, cuts the log after
+//!   the snapshot zxid, renames the file into place, and starts an empty log after it.
 //! - `recent_txns`: the tail of the log, for the core's in-memory history at start.
 //!
 //! Each of these waits for a running snapshot job first (so that none writes a snapshot of
@@ -246,7 +251,20 @@ pub struct Storage {
     tell_service: bool,
     /// (acceptedEpoch, currentEpoch) as on disk, once read or written.
     epochs: Option<(u32, u32)>,
+    /// Snapshot jobs that ended since the loop last asked: (zxid, written).
+    finished: Vec<(Zxid, bool)>,
+    /// A snapshot arriving from the leader.
+    receiving: Option<Receiving>,
     pub stats: StorageStats,
+}
+
+/// A leader's snapshot being written to disk as its chunks arrive.
+struct Receiving {
+    zxid: Zxid,
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    started: Instant,
 }
 
 impl Storage {
@@ -262,8 +280,150 @@ impl Storage {
             next_space_try: Instant::now(),
             tell_service: false,
             epochs: None,
+            finished: Vec::new(),
+            receiving: None,
             stats: StorageStats::default(),
         }
+    }
+
+    /// The newest complete snapshot on disk, if any (at start: what recovery loaded).
+    pub fn newest_snapshot(&self) -> Option<Zxid> {
+        snapshot::list(&self.cfg.data_dir).ok()?.last().map(|(z, _)| *z)
+    }
+
+    /// The complete snapshot file at `zxid`, if there is one (written as temp + rename, so
+    /// the final name only ever names a whole file).
+    pub fn snapshot_file(&self, zxid: Zxid) -> Option<PathBuf> {
+        let p = snapshot::snapshot_path(&self.cfg.data_dir, zxid);
+        p.is_file().then_some(p)
+    }
+
+    /// The zxid of the snapshot being written, if one is.
+    pub fn running_snapshot(&self) -> Option<Zxid> {
+        self.job.as_ref().map(|j| j.zxid)
+    }
+
+    /// Snapshot jobs that ended since the last call: (zxid, whether the file was written).
+    pub fn take_finished(&mut self) -> Vec<(Zxid, bool)> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Make a snapshot of the current state now, for a leader's SNAP. A job already running
+    /// at the same zxid is the one wanted; one at an older zxid (a periodic snapshot) is
+    /// cancelled, since the new one supersedes it (a forked child is killed; the fallback
+    /// thread cannot be, so it is waited for). Returns false if no job could be started.
+    pub fn snapshot_now(&mut self, tree: &DataTree, sessions: &SessionTable) -> bool {
+        let zxid = tree.last_applied();
+        if let Some(job) = &self.job {
+            if job.zxid == zxid {
+                return true;
+            }
+            if let Worker::Child(pid) = job.worker {
+                // SAFETY: signalling and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    let mut status = 0;
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                eprintln!("arbor: snapshot at zxid {} cancelled for a newer one at {zxid}", job.zxid);
+                // Whoever waited for it (a SNAP) learns it will not come.
+                self.finished.push((job.zxid, false));
+                self.job = None;
+                let _ = snapshot::remove_partial_named(&self.cfg.data_dir);
+            } else {
+                self.poll_snapshot(true);
+            }
+        }
+        self.start_snapshot(tree, sessions);
+        self.job.as_ref().is_some_and(|j| j.zxid == zxid)
+    }
+
+    /// A snapshot at `zxid` of `size` bytes starts arriving from the leader: open its temp
+    /// file (any earlier unfinished one is dropped).
+    pub fn receive_begin(&mut self, zxid: Zxid, size: u64) -> Result<(), StorageError> {
+        self.receive_abort();
+        fsutil::ensure_dir(&self.cfg.data_dir)?;
+        let path = snapshot::receive_path(&self.cfg.data_dir, zxid);
+        let file = std::fs::File::create(&path).map_err(|e| StorageError::io(&path, e))?;
+        eprintln!("arbor: sync: SNAP: receiving the leader's snapshot at zxid {zxid} ({size} bytes) into {}", path.display());
+        let file = std::io::BufWriter::with_capacity(1 << 20, file);
+        self.receiving = Some(Receiving { zxid, path, file, written: 0, started: Instant::now() });
+        Ok(())
+    }
+
+    /// The next bytes of the snapshot being received.
+    pub fn receive_chunk(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        use std::io::Write;
+        let Some(r) = self.receiving.as_mut() else {
+            return Err(StorageError::Inconsistent("a snapshot chunk arrived with no snapshot being received".into()));
+        };
+        r.file.write_all(data).map_err(|e| StorageError::io(&r.path, e))?;
+        r.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Drop a partly received snapshot (the connection to the leader broke).
+    pub fn receive_abort(&mut self) {
+        if let Some(r) = self.receiving.take() {
+            drop(r.file);
+            let _ = std::fs::remove_file(&r.path);
+        }
+    }
+
+    /// The received snapshot is complete: make it durable, verify it (every CRC, the zxid
+    /// the leader announced), and only then replace the local state with it, in the order
+    /// `install` documents. A file that fails verification is deleted and nothing local
+    /// changes (`StorageError::Corrupt`).
+    pub fn install_received(
+        &mut self,
+        zxid: Zxid,
+        server: ServerId,
+        wall_ms: i64,
+        now: Millis,
+    ) -> Result<(DataTree, SessionTable), StorageError> {
+        let Some(r) = self.receiving.take() else {
+            return Err(StorageError::Inconsistent(format!("no snapshot at zxid {zxid} was received")));
+        };
+        let Receiving { zxid: got, path, file, written, started } = r;
+        let file = file.into_inner().map_err(|e| StorageError::io(&path, e.into_error()))?;
+        let received_ms = started.elapsed().as_millis();
+        // Verify before the fsync: a bad file costs no disk flush, and what is read back
+        // (from the page cache) is what the fsync makes durable.
+        let checked = match snapshot::load_expecting(&path, zxid) {
+            Ok(l) if got == zxid => file.sync_all().map_err(|e| StorageError::io(&path, e)).map(|()| l),
+            Ok(_) => Err(StorageError::Inconsistent(format!("received snapshot {got}, asked to install {zxid}"))),
+            Err(e) => Err(e),
+        };
+        drop(file);
+        let loaded = match checked {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let x = loaded.zxid;
+        self.poll_snapshot(true);
+        self.log.sync()?;
+        remove_snapshots_above(&self.cfg.data_dir, x)?;
+        self.log.truncate(x)?;
+        let final_path = snapshot::snapshot_path(&self.cfg.data_dir, x);
+        std::fs::rename(&path, &final_path).map_err(|e| StorageError::io(&final_path, e))?;
+        fsutil::sync_dir(&self.cfg.data_dir)?;
+        self.log.reset(x)?;
+        self.since_snapshot = 0;
+        self.stats.last_snapshot_zxid = x;
+        let mut sessions = SessionTable::new(server, wall_ms);
+        recovery::add_sessions(&mut sessions, &loaded.sessions, now);
+        eprintln!(
+            "arbor: sync: SNAP: installed the leader's snapshot at zxid {x} ({written} bytes, {} znodes, {} sessions) \
+             as {}; received in {received_ms} ms, verified and installed in {} ms; txn log restarted after it",
+            loaded.tree.node_count(),
+            sessions.len(),
+            final_path.display(),
+            started.elapsed().as_millis() - received_ms,
+        );
+        Ok((loaded.tree, sessions))
     }
 
     pub fn log(&self) -> &TxnLog {
@@ -367,11 +527,13 @@ impl Storage {
         };
         match result {
             Ok(()) => {
+                self.finished.push((job.zxid, true));
                 self.stats.snapshots_written += 1;
                 self.stats.last_snapshot_zxid = job.zxid;
                 eprintln!("arbor: snapshot at zxid {} done in {:.0} ms", job.zxid, job.started.elapsed().as_secs_f64() * 1000.0);
             }
             Err(e) => {
+                self.finished.push((job.zxid, false));
                 self.stats.snapshots_failed += 1;
                 eprintln!("arbor: warning: snapshot at zxid {} failed: {e}; the txn log still holds everything", job.zxid);
             }
@@ -443,41 +605,6 @@ impl Storage {
             last_kept.map_or("none".to_string(), |k| k.to_string()),
         );
         Ok((tree, sessions))
-    }
-
-    /// The state in snapshot-file format (header, chunks, end), at the tree's last applied
-    /// zxid: what a leader sends to a follower that is too far behind for a diff. Runs on
-    /// the loop thread (about 0.5 µs per znode).
-    pub fn encode_snapshot(&self, tree: &DataTree, sessions: &SessionTable) -> Vec<u8> {
-        snapshot::to_bytes(&snapshot::encode(tree, sessions))
-    }
-
-    /// Replace the local state with a snapshot received from the leader. `bytes` are not
-    /// trusted: every check of `snapshot::load` applies, and any failure is an error with
-    /// nothing changed. Then: wait for a running snapshot job, write what is buffered,
-    /// delete snapshots above the new zxid `x`, cut the log after `x` (so a crash from here
-    /// on never replays diverged txns above `x` on top of the new snapshot), write the
-    /// snapshot file durably, and drop the whole log: appends continue after `x`.
-    pub fn install(&mut self, bytes: &[u8], server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
-        let loaded = snapshot::decode(bytes, "snapshot from the leader")?;
-        let x = loaded.zxid;
-        self.poll_snapshot(true);
-        self.log.sync()?;
-        remove_snapshots_above(&self.cfg.data_dir, x)?;
-        self.log.truncate(x)?;
-        let path = snapshot::write_bytes(&self.cfg.data_dir, x, bytes)?;
-        self.log.reset(x)?;
-        self.since_snapshot = 0;
-        self.stats.last_snapshot_zxid = x;
-        let mut sessions = SessionTable::new(server, wall_ms);
-        recovery::add_sessions(&mut sessions, &loaded.sessions, now);
-        eprintln!(
-            "arbor: installed the leader's snapshot at zxid {x} ({} znodes, {} sessions) as {}; txn log restarted after it",
-            loaded.tree.node_count(),
-            sessions.len(),
-            path.display()
-        );
-        Ok((loaded.tree, sessions))
     }
 
     /// The last `max` txns of the log (oldest first), e.g. for the replication core's
@@ -602,13 +729,45 @@ impl TxnSink for Storage {
             .map_err(|e| io::Error::other(format!("cannot truncate the txn log to zxid {zxid}: {e}")))
     }
 
-    fn snapshot_bytes(&mut self, tree: &DataTree, sessions: &SessionTable) -> Vec<u8> {
-        self.encode_snapshot(tree, sessions)
+    fn newest_snapshot(&self) -> Option<Zxid> {
+        Storage::newest_snapshot(self)
     }
 
-    fn install_snapshot(&mut self, bytes: &[u8], server: u64) -> io::Result<(DataTree, SessionTable)> {
-        self.install(bytes, ServerId(server), wall_clock_ms(), 0).map_err(|e| {
-            let kind = if matches!(e, StorageError::Corrupt { .. }) { io::ErrorKind::InvalidData } else { io::ErrorKind::Other };
+    fn snapshot_file(&self, zxid: Zxid) -> Option<PathBuf> {
+        Storage::snapshot_file(self, zxid)
+    }
+
+    fn running_snapshot(&self) -> Option<Zxid> {
+        Storage::running_snapshot(self)
+    }
+
+    fn snapshot_now(&mut self, tree: &DataTree, sessions: &SessionTable) -> bool {
+        Storage::snapshot_now(self, tree, sessions)
+    }
+
+    fn take_finished_snapshots(&mut self) -> Vec<(Zxid, bool)> {
+        self.take_finished()
+    }
+
+    fn receive_snapshot_begin(&mut self, zxid: Zxid, size: u64) -> io::Result<()> {
+        self.receive_begin(zxid, size).map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn receive_snapshot_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        self.receive_chunk(data).map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn receive_snapshot_abort(&mut self) {
+        self.receive_abort()
+    }
+
+    fn install_received_snapshot(&mut self, zxid: Zxid, server: u64) -> io::Result<(DataTree, SessionTable)> {
+        self.install_received(zxid, ServerId(server), wall_clock_ms(), 0).map_err(|e| {
+            // Corrupt / inconsistent: found before anything local changed.
+            let kind = match e {
+                StorageError::Corrupt { .. } | StorageError::Inconsistent(_) => io::ErrorKind::InvalidData,
+                _ => io::ErrorKind::Other,
+            };
             io::Error::new(kind, format!("cannot install the leader's snapshot: {e}"))
         })
     }

@@ -161,26 +161,39 @@ fn truncate_below_the_oldest_state_is_an_error_and_changes_nothing() {
     assert_eq!(dump(&open(d.path()).tree), want);
 }
 
+/// What the follower's loop does with a streamed SNAP: begin, the chunks, install.
+fn install_streamed(s: &mut Storage, bytes: &[u8], zxid: Zxid, server: u64) -> io::Result<(DataTree, SessionTable)> {
+    TxnSink::receive_snapshot_begin(s, zxid, bytes.len() as u64)?;
+    for chunk in bytes.chunks(777) {
+        TxnSink::receive_snapshot_chunk(s, chunk)?;
+    }
+    TxnSink::install_received_snapshot(s, zxid, server)
+}
+
 #[test]
-fn snapshot_bytes_install_round_trip_replaces_a_diverged_follower() {
+fn streamed_snapshot_install_replaces_a_diverged_follower() {
     let (d_leader, d_follower) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     let (tree, sessions) = sample_tree();
     let x = tree.last_applied();
-    let mut leader = open(d_leader.path());
-    let bytes = TxnSink::snapshot_bytes(&mut leader.storage, &tree, &sessions);
-    assert_eq!(snapshot::decode(&bytes, "test").expect("decode").zxid, x);
+    // The leader sends a complete snapshot file (written here without the fork).
+    let leader = open(d_leader.path());
+    assert_eq!(TxnSink::snapshot_file(&leader.storage, x), None);
+    snapshot::write_image(d_leader.path(), &snapshot::encode(&tree, &sessions)).expect("leader snapshot");
+    assert_eq!(TxnSink::newest_snapshot(&leader.storage), Some(x));
+    let bytes = fs::read(TxnSink::snapshot_file(&leader.storage, x).expect("file")).expect("read");
     // The follower has its own history, past x, with a snapshot inside it.
     let mut f = open(d_follower.path());
     let diverged = other(1..=40);
     append(&mut f.storage, &diverged, 10);
     snapshot::write_image(d_follower.path(), &snapshot::encode(&apply_all(&diverged[..20]), &SessionTable::new(ServerId(2), 0)))
         .expect("snapshot");
-    let (t2, s2) = TxnSink::install_snapshot(&mut f.storage, &bytes, 2).expect("install");
+    let (t2, s2) = install_streamed(&mut f.storage, &bytes, x, 2).expect("install");
     assert_eq!(dump(&t2), dump(&tree));
     assert_eq!(session_list(&s2), session_list(&sessions));
     assert_eq!(snapshot_zxids(d_follower.path()), vec![x], "the diverged snapshot is gone");
     assert_eq!(fs::read(snapshot::snapshot_path(d_follower.path(), x)).expect("read"), bytes);
     assert!(segments(d_follower.path()).is_empty(), "the old log is superseded");
+    assert!(fs::read_dir(d_follower.path()).expect("ls").flatten().all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")));
     assert_eq!(f.storage.log().last_zxid(), x);
     // The log restarts after x; zxids may jump (a new epoch).
     let e = 1i64 << 32;
@@ -205,6 +218,7 @@ fn install_of_damaged_bytes_fails_cleanly_and_changes_nothing() {
     let d = tempfile::tempdir().expect("tmp");
     let (tree, sessions) = sample_tree();
     let bytes = snapshot::to_bytes(&snapshot::encode(&tree, &sessions));
+    let x = tree.last_applied();
     let mine = txns(10);
     let mut r = open(d.path());
     append(&mut r.storage, &mine, 10);
@@ -213,20 +227,26 @@ fn install_of_damaged_bytes_fails_cleanly_and_changes_nothing() {
         for bit in [0x01u8, 0x80] {
             let mut bad = bytes.clone();
             bad[i] ^= bit;
-            let err = TxnSink::install_snapshot(&mut r.storage, &bad, 1).err().unwrap_or_else(|| panic!("bit {bit:#x} of byte {i}"));
+            let err = install_streamed(&mut r.storage, &bad, x, 1).err().unwrap_or_else(|| panic!("bit {bit:#x} of byte {i}"));
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "byte {i}: {err}");
-            assert!(err.to_string().contains("snapshot from the leader"), "{err}");
+            assert!(err.to_string().contains("cannot install the leader's snapshot"), "{err}");
             tried += 1;
         }
     }
     for len in 0..bytes.len() {
-        assert!(TxnSink::install_snapshot(&mut r.storage, &bytes[..len], 1).is_err(), "truncated to {len} bytes");
+        assert!(install_streamed(&mut r.storage, &bytes[..len], x, 1).is_err(), "truncated to {len} bytes");
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(TxnSink::install_snapshot(&mut r.storage, &longer, 1).is_err(), "bytes after the end chunk");
+    assert!(install_streamed(&mut r.storage, &longer, x, 1).is_err(), "bytes after the end chunk");
+    // A whole, valid snapshot announced at another zxid is refused too.
+    let err = install_streamed(&mut r.storage, &bytes, Zxid(x.0 + 1), 1).err().expect("wrong zxid");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    // Chunks with no snapshot begun are an error, not a panic.
+    assert!(TxnSink::receive_snapshot_chunk(&mut r.storage, b"stray").is_err());
     assert!(tried > 100);
     assert!(snapshot_zxids(d.path()).is_empty());
+    assert!(fs::read_dir(d.path()).expect("ls").flatten().all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")), "no partial file left");
     // Still usable, and nothing was lost.
     append(&mut r.storage, &txns(11)[10..], 1);
     drop(r);

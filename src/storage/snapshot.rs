@@ -225,9 +225,45 @@ pub fn write_bytes(dir: &Path, zxid: Zxid, bytes: &[u8]) -> Result<PathBuf, Stor
     write_durably(dir, zxid, |f| f.write_all(bytes).map(|()| bytes.len() as u64)).map(|(p, _)| p)
 }
 
+/// Where a snapshot received from a leader is written while it arrives (a `.tmp` name, so
+/// a crash mid-transfer leaves nothing recovery would load: `remove_partial` deletes it).
+pub fn receive_path(dir: &Path, zxid: Zxid) -> PathBuf {
+    dir.join(format!("{SNAP_PREFIX}{:x}.recv.tmp", zxid.0))
+}
+
+/// Load a snapshot file that is not (yet) under its final name, verifying everything as
+/// `load` does and that its header names `zxid`.
+pub fn load_expecting(path: &Path, zxid: Zxid) -> Result<Loaded, StorageError> {
+    let io_err = |e: std::io::Error| StorageError::io(path, e);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let file_len = f.get_ref().metadata().map_err(io_err)?.len();
+    let l = parse(&mut f, file_len, path)?;
+    if l.zxid != zxid {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 16,
+            reason: format!("header zxid {} where the leader announced {zxid}", l.zxid),
+        });
+    }
+    Ok(l)
+}
+
 /// Completed snapshots in `dir`, oldest first.
 pub fn list(dir: &Path) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
     Ok(fsutil::list_by_zxid(dir, SNAP_PREFIX)?.into_iter().map(|(z, p)| (Zxid(z), p)).collect())
+}
+
+/// Remove the temp file of a snapshot write that was cancelled (not a received one).
+pub fn remove_partial_named(dir: &Path) -> Result<(), StorageError> {
+    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SNAP_PREFIX) && name.ends_with(".tmp") && !name.ends_with(".recv.tmp") {
+            fs::remove_file(e.path()).map_err(|err| StorageError::io(&e.path(), err))?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove `snapshot.*.tmp` left by a crash during a snapshot write.

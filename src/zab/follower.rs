@@ -15,7 +15,11 @@
 //!   (its vote (e, short log) would beat every (e-1, longer log) and lose committed txns).
 //! - Proposals are acked only after NEWLEADER, each once durable; commits apply in zxid
 //!   order, only txns I have logged (a COMMIT beyond my log is a protocol error → Looking).
-//! - While a TRUNC or SNAP is being restored, later messages wait in order.
+//! - While a TRUNC or SNAP is being restored, later messages wait in order (pings are
+//!   answered at once: they carry no state, and the leader judges liveness by them).
+//! - A SNAP arrives as `SnapBegin`, chunks and `SnapEnd`; each chunk is progress, so
+//!   initLimit counts from the last one (a large state is not cut off for being large),
+//!   and the snapshot is installed only once complete and verified.
 //! - Anything out of sequence from the leader sends me back to Looking; messages from
 //!   other servers are ignored.
 
@@ -42,6 +46,8 @@ pub struct Follower {
     /// TRUNC/SNAP in progress: (expected zxid, is snapshot), and what arrived meanwhile.
     restoring: Option<(Zxid, bool)>,
     buffered: Vec<QuorumMsg>,
+    /// A SNAP being received: its zxid and the bytes still expected.
+    receiving: Option<(Zxid, u64)>,
     /// NEWLEADER seen, ack pending: (its zxid, our last logged when it arrived).
     nl_pending: Option<(Zxid, Zxid)>,
     nl_acked: bool,
@@ -63,6 +69,7 @@ impl Follower {
             epoch: None,
             restoring: None,
             buffered: Vec::new(),
+            receiving: None,
             nl_pending: None,
             nl_acked: false,
             serving: false,
@@ -121,7 +128,11 @@ impl Follower {
                     return Next::Stay;
                 }
                 self.last_heard = now;
-                if self.restoring.is_some() {
+                if matches!(msg, QuorumMsg::SnapChunk { .. } | QuorumMsg::SnapEnd) {
+                    // Sync progress: initLimit counts from here.
+                    self.started = now;
+                }
+                if self.restoring.is_some() && !matches!(msg, QuorumMsg::Ping { .. }) {
                     self.buffered.push(msg);
                     return Next::Stay;
                 }
@@ -201,9 +212,29 @@ impl Follower {
                 self.restoring = Some((zxid, false));
                 out.push(Action::TruncateLog(zxid));
             }
-            (Phase::Syncing, QuorumMsg::Snap { zxid, snapshot }) => {
+            (Phase::Syncing, QuorumMsg::SnapBegin { zxid, size }) if self.receiving.is_none() => {
+                self.receiving = Some((zxid, size));
+                out.push(Action::SnapshotBegin { zxid, size });
+            }
+            (Phase::Syncing, QuorumMsg::SnapChunk { data }) => {
+                let Some((_, left)) = self.receiving.as_mut() else {
+                    note!("follower: snapshot chunk without SnapBegin");
+                    return Next::Looking;
+                };
+                let Some(rest) = left.checked_sub(data.len() as u64) else {
+                    note!("follower: snapshot longer than announced");
+                    return Next::Looking;
+                };
+                *left = rest;
+                out.push(Action::SnapshotChunk(data));
+            }
+            (Phase::Syncing, QuorumMsg::SnapEnd) => {
+                let Some((zxid, 0)) = self.receiving.take() else {
+                    note!("follower: snapshot end without its begin or short of its size");
+                    return Next::Looking;
+                };
                 self.restoring = Some((zxid, true));
-                out.push(Action::LoadSnapshot { zxid, snapshot });
+                out.push(Action::LoadSnapshot { zxid });
             }
             (Phase::Syncing | Phase::Broadcast, QuorumMsg::Proposal(txn)) => {
                 if txn.header.zxid <= core.hist.last_logged() {
@@ -256,6 +287,8 @@ impl Follower {
             return Next::Looking;
         }
         core.hist.restored(last_zxid, snapshot);
+        // A TRUNC deleted the snapshots above its point; a SNAP left exactly one here.
+        core.snapshot = snapshot.then_some(last_zxid);
         for msg in std::mem::take(&mut self.buffered) {
             if self.restoring.is_some() {
                 self.buffered.push(msg);

@@ -64,8 +64,12 @@ struct Handler {
     acked: Zxid,
     /// Our last logged zxid when NEWLEADER was sent: what its NEWLEADER ack covers.
     nl_upto: Zxid,
+    /// initLimit counts from here: FOLLOWERINFO, or the end of a streamed snapshot.
     joined: Millis,
     last_heard: Millis,
+    /// A snapshot is being streamed to it (sent by the loop at its pace): initLimit waits
+    /// until it is out; liveness is still judged by syncLimit (it answers pings).
+    snapshot: Option<Zxid>,
 }
 
 #[derive(Debug)]
@@ -120,8 +124,16 @@ impl Leader {
             Input::Tick if now >= self.next_tick => self.tick(core, now, out),
             Input::Quorum { from, msg } => self.on_message(core, now, from, msg, out),
             Input::QuorumDisconnected { peer } => {
-                // Liveness is judged at the next tick.
+                // Liveness is judged at the next tick. Its snapshot stays on offer: if it
+                // reconnects, it gets the same one.
                 self.handlers.remove(&peer);
+                Next::Stay
+            }
+            Input::SnapshotSent { to } => {
+                if let Some(h) = self.handlers.get_mut(&to) {
+                    h.snapshot = None;
+                    h.joined = now;
+                }
                 Next::Stay
             }
             Input::LogSynced { .. } => self.on_progress(core, now, out),
@@ -146,7 +158,9 @@ impl Leader {
         let dead: Vec<ServerId> = self
             .handlers
             .iter()
-            .filter(|(_, h)| now - h.last_heard >= sync || (h.stage < Stage::Acked && now - h.joined >= init))
+            .filter(|(_, h)| {
+                now - h.last_heard >= sync || (h.stage < Stage::Acked && h.snapshot.is_none() && now - h.joined >= init)
+            })
             .map(|(id, _)| *id)
             .collect();
         for peer in dead {
@@ -231,6 +245,7 @@ impl Leader {
             nl_upto: Zxid::ZERO,
             joined: now,
             last_heard: now,
+            snapshot: None,
         };
         self.handlers.insert(from, h);
         match self.epoch {
@@ -332,9 +347,17 @@ impl Leader {
             out.push(send(QuorumMsg::Diff { last_zxid: z }));
             z
         } else {
-            // Older than my in-memory history: the loop sends my state as of `applied`.
-            out.push(Action::SendSnapshot { to });
-            hist.applied()
+            // Older than my in-memory history: a snapshot, then the txns after it. A snapshot
+            // the loop already has (or is making) is reused while my history still reaches
+            // back to it; otherwise the loop snapshots my state as of `applied`.
+            let z = match core.snapshot {
+                Some(z) if z <= hist.applied() && hist.contains(z) => z,
+                _ => hist.applied(),
+            };
+            core.snapshot = Some(z);
+            h.snapshot = Some(z);
+            out.push(Action::SendSnapshot { to, zxid: z });
+            z
         };
         out.extend(hist.after(base).map(|t| send(QuorumMsg::Proposal(t.clone()))));
         // Only what is known committed is sent as such; the initial history gets its

@@ -21,11 +21,23 @@
 //! - `Action::TruncateLog(z)`: drop log records above `z` and rebuild the tree from the
 //!   snapshot + log (the state may contain applied-at-recovery txns above `z`), then feed
 //!   `Input::Restored { last_zxid }`.
-//! - `Action::SendSnapshot { to }`: the leader's loop serializes its tree as of its last
-//!   applied zxid (= the leader's last committed zxid at that moment) and sends
-//!   `QuorumMsg::Snap`; the core then streams the txns after it.
-//! - `Action::LoadSnapshot`: replace tree + sessions with the snapshot, persist it as a
-//!   local snapshot file, then feed `Input::Restored`.
+//! - `Action::SendSnapshot { to, zxid }`: the leader's loop sends the snapshot file at `zxid`
+//!   to `to` as `SnapBegin`, `SnapChunk`s and `SnapEnd`, paced by the socket, and holds every
+//!   later message for `to` (pings excepted) until the last chunk is out; then it feeds
+//!   `Input::SnapshotSent { to }`. `zxid` is either a snapshot the loop reported with
+//!   `Input::SnapshotWritten` or the leader's last applied zxid, which the loop then
+//!   snapshots itself (copy-on-write, off the loop thread) — a snapshot already being made
+//!   for an earlier request is reused, never made twice (a follower that reconnects while
+//!   its snapshot is being made or sent gets the same one). If the loop cannot produce it,
+//!   it feeds `Input::SnapshotUnavailable` and closes the connection; the follower starts
+//!   over and the core picks another.
+//! - Follower: `Action::SnapshotBegin` / `SnapshotChunk` write the arriving file;
+//!   `Action::LoadSnapshot { zxid }` verifies it (every CRC, the zxid), installs it durably
+//!   and atomically in place of the local state and log, then feeds `Input::Restored`.
+//!   A received snapshot that fails verification is not installed: the loop closes the
+//!   quorum connection.
+//! - `Input::SnapshotWritten { zxid }`: a complete snapshot of the applied state at `zxid`
+//!   is on disk (periodic, or made for a SNAP): a leader may send it instead of making one.
 //! - Client-facing roles: the service serves clients only while `serving()` is true (leader
 //!   after a quorum acked NEWLEADER; follower after UPTODATE). On leaving Following/Leading
 //!   the loop closes every client connection (clients see ConnectionLoss and move on).
@@ -109,6 +121,12 @@ pub enum Input {
     /// Sessions touched by local clients since the last report (follower → leader in
     /// `PingReply`; the leader's own are handled by its service directly).
     Touched(Vec<crate::proto::SessionId>),
+    /// Leader: the last chunk of the snapshot for `to` has been handed to its socket.
+    SnapshotSent { to: ServerId },
+    /// A complete snapshot file of the applied state at `zxid` is on disk.
+    SnapshotWritten { zxid: Zxid },
+    /// There is no snapshot at `zxid` after all (its job failed, its file is gone).
+    SnapshotUnavailable { zxid: Zxid },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -127,8 +145,14 @@ pub enum Action {
     /// Durably record the epochs before the next step.
     PersistEpoch { accepted: u32, current: u32 },
     TruncateLog(Zxid),
-    SendSnapshot { to: ServerId },
-    LoadSnapshot { zxid: Zxid, snapshot: Vec<u8> },
+    /// Leader: stream the snapshot file at `zxid` to `to` (see the module doc).
+    SendSnapshot { to: ServerId, zxid: Zxid },
+    /// Follower: a snapshot at `zxid` of `size` bytes starts arriving: open a file for it.
+    SnapshotBegin { zxid: Zxid, size: u64 },
+    /// Follower: the next bytes of that file.
+    SnapshotChunk(Vec<u8>),
+    /// Follower: the file is complete: verify and install it, then `Restored`.
+    LoadSnapshot { zxid: Zxid },
     /// Apply a committed txn (strictly increasing zxids).
     Apply(Txn),
     /// Leader: a follower forwarded a client request / session open / sync; the service
@@ -166,6 +190,9 @@ pub(crate) struct Core {
     pub cfg: ZabConfig,
     pub durable: DurableState,
     pub hist: history::History,
+    /// The newest snapshot of this history the loop has (or is making) on disk: a SNAP
+    /// can send it, followed by the txns after it, instead of serializing the state again.
+    pub snapshot: Option<Zxid>,
 }
 
 impl Core {
@@ -220,7 +247,7 @@ impl Zab {
     pub fn new(cfg: ZabConfig, durable: DurableState, recent: Vec<Txn>, now: Millis) -> Zab {
         let hist = history::History::new(recent, durable.last_logged, cfg.committed_log_max);
         let mut election = election::Election::new(cfg.me);
-        let core = Core { cfg, durable, hist };
+        let core = Core { cfg, durable, hist, snapshot: None };
         // The first notifications go out on the first Tick (the deadline is `now`).
         election.start(&core.cfg, now - core.cfg.tick_ms, core.own_vote(), &mut Vec::new());
         Zab { core, election, state: State::Looking, reported: Role::Looking }
@@ -229,6 +256,20 @@ impl Zab {
     pub fn step(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
         if let Input::LogSynced { zxid } = input {
             self.core.hist.mark_synced(zxid);
+        }
+        if let Input::SnapshotWritten { zxid } = input {
+            // Only a point of my current history (a job that finished after a TRUNC may
+            // report a snapshot the truncation deleted).
+            if self.core.hist.contains(zxid) && self.core.snapshot.is_none_or(|z| zxid > z) {
+                self.core.snapshot = Some(zxid);
+            }
+            return;
+        }
+        if let Input::SnapshotUnavailable { zxid } = input {
+            if self.core.snapshot == Some(zxid) {
+                self.core.snapshot = None;
+            }
+            return;
         }
         let next = match (&mut self.state, input) {
             (_, Input::Election(n)) => {

@@ -61,6 +61,10 @@ struct Node {
     /// The service's applied history.
     tree: Vec<Txn>,
     fsync_pending: bool,
+    /// Snapshot files on disk (zxids of applied states), as the loop reports them.
+    snaps: Vec<Zxid>,
+    /// A SNAP arriving: its zxid and the bytes so far.
+    receiving: Option<(Zxid, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -72,6 +76,10 @@ enum Ev {
     Disconnected { to: ServerId, peer: ServerId, conn: (ServerId, ServerId), gen: u64 },
     Fsync { node: ServerId, incarnation: u64 },
     Restored { node: ServerId, incarnation: u64, last: Zxid },
+    /// A snapshot job of the applied state at `zxid` ended.
+    SnapshotWritten { node: ServerId, incarnation: u64, zxid: Zxid },
+    /// The leader's loop handed the last chunk of `to`'s snapshot to the socket.
+    SnapshotSent { node: ServerId, incarnation: u64, to: ServerId },
     Client,
 }
 
@@ -130,7 +138,16 @@ impl Sim {
         };
         let nodes = voters
             .iter()
-            .map(|&id| Node { id, core: None, incarnation: 0, disk: Disk::default(), tree: vec![], fsync_pending: false })
+            .map(|&id| Node {
+                id,
+                core: None,
+                incarnation: 0,
+                disk: Disk::default(),
+                tree: vec![],
+                fsync_pending: false,
+                snaps: vec![],
+                receiving: None,
+            })
             .collect();
         Sim {
             seed,
@@ -205,8 +222,11 @@ impl Sim {
         n.incarnation += 1;
         n.tree.clear();
         n.fsync_pending = false;
+        n.receiving = None;
         let synced = n.disk.synced;
         n.disk.log.truncate(synced);
+        let last = n.disk.last();
+        n.snaps.retain(|z| *z <= last);
         // The kernel resets its connections: the peers notice.
         let keys: Vec<_> = self.conns.keys().filter(|(f, l)| *f == id || *l == id).copied().collect();
         for k in keys {
@@ -228,6 +248,11 @@ impl Sim {
         // Recovery replays the whole log into the tree.
         n.tree = n.disk.log.clone();
         n.core = Some(Zab::new(cfg, durable, recent, now));
+        // The loop tells a new core about the newest snapshot recovery found.
+        if let Some(&zxid) = n.snaps.iter().max() {
+            let inc = n.incarnation;
+            self.schedule(now, Ev::SnapshotWritten { node: id, incarnation: inc, zxid });
+        }
         if self.trace {
             eprintln!("{:>7} START {id} {durable:?}", self.now);
         }
@@ -319,24 +344,57 @@ impl Sim {
                 n.disk.log.retain(|t| t.header.zxid <= z);
                 n.disk.synced = n.disk.synced.min(n.disk.log.len());
                 n.tree = n.disk.log.clone();
+                n.snaps.retain(|s| *s <= z);
                 let (last, inc) = (n.disk.last(), n.incarnation);
                 self.schedule(self.now, Ev::Restored { node: me, incarnation: inc, last });
             }
-            Action::SendSnapshot { to } => {
-                let n = &self.nodes[me.0 as usize - 1];
-                let zxid = n.tree.last().map_or(Zxid::ZERO, |t| t.header.zxid);
-                let applied = n.core.as_ref().map(|c| c.last_committed());
-                assert_eq!(Some(zxid), applied, "seed {}: snapshot point is the last applied", self.seed);
-                let snapshot = rmp_serde::to_vec(&n.tree).expect("txns serialize");
-                self.send_quorum(me, to, QuorumMsg::Snap { zxid, snapshot });
+            Action::SendSnapshot { to, zxid } => {
+                let seed = self.seed;
+                let n = &mut self.nodes[me.0 as usize - 1];
+                let applied = n.tree.last().map_or(Zxid::ZERO, |t| t.header.zxid);
+                // The loop sends a snapshot it has, or makes one of the current state.
+                assert!(
+                    zxid == applied || n.snaps.contains(&zxid),
+                    "seed {seed}: SNAP at {zxid}: neither applied ({applied}) nor a snapshot on disk ({:?})",
+                    n.snaps
+                );
+                if !n.snaps.contains(&zxid) {
+                    n.snaps.push(zxid);
+                }
+                let upto = n.tree.iter().position(|t| t.header.zxid == zxid).map_or(0, |i| i + 1);
+                assert!(zxid == Zxid::ZERO || upto > 0, "seed {seed}: SNAP at {zxid}, not a point of the applied history");
+                let bytes = rmp_serde::to_vec(&n.tree[..upto]).expect("txns serialize");
+                let inc = n.incarnation;
+                self.send_quorum(me, to, QuorumMsg::SnapBegin { zxid, size: bytes.len() as u64 });
+                let parts = self.rng.gen_range(1..=3);
+                let step = bytes.len().div_ceil(parts).max(1);
+                for chunk in bytes.chunks(step) {
+                    self.send_quorum(me, to, QuorumMsg::SnapChunk { data: chunk.to_vec() });
+                }
+                self.send_quorum(me, to, QuorumMsg::SnapEnd);
+                // The loop reports the stream done later (paced by the socket).
+                let d = self.delay() * 3;
+                self.schedule(self.now + d, Ev::SnapshotSent { node: me, incarnation: inc, to });
             }
-            Action::LoadSnapshot { zxid, snapshot } => {
-                let tree: Vec<Txn> = rmp_serde::from_slice(&snapshot).expect("snapshot decodes");
+            Action::SnapshotBegin { zxid, size } => {
+                self.node(me).receiving = Some((zxid, Vec::with_capacity(size as usize)));
+            }
+            Action::SnapshotChunk(data) => {
+                let seed = self.seed;
+                let r = self.node(me).receiving.as_mut();
+                r.unwrap_or_else(|| panic!("seed {seed}: chunk with no snapshot begun")).1.extend_from_slice(&data);
+            }
+            Action::LoadSnapshot { zxid } => {
+                let seed = self.seed;
+                let (got, bytes) = self.node(me).receiving.take().unwrap_or_else(|| panic!("seed {seed}: load with nothing received"));
+                assert_eq!(got, zxid, "seed {seed}");
+                let tree: Vec<Txn> = rmp_serde::from_slice(&bytes).expect("snapshot decodes");
                 assert_eq!(tree.last().map_or(Zxid::ZERO, |t| t.header.zxid), zxid);
                 let n = self.node(me);
                 n.disk.log = tree.clone();
                 n.disk.synced = tree.len();
                 n.tree = tree;
+                n.snaps = vec![zxid];
                 let inc = n.incarnation;
                 self.schedule(self.now, Ev::Restored { node: me, incarnation: inc, last: zxid });
             }
@@ -364,6 +422,13 @@ impl Sim {
         }
         if tree.len() > h.len() {
             h.extend_from_slice(&tree[common..]);
+        }
+        // Now and then a periodic snapshot of this (durable) state, ending a little later.
+        let durable = n.disk.synced.checked_sub(1).map_or(Zxid::ZERO, |i| n.disk.log[i].header.zxid);
+        let inc = n.incarnation;
+        if t.header.zxid <= durable && self.rng.gen_bool(0.03) {
+            let d = self.delay() * 5;
+            self.schedule(self.now + d, Ev::SnapshotWritten { node: me, incarnation: inc, zxid: t.header.zxid });
         }
         if leading {
             self.acked.insert(t.header.zxid, t);
@@ -432,7 +497,7 @@ impl Sim {
                     let kind = match msg {
                         QuorumMsg::Diff { .. } => Some(SyncKind::Diff),
                         QuorumMsg::Trunc { .. } => Some(SyncKind::Trunc),
-                        QuorumMsg::Snap { .. } => Some(SyncKind::Snap),
+                        QuorumMsg::SnapBegin { .. } => Some(SyncKind::Snap),
                         _ => None,
                     };
                     if let Some(k) = kind {
@@ -466,6 +531,22 @@ impl Sim {
             Ev::Restored { node, incarnation, last } => {
                 if self.node(node).incarnation == incarnation {
                     self.step_node(node, Input::Restored { last_zxid: last });
+                }
+            }
+            Ev::SnapshotWritten { node, incarnation, zxid } => {
+                let n = self.node(node);
+                // A job whose state a TRUNC or SNAP since replaced left no file.
+                let on_disk = zxid == Zxid::ZERO || n.tree.iter().any(|t| t.header.zxid == zxid);
+                if n.incarnation == incarnation && on_disk {
+                    if !n.snaps.contains(&zxid) {
+                        n.snaps.push(zxid);
+                    }
+                    self.step_node(node, Input::SnapshotWritten { zxid });
+                }
+            }
+            Ev::SnapshotSent { node, incarnation, to } => {
+                if self.node(node).incarnation == incarnation {
+                    self.step_node(node, Input::SnapshotSent { to });
                 }
             }
             Ev::Client => self.client(),

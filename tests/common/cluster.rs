@@ -118,6 +118,11 @@ impl Cluster {
         }
     }
 
+    /// The PID of a running node.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id)?.as_ref().map(|c| c.id())
+    }
+
     pub fn sigstop(&self, id: u64) {
         if let Some(Some(c)) = self.children.get(&id) {
             signal(c, libc::SIGSTOP);
