@@ -14,7 +14,7 @@
 pub mod fourlw;
 pub mod peers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +38,8 @@ use peers::PeerLink;
 const LISTENER: Token = Token(usize::MAX - 1);
 const ELECTION_LISTENER: Token = Token(usize::MAX - 2);
 const QUORUM_LISTENER: Token = Token(usize::MAX - 3);
+/// The sync thread's wake-up (a sync completed).
+const WAKER: Token = Token(usize::MAX - 4);
 /// Stop reading a connection's requests while this much output waits for it.
 const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
@@ -48,12 +50,29 @@ const READ_BUDGET: usize = 256 << 10;
 /// Bytes read from one peer connection per loop turn (snapshot chunks are 1 MiB).
 const PEER_READ_BUDGET: usize = 4 << 20;
 
-/// Where txns go before they are acknowledged. The storage layer implements it; until a
-/// txn log exists the in-memory sink only counts.
+/// Where txns go before they are acknowledged (the storage layer).
+///
+/// Durability without waiting: each turn the loop calls `flush_log` (records go to the
+/// file and a sync starts on the sync thread if none is running) and `durable` (how far
+/// the log is durable now); a finished sync wakes the loop through the waker it attached.
 pub trait TxnSink {
     fn append(&mut self, txn: &Txn) -> io::Result<()>;
-    /// Make everything appended so far durable (one fsync for the whole turn).
+    /// Make everything appended so far durable, waiting for it.
     fn sync(&mut self) -> io::Result<()>;
+    /// From now on sync off the loop thread, waking the loop when a sync completes.
+    fn attach_waker(&mut self, _waker: std::sync::Arc<mio::Waker>) -> io::Result<()> {
+        Ok(())
+    }
+    /// Write what was appended and start making it durable (inline without a waker).
+    fn flush_log(&mut self) -> io::Result<()> {
+        self.sync()
+    }
+    /// Every txn up to this zxid is durable.
+    fn durable(&mut self) -> io::Result<Zxid> {
+        Ok(self.last_appended())
+    }
+    /// The last zxid appended.
+    fn last_appended(&self) -> Zxid;
     /// Durably record the replication epochs (before the core is stepped again).
     fn persist_epochs(&mut self, _accepted: u32, _current: u32) -> io::Result<()> {
         Ok(())
@@ -103,22 +122,6 @@ pub trait TxnSink {
     fn after_sync(&mut self, _service: &mut Service) {}
 }
 
-/// A sink that keeps nothing: state lives only in memory.
-#[derive(Default)]
-pub struct MemorySink {
-    pub appended: u64,
-}
-
-impl TxnSink for MemorySink {
-    fn append(&mut self, _txn: &Txn) -> io::Result<()> {
-        self.appended += 1;
-        Ok(())
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Static settings of the loop.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
@@ -151,6 +154,13 @@ struct Conn {
     paused: bool,
     writable_registered: bool,
     role: ConnRole,
+    /// Bytes of this connection's output written to the socket so far.
+    flushed: u64,
+    /// Standalone: output that may reveal txns not yet durable is held back. `gate` holds
+    /// (end of such output, counted like `flushed`; the zxid that must be durable first),
+    /// in order; output up to `released` may go.
+    gate: VecDeque<(u64, Zxid)>,
+    released: u64,
 }
 
 /// What a connection in the slab is for.
@@ -242,6 +252,12 @@ pub struct EventLoop {
     unread: Vec<usize>,
     /// The replication side, when the config lists more than one server.
     ens: Option<Ensemble>,
+    /// Wakes the loop when the sync thread finishes a sync.
+    _waker: std::sync::Arc<mio::Waker>,
+    /// Every txn up to this zxid is durable here.
+    durable: Zxid,
+    /// Standalone: connections with output held for durability.
+    gated: Vec<usize>,
 }
 
 fn wall_ms() -> i64 {
@@ -288,6 +304,10 @@ impl EventLoop {
                 e.inputs.push_back(Input::SnapshotWritten { zxid });
             }
         }
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let mut sink = sink;
+        sink.attach_waker(waker.clone())?;
+        let durable = sink.durable()?;
         Ok(EventLoop {
             poll,
             listener,
@@ -302,6 +322,9 @@ impl EventLoop {
             resumed: Vec::new(),
             unread: Vec::new(),
             ens,
+            _waker: waker,
+            durable,
+            gated: Vec::new(),
         })
     }
 
@@ -351,6 +374,8 @@ impl EventLoop {
             }
             for ev in events.iter() {
                 match ev.token() {
+                    // The turn below takes in whatever the sync thread finished.
+                    WAKER => {}
                     LISTENER => self.accept(),
                     ELECTION_LISTENER => self.accept_peer(peers::PeerKind::ElectionIn),
                     QUORUM_LISTENER => self.accept_peer(peers::PeerKind::QuorumIn),
@@ -375,28 +400,102 @@ impl EventLoop {
                 self.ens_tick(now);
                 self.drive(&mut sink_error);
             }
-            // Group commit: one fsync covers every txn of this turn, before any reply.
-            if let Err(e) = self.sink.sync() {
-                sink_error.get_or_insert(e);
-            }
-            if let Some(e) = sink_error {
-                // Nothing of this turn may be acknowledged: stop before flushing.
-                return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
-            }
-            // Acks that waited for this fsync; what they trigger is synced next turn.
-            self.log_synced();
-            let mut sink_error = None;
+            // Appends go to the file and a sync starts; the loop does not wait for it.
+            self.sync_log(&mut sink_error);
+            // Acks that waited for a sync; what they trigger is written just below.
             self.drive(&mut sink_error);
-            self.pump_snapshots();
-            // Txns appended since the fsync (proposals made while applying commits) are
-            // synced next turn, at once: nothing acknowledges them before that.
-            busy = self.ens.as_ref().is_some_and(|e| e.appended > e.synced || !e.inputs.is_empty());
+            self.sync_log(&mut sink_error);
             if let Some(e) = sink_error {
+                // Nothing that depends on the failed write may leave: stop before flushing.
                 return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
+            }
+            self.pump_snapshots();
+            busy = self.ens.as_ref().is_some_and(|e| !e.inputs.is_empty());
+            if self.ens.is_none() {
+                self.gate_output();
             }
             self.flush_dirty();
             self.sink.after_sync(&mut self.service);
         }
+    }
+
+    /// Write this turn's appends and start their sync; take in a finished one. Standalone,
+    /// held output whose txns are now durable may go; in an ensemble the core hears how
+    /// far the log is durable (a follower acks, the leader counts its own ack).
+    fn sync_log(&mut self, sink_error: &mut Option<io::Error>) {
+        if sink_error.is_some() {
+            return;
+        }
+        let durable = match self.sink.flush_log().and_then(|()| self.sink.durable()) {
+            Ok(d) => d,
+            Err(e) => {
+                *sink_error = Some(e);
+                return;
+            }
+        };
+        if durable == self.durable {
+            return;
+        }
+        // (Lower only after a TRUNC or SNAP replaced the log.)
+        self.durable = durable;
+        match self.ens.as_mut() {
+            Some(ens) => {
+                if durable > ens.synced {
+                    ens.synced = durable;
+                    ens.inputs.push_back(Input::LogSynced { zxid: durable });
+                }
+            }
+            None => self.release_gates(),
+        }
+    }
+
+    /// Standalone, before the flush: output added this turn while some appended txn is not
+    /// durable yet may reveal it (a write's reply, or a read that sees it), so it is held
+    /// until the sync covering everything appended so far completes. Conservative: it
+    /// costs at most one sync of latency, which the reply would have waited for anyway.
+    fn gate_output(&mut self) {
+        let appended = self.sink.last_appended();
+        let open = appended <= self.durable;
+        for &slot in &self.dirty {
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            if !matches!(conn.role, ConnRole::Client) {
+                continue;
+            }
+            let end = conn.flushed + conn.write_buf.len() as u64;
+            if open {
+                // Every earlier mark asked for less than what is durable now.
+                conn.gate.clear();
+                conn.released = end;
+            } else if end > conn.released && conn.gate.back().is_none_or(|&(e, _)| e < end) {
+                if conn.gate.is_empty() {
+                    self.gated.push(slot);
+                }
+                conn.gate.push_back((end, appended));
+            }
+        }
+    }
+
+    /// The log is durable further: release held output that waited for it.
+    fn release_gates(&mut self) {
+        let durable = self.durable;
+        let mut still = Vec::new();
+        for slot in std::mem::take(&mut self.gated) {
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            while let Some(&(end, need)) = conn.gate.front() {
+                if need > durable {
+                    break;
+                }
+                conn.released = end;
+                conn.gate.pop_front();
+            }
+            if !conn.gate.is_empty() {
+                still.push(slot);
+            }
+            self.dirty.push(slot);
+        }
+        still.sort_unstable();
+        still.dedup();
+        self.gated = still;
     }
 
     fn accept(&mut self) {
@@ -433,6 +532,9 @@ impl EventLoop {
                         paused: false,
                         writable_registered: false,
                         role: ConnRole::Client,
+                        flushed: 0,
+                        gate: VecDeque::new(),
+                        released: 0,
                     });
                     self.service.client_connected(id, peer.to_string(), wall_ms());
                 }
@@ -593,13 +695,23 @@ impl EventLoop {
                 continue;
             }
             let mut dead = false;
-            while !conn.write_buf.is_empty() {
-                match conn.stream.write(&conn.write_buf) {
+            // Output held for durability stays (see `gate_output`).
+            let mut allowed = if conn.gate.is_empty() {
+                conn.write_buf.len()
+            } else {
+                (conn.released.saturating_sub(conn.flushed) as usize).min(conn.write_buf.len())
+            };
+            while allowed > 0 {
+                match conn.stream.write(&conn.write_buf[..allowed]) {
                     Ok(0) => {
                         dead = true;
                         break;
                     }
-                    Ok(n) => conn.write_buf.advance(n),
+                    Ok(n) => {
+                        conn.write_buf.advance(n);
+                        conn.flushed += n as u64;
+                        allowed -= n;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {

@@ -198,6 +198,9 @@ impl EventLoop {
             paused: false,
             writable_registered,
             role: ConnRole::Peer(link),
+            flushed: 0,
+            gate: std::collections::VecDeque::new(),
+            released: 0,
         });
         Some(slot)
     }
@@ -671,16 +674,6 @@ impl EventLoop {
             }
             Err(e) => {
                 sink_error.get_or_insert(e);
-            }
-        }
-    }
-
-    /// After the turn's fsync: tell the core how far the log is durable.
-    pub(super) fn log_synced(&mut self) {
-        if let Some(ens) = self.ens.as_mut() {
-            if ens.appended > ens.synced {
-                ens.synced = ens.appended;
-                ens.inputs.push_back(Input::LogSynced { zxid: ens.synced });
             }
         }
     }

@@ -62,6 +62,7 @@
 pub mod fsutil;
 pub mod recovery;
 pub mod snapshot;
+pub mod syncer;
 pub mod txnlog;
 #[cfg(test)]
 mod replication_tests;
@@ -255,6 +256,10 @@ pub struct Storage {
     finished: Vec<(Zxid, bool)>,
     /// A snapshot arriving from the leader.
     receiving: Option<Receiving>,
+    /// The fdatasync thread (once the loop gave a waker; syncs run inline before that).
+    syncer: Option<syncer::Syncer>,
+    /// Every record up to this zxid is durable.
+    durable: Zxid,
     pub stats: StorageStats,
 }
 
@@ -270,6 +275,8 @@ struct Receiving {
 impl Storage {
     pub fn new(cfg: StorageConfig, log: TxnLog) -> Storage {
         let next_purge = (cfg.purge_interval_h > 0).then(Instant::now);
+        // What recovery found on disk is durable (a torn tail was cut).
+        let durable = log.last_zxid();
         Storage {
             cfg,
             log,
@@ -282,8 +289,73 @@ impl Storage {
             epochs: None,
             finished: Vec::new(),
             receiving: None,
+            syncer: None,
+            durable,
             stats: StorageStats::default(),
         }
+    }
+
+    /// Run fdatasync on a thread from now on, waking the loop through `wake` when one
+    /// completes (see `syncer`). Without it (tests, tools) every sync runs inline.
+    pub fn start_sync_thread(&mut self, wake: std::sync::Arc<dyn syncer::Wake>) -> Result<(), StorageError> {
+        if self.cfg.force_sync && self.syncer.is_none() {
+            self.syncer = Some(syncer::Syncer::start(wake).map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?);
+        }
+        Ok(())
+    }
+
+    /// Write the appended records to the log file and, if no sync is running, start one
+    /// that covers them (inline without the thread). Never waits for the device with
+    /// the thread, except at a segment boundary (see `TxnLog::write_pending`).
+    pub fn flush_log(&mut self) -> Result<(), StorageError> {
+        let written = self.log.write_pending()?;
+        match self.syncer.as_mut() {
+            None => {
+                if let Some((file, z)) = written {
+                    if self.cfg.force_sync {
+                        fsutil::datasync(&file).map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?;
+                    }
+                    self.durable = z;
+                }
+            }
+            Some(_) => self.kick_sync(written.map(|(f, _)| f)),
+        }
+        Ok(())
+    }
+
+    /// Start a sync of what is written and not yet durable, if none is in flight.
+    fn kick_sync(&mut self, file: Option<std::sync::Arc<std::fs::File>>) {
+        let written = self.log.written();
+        let Some(s) = self.syncer.as_mut() else { return };
+        if s.in_flight().is_some() || written <= self.durable {
+            return;
+        }
+        if let Some(f) = file.or_else(|| self.log.active_file()) {
+            s.request(f, written);
+        }
+    }
+
+    /// Up to where the log is durable, after taking in a finished sync (and starting the
+    /// next one if more was written meanwhile). An error is fatal: after a failed
+    /// fdatasync nobody knows what the disk holds.
+    pub fn poll_durable(&mut self) -> Result<Zxid, StorageError> {
+        if let Some(r) = self.syncer.as_mut().and_then(|s| s.poll()) {
+            self.durable = r.map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?.max(self.durable);
+            self.kick_sync(None);
+        }
+        Ok(self.durable)
+    }
+
+    /// Wait for a running sync, then write and sync everything inline: before the log is
+    /// cut or replaced, and before a snapshot is installed, every record must be durable
+    /// and no late completion may speak for records that are gone.
+    fn sync_all_now(&mut self) -> Result<(), StorageError> {
+        if let Some(r) = self.syncer.as_mut().and_then(|s| s.wait()) {
+            r.map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?;
+        }
+        self.log.sync()?;
+        self.durable = self.log.written();
+        Ok(())
     }
 
     /// The newest complete snapshot on disk, if any (at start: what recovery loaded).
@@ -404,13 +476,14 @@ impl Storage {
         };
         let x = loaded.zxid;
         self.poll_snapshot(true);
-        self.log.sync()?;
+        self.sync_all_now()?;
         remove_snapshots_above(&self.cfg.data_dir, x)?;
         self.log.truncate(x)?;
         let final_path = snapshot::snapshot_path(&self.cfg.data_dir, x);
         std::fs::rename(&path, &final_path).map_err(|e| StorageError::io(&final_path, e))?;
         fsutil::sync_dir(&self.cfg.data_dir)?;
         self.log.reset(x)?;
+        self.durable = x;
         self.since_snapshot = 0;
         self.stats.last_snapshot_zxid = x;
         let mut sessions = SessionTable::new(server, wall_ms);
@@ -570,7 +643,7 @@ impl Storage {
     /// above `z`, cut the log, replay.
     pub fn truncate_to(&mut self, z: Zxid, server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
         self.poll_snapshot(true);
-        self.log.sync()?;
+        self.sync_all_now()?;
         let base = snapshot::load_newest_at_most(&self.cfg.data_dir, z)?;
         let base_zxid = base.as_ref().map_or(Zxid::ZERO, |l| l.zxid);
         // Records after the base must start right after it: a log that begins later (purged)
@@ -580,6 +653,7 @@ impl Storage {
         })?;
         let removed = remove_snapshots_above(&self.cfg.data_dir, z)?;
         let last_kept = self.log.truncate(z)?;
+        self.durable = z;
         let mut sessions = SessionTable::new(server, wall_ms);
         let mut tree = match base {
             Some(l) => {
@@ -707,17 +781,23 @@ impl TxnSink for Storage {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        if !self.log.has_pending() {
-            return Ok(());
-        }
-        self.log.sync().map_err(|e| {
-            eprintln!(
-                "arbor: FATAL: txn log write/fsync failed: {e}. This turn's writes are applied in memory \
-                 but may not be on disk, so no reply for them is sent and the server stops; \
-                 a restart recovers every acknowledged write."
-            );
-            io::Error::other(e.to_string())
-        })
+        self.sync_all_now().map_err(fatal_log_error)
+    }
+
+    fn attach_waker(&mut self, waker: std::sync::Arc<mio::Waker>) -> io::Result<()> {
+        self.start_sync_thread(waker).map_err(|e| io::Error::other(format!("cannot start the fsync thread: {e}")))
+    }
+
+    fn flush_log(&mut self) -> io::Result<()> {
+        self.flush_log().map_err(fatal_log_error)
+    }
+
+    fn durable(&mut self) -> io::Result<Zxid> {
+        self.poll_durable().map_err(fatal_log_error)
+    }
+
+    fn last_appended(&self) -> Zxid {
+        self.log.last_zxid()
     }
 
     fn persist_epochs(&mut self, accepted: u32, current: u32) -> io::Result<()> {
@@ -775,6 +855,16 @@ impl TxnSink for Storage {
     fn after_sync(&mut self, service: &mut Service) {
         self.housekeeping(service);
     }
+}
+
+/// A failed log write or fdatasync: the loop stops (see "Disk full or failing").
+fn fatal_log_error(e: StorageError) -> io::Error {
+    eprintln!(
+        "arbor: FATAL: txn log write/fsync failed: {e}. Writes not yet durable are applied in memory \
+         but may not be on disk, so nothing that reveals them is sent and the server stops; \
+         a restart recovers every acknowledged write."
+    );
+    io::Error::other(e.to_string())
 }
 
 /// Milliseconds since the Unix epoch (seeds fresh session ids after a rebuilt state).

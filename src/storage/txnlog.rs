@@ -30,8 +30,10 @@
 //! out of disk shows up while the active segment still has room (see `ensure_spare`).
 //!
 //! # Durability
-//! `append` only encodes into a memory buffer. `sync` writes the buffered records with
-//! `pwrite` and calls `fdatasync` once (group commit: once per event-loop turn), skipped
+//! `append` only encodes into a memory buffer. `write_pending` writes the buffered records
+//! with `pwrite` and returns the segment to fdatasync, which the sync thread does
+//! (`syncer`; group commit: one fdatasync covers everything written since the last one);
+//! `sync` does both inline, for the rare callers that must wait. The fdatasync is skipped
 //! with `forceSync=no`. When a batch spills into a new segment, the old segment is
 //! fdatasynced first, so every segment but the last is complete on disk.
 //!
@@ -56,6 +58,7 @@
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::proto::Zxid;
 use crate::txn::Txn;
@@ -82,7 +85,8 @@ pub struct LogOptions {
 }
 
 struct Segment {
-    file: File,
+    /// Shared with the sync thread, which fdatasyncs it.
+    file: Arc<File>,
     path: PathBuf,
     /// Logical end: where the next record goes.
     end: u64,
@@ -259,7 +263,7 @@ impl TxnLog {
             }
             if is_last {
                 let file = fsutil::open_rw(path)?;
-                active = Some(Segment { file, path: path.clone(), end: off as u64, capacity: bytes.len() as u64 });
+                active = Some(Segment { file: Arc::new(file), path: path.clone(), end: off as u64, capacity: bytes.len() as u64 });
             }
         }
         Ok(TxnLog {
@@ -341,15 +345,27 @@ impl TxnLog {
         Ok(())
     }
 
-    /// Whether records are buffered and not yet written.
-    pub fn has_pending(&self) -> bool {
-        !self.starts.is_empty()
-    }
-
     /// Write every buffered record and fdatasync once. On error the log must not be used
     /// again: what reached the disk is unknown (a failed fsync may have dropped dirty pages).
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.write_pending()?;
+        if let Some(seg) = self.active.as_ref().filter(|_| self.opts.force_sync) {
+            datasync(&seg.file).map_err(|e| StorageError::io(&seg.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Write every buffered record (`pwrite`, into the page cache) without the final
+    /// fdatasync, which the caller runs (the sync thread): returns the segment to sync and
+    /// the last zxid written, or None if nothing was buffered. When a batch spills into a
+    /// new segment, the full one is fdatasynced here first: recovery treats damage in any
+    /// segment but the last as fatal, so only the last may hold records not yet durable
+    /// (a rare wait: once per `preAllocSize` of log).
+    pub fn write_pending(&mut self) -> Result<Option<(Arc<File>, Zxid)>, StorageError> {
         let n = self.starts.len();
+        if n == 0 {
+            return Ok(None);
+        }
         let mut i = 0;
         while i < n {
             let rec_len = self.record_len(i) as u64;
@@ -358,6 +374,9 @@ impl TxnLog {
                 Some(s) => self.roll_requested || s.end + rec_len > s.capacity,
             };
             if must_roll {
+                if let Some(seg) = self.active.as_ref().filter(|_| self.opts.force_sync) {
+                    datasync(&seg.file).map_err(|e| StorageError::io(&seg.path, e))?;
+                }
                 let prev = if i == 0 { self.written } else { self.starts[i - 1].0 };
                 self.roll(Zxid(prev.0 + 1), rec_len)?;
             }
@@ -376,17 +395,22 @@ impl TxnLog {
             let to = if j < n { self.starts[j].1 } else { self.buf.len() };
             seg.file.write_all_at(&self.buf[from..to], seg.end).map_err(|e| StorageError::io(&seg.path, e))?;
             seg.end = end;
-            // Before the batch continues in a new segment, this one must be complete on disk:
-            // recovery treats damage in any segment but the last as fatal.
-            if self.opts.force_sync {
-                datasync(&seg.file).map_err(|e| StorageError::io(&seg.path, e))?;
-            }
             i = j;
         }
         self.buf.clear();
         self.starts.clear();
         self.written = self.last_zxid;
-        Ok(())
+        Ok(self.active.as_ref().map(|s| (s.file.clone(), self.written)))
+    }
+
+    /// The last zxid written to a segment file (durable or not).
+    pub fn written(&self) -> Zxid {
+        self.written
+    }
+
+    /// The segment being appended to, for the sync thread.
+    pub fn active_file(&self) -> Option<Arc<File>> {
+        self.active.as_ref().map(|s| s.file.clone())
     }
 
     fn record_len(&self, i: usize) -> usize {
@@ -413,7 +437,7 @@ impl TxnLog {
         let spare_path = self.dir.join(SPARE_NAME);
         fs::rename(&spare_path, &path).map_err(|e| StorageError::io(&path, e))?;
         fsutil::sync_dir(&self.dir)?;
-        self.active = Some(Segment { file, path, end: SEGMENT_HEADER_BYTES, capacity });
+        self.active = Some(Segment { file: Arc::new(file), path, end: SEGMENT_HEADER_BYTES, capacity });
         self.roll_requested = false;
         Ok(())
     }
@@ -549,7 +573,7 @@ fn cut_segment(path: &Path, z: Zxid) -> Result<(Segment, Option<Zxid>), StorageE
         pos += n;
     }
     datasync(&file).map_err(|e| StorageError::io(path, e))?;
-    let seg = Segment { file, path: path.to_path_buf(), end: off as u64, capacity: bytes.len() as u64 };
+    let seg = Segment { file: Arc::new(file), path: path.to_path_buf(), end: off as u64, capacity: bytes.len() as u64 };
     Ok((seg, last))
 }
 

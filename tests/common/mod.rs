@@ -39,6 +39,8 @@ pub struct Node {
     pub cfg_path: PathBuf,
     pub log_path: PathBuf,
     pub data_dir: PathBuf,
+    /// Extra environment for the server process (fault-injection knobs).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -47,6 +49,11 @@ impl Node {
     /// 4lw.commands.whitelist=*, maxClientCnxns=0, superDigest=super:test, clientPort,
     /// clientPortAddress=127.0.0.1, dataDir=<tmp>/data).
     pub fn start_standalone(extra_cfg_lines: &[&str]) -> Node {
+        Node::start_standalone_env(extra_cfg_lines, &[])
+    }
+
+    /// `start_standalone` with extra environment variables for the server.
+    pub fn start_standalone_env(extra_cfg_lines: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("arbor-test-")
             .tempdir()
@@ -87,6 +94,7 @@ impl Node {
             cfg_path,
             log_path,
             data_dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         node.spawn();
         node.wait_ready();
@@ -205,6 +213,7 @@ impl Node {
             .arg("node")
             .arg("1")
             .arg(&self.cfg_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
