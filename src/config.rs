@@ -18,6 +18,8 @@
 //! | `initLimit`, `syncLimit` | `init_limit`, `sync_limit` (in ticks) | 10, 5 |
 //! | `maxClientCnxns` | `max_client_cnxns` (per client IP; 0 = unlimited) | 0 |
 //! | `jute.maxbuffer` | `jute_max_buffer` (bytes; decimal or `0x…`) | 0xfffff |
+//! | `globalOutstandingLimit` | `global_outstanding_limit` (requests in progress; past it no client is read) | 1000 |
+//! | `maxCnxns` | `max_cnxns` (client connections in all; 0 = unlimited) | 0 |
 //! | `4lw.commands.whitelist` | `four_lw_whitelist` | only `srvr` |
 //! | `superDigest` | `super_digest` (`super:<base64 sha1>`) | none |
 //! | `snapCount` | `snap_count` | 100000 |
@@ -88,11 +90,9 @@ const IGNORED_KEYS: &[&str] = &[
     "dynamicConfigFile",
     "electionAlg",
     "electionPortBindRetry",
-    "globalOutstandingLimit",
     "leaderServes",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "maxCnxns",
     "metricsProvider.className",
     "metricsProvider.httpPort",
     "multiAddress.enabled",
@@ -228,6 +228,10 @@ pub struct Config {
     pub max_client_cnxns: u32,
     /// Largest frame (request or reply payload) in bytes.
     pub jute_max_buffer: u32,
+    /// Requests in progress (received, not answered) past which clients are not read.
+    pub global_outstanding_limit: u32,
+    /// Client connections in all; 0 = unlimited.
+    pub max_cnxns: u32,
     pub four_lw_whitelist: FourLetterWhitelist,
     pub super_digest: Option<SuperDigest>,
     pub snap_count: u64,
@@ -340,6 +344,8 @@ struct Raw {
     sync_limit: Option<u32>,
     max_client_cnxns: Option<u32>,
     jute_max_buffer: Option<u32>,
+    global_outstanding_limit: Option<u32>,
+    max_cnxns: Option<u32>,
     four_lw_whitelist: Option<FourLetterWhitelist>,
     super_digest: Option<SuperDigest>,
     snap_count: Option<u64>,
@@ -420,6 +426,8 @@ impl Parser {
             "initLimit" => self.raw.init_limit = Some(self.positive(n, key, v)?),
             "syncLimit" => self.raw.sync_limit = Some(self.positive(n, key, v)?),
             "maxClientCnxns" => self.raw.max_client_cnxns = Some(self.number(n, key, v)?),
+            "globalOutstandingLimit" => self.raw.global_outstanding_limit = Some(self.number(n, key, v)?),
+            "maxCnxns" => self.raw.max_cnxns = Some(self.number(n, key, v)?),
             "jute.maxbuffer" => self.raw.jute_max_buffer = Some(self.jute_max_buffer(n, key, v)?),
             "4lw.commands.whitelist" => self.raw.four_lw_whitelist = Some(self.whitelist(n, v)),
             "superDigest" => self.raw.super_digest = Some(self.super_digest(n, key, v)?),
@@ -777,6 +785,9 @@ impl Parser {
             sync_limit: raw.sync_limit.unwrap_or(5),
             max_client_cnxns: raw.max_client_cnxns.unwrap_or(0),
             jute_max_buffer: raw.jute_max_buffer.unwrap_or(DEFAULT_JUTE_MAX_BUFFER),
+            // ZooKeeper's default; at least 1 so that a session always progresses.
+            global_outstanding_limit: raw.global_outstanding_limit.unwrap_or(1000).max(1),
+            max_cnxns: raw.max_cnxns.unwrap_or(0),
             four_lw_whitelist: raw
                 .four_lw_whitelist
                 .unwrap_or_else(FourLetterWhitelist::zookeeper_default),
@@ -1089,10 +1100,11 @@ mod tests {
     fn unimplemented_zookeeper_keys_warn() {
         let text = "dataDir=/d\nclientPort=1\nadmin.enableServer=false\nreconfigEnabled=true\n\
                     standaloneEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
-                    preAllocSize=1024\nglobalOutstandingLimit=1000\nssl.keyStore.location=/k\n";
+                    preAllocSize=1024\nglobalOutstandingLimit=17\nssl.keyStore.location=/k\n";
         let (c, w) = ok(text, None);
         assert_eq!(c.pre_alloc_size_kb, 1024, "preAllocSize is implemented (txn log segment size)");
-        assert_eq!(w.len(), 7, "{w:?}");
+        assert_eq!(c.global_outstanding_limit, 17, "globalOutstandingLimit is implemented");
+        assert_eq!(w.len(), 6, "{w:?}");
         assert_eq!(
             w[0],
             "t.cfg:3: admin.enableServer: not implemented by arbor; ignored"

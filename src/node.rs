@@ -85,6 +85,8 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         tick_ms: cfg.tick_time_ms as i32,
         server_id: id.0,
         force_sync: cfg.force_sync,
+        global_outstanding_limit: cfg.global_outstanding_limit as usize,
+        max_cnxns: cfg.max_cnxns,
     };
     let standalone = ens.is_none();
     let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), ens)

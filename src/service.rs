@@ -184,6 +184,8 @@ pub struct Service {
     /// Writes in flight per session (requests behind them wait in `queued`).
     inflight: HashMap<SessionId, u32>,
     queued: HashMap<SessionId, VecDeque<Queued>>,
+    /// Requests in `queued`, all sessions together.
+    queued_total: usize,
     pending_connects: HashMap<SessionId, PendingConnect>,
     /// Follower: sessions active since the last report to the leader.
     touched: BTreeSet<SessionId>,
@@ -227,6 +229,7 @@ impl Service {
             waiting: HashMap::new(),
             inflight: HashMap::new(),
             queued: HashMap::new(),
+            queued_total: 0,
             pending_connects: HashMap::new(),
             touched: BTreeSet::new(),
             writes_refused: None,
@@ -263,6 +266,7 @@ impl Service {
         self.waiting.clear();
         self.inflight.clear();
         self.queued.clear();
+        self.queued_total = 0;
         self.pending_connects.clear();
         self.pending.clear();
         self.touched.clear();
@@ -335,6 +339,19 @@ impl Service {
     pub fn clients(&self) -> impl Iterator<Item = (&ClientId, &ClientInfo)> {
         self.clients.iter()
     }
+    /// Requests received and not yet answered: writes in flight and what waits behind
+    /// them (`Outstanding` in srvr, `zk_outstanding_requests` in mntr; the loop stops
+    /// reading clients past `globalOutstandingLimit`).
+    pub fn outstanding(&self) -> usize {
+        self.waiting.len() + self.queued_total
+    }
+
+    /// Requests of `client`'s session in progress (in flight or queued behind one).
+    pub fn backlog(&self, client: ClientId) -> usize {
+        let Some(ClientState::Session(s)) = self.clients.get(&client).map(|c| &c.state) else { return 0 };
+        self.inflight.get(s).copied().unwrap_or(0) as usize + self.queued.get(s).map_or(0, |q| q.len())
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.len()
     }
@@ -561,6 +578,7 @@ impl Service {
         // A session's replies leave in request order: behind a write in flight, wait.
         if self.inflight.get(&session).is_some_and(|n| *n > 0) && !matches!(req, Request::Ping) {
             self.queued.entry(session).or_default().push_back(Queued { client, xid, op, req, payload: payload.to_vec() });
+            self.queued_total += 1;
             return;
         }
         self.dispatch(now, wall_ms, client, session, xid, op, req, payload, out);
@@ -570,6 +588,7 @@ impl Service {
     fn drain_queue(&mut self, now: Millis, wall_ms: i64, session: SessionId, out: &mut dyn Outbox) {
         while self.inflight.get(&session).is_none_or(|n| *n == 0) {
             let Some(q) = self.queued.get_mut(&session).and_then(|q| q.pop_front()) else { break };
+            self.queued_total -= 1;
             if !self.clients.contains_key(&q.client) {
                 continue;
             }
@@ -986,7 +1005,9 @@ impl Service {
                 }
                 out.close_client(c);
             }
-            self.queued.remove(&session);
+            if let Some(q) = self.queued.remove(&session) {
+                self.queued_total -= q.len();
+            }
             return;
         }
         let wall_ms = txn.header.time_ms;

@@ -120,7 +120,7 @@ fn srvr(s: &mut String, svc: &Service, f: &NodeFacts, with_clients: bool) {
     let _ = writeln!(s, "Received: {}", svc.stats().packets_received);
     let _ = writeln!(s, "Sent: {}", svc.stats().packets_sent);
     let _ = writeln!(s, "Connections: {}", svc.client_count());
-    let _ = writeln!(s, "Outstanding: 0");
+    let _ = writeln!(s, "Outstanding: {}", svc.outstanding());
     let _ = writeln!(s, "Zxid: 0x{:x}", svc.last_zxid().0);
     let _ = writeln!(s, "Mode: {}", f.mode);
     let _ = writeln!(s, "Node count: {}", svc.tree().node_count());
@@ -176,7 +176,7 @@ fn mntr(s: &mut String, svc: &Service, f: &NodeFacts) {
     kv("zk_packets_received", svc.stats().packets_received.to_string());
     kv("zk_packets_sent", svc.stats().packets_sent.to_string());
     kv("zk_num_alive_connections", svc.client_count().to_string());
-    kv("zk_outstanding_requests", "0".into());
+    kv("zk_outstanding_requests", svc.outstanding().to_string());
     kv("zk_znode_count", t.node_count().to_string());
     kv("zk_watch_count", svc.watches().watch_count().to_string());
     kv("zk_ephemerals_count", t.ephemeral_count().to_string());

@@ -49,6 +49,9 @@ const READ_CHUNK: usize = 64 << 10;
 const READ_BUDGET: usize = 256 << 10;
 /// Bytes read from one peer connection per loop turn (snapshot chunks are 1 MiB).
 const PEER_READ_BUDGET: usize = 4 << 20;
+/// Requests of one session in progress (a write in flight and what is pipelined behind
+/// it) past which its connection is not read until some complete.
+const SESSION_BACKLOG_MAX: usize = 1000;
 
 /// Where txns go before they are acknowledged (the storage layer).
 ///
@@ -138,6 +141,10 @@ pub struct LoopConfig {
     pub tick_ms: i32,
     pub server_id: u64,
     pub force_sync: bool,
+    /// Requests in progress past which no client is read (`globalOutstandingLimit`).
+    pub global_outstanding_limit: usize,
+    /// Client connections in all; 0 = unlimited (`maxCnxns`).
+    pub max_cnxns: u32,
 }
 
 struct Conn {
@@ -152,6 +159,8 @@ struct Conn {
     closing: bool,
     /// Reading paused for backpressure.
     paused: bool,
+    /// Reading paused because too many requests are in progress (its own or everyone's).
+    throttled: bool,
     writable_registered: bool,
     role: ConnRole,
     /// Bytes of this connection's output written to the socket so far.
@@ -258,6 +267,8 @@ pub struct EventLoop {
     durable: Zxid,
     /// Standalone: connections with output held for durability.
     gated: Vec<usize>,
+    /// Connections not read while requests in progress are over a limit.
+    throttled: Vec<usize>,
 }
 
 fn wall_ms() -> i64 {
@@ -325,6 +336,7 @@ impl EventLoop {
             _waker: waker,
             durable,
             gated: Vec::new(),
+            throttled: Vec::new(),
         })
     }
 
@@ -411,6 +423,7 @@ impl EventLoop {
             }
             self.pump_snapshots();
             busy = self.ens.as_ref().is_some_and(|e| !e.inputs.is_empty());
+            self.unthrottle();
             if self.ens.is_none() {
                 self.gate_output();
             }
@@ -498,10 +511,34 @@ impl EventLoop {
         self.gated = still;
     }
 
+    /// Throttled connections whose limits allow it again are read next turn.
+    fn unthrottle(&mut self) {
+        if self.throttled.is_empty() || self.service.outstanding() >= self.cfg.global_outstanding_limit {
+            return;
+        }
+        let service = &self.service;
+        let conns = &mut self.conns;
+        let resumed = &mut self.resumed;
+        self.throttled.retain(|&slot| {
+            let Some(conn) = conns.get_mut(slot) else { return false };
+            if service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
+                return true;
+            }
+            conn.throttled = false;
+            resumed.push(slot);
+            false
+        });
+    }
+
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
+                    let max = self.cfg.max_cnxns;
+                    if max > 0 && self.service.client_count() >= max as usize {
+                        eprintln!("connection from {peer} refused: {max} client connections already (maxCnxns)");
+                        continue;
+                    }
                     let limit = self.cfg.max_client_cnxns;
                     let count = self.per_ip.entry(peer.ip()).or_insert(0);
                     if limit > 0 && *count >= limit {
@@ -530,6 +567,7 @@ impl EventLoop {
                         first_frame: true,
                         closing: false,
                         paused: false,
+                        throttled: false,
                         writable_registered: false,
                         role: ConnRole::Client,
                         flushed: 0,
@@ -570,8 +608,8 @@ impl EventLoop {
         let mut more = false;
         let mut taken = 0usize;
         let mut scratch = [0u8; READ_CHUNK];
-        // A paused client's requests stay in the kernel (backpressure).
-        while !conn.paused {
+        // A paused or throttled client's requests stay in the kernel (backpressure).
+        while !conn.paused && !conn.throttled {
             if taken >= budget {
                 more = true;
                 break;
@@ -615,6 +653,16 @@ impl EventLoop {
                 if !conn.paused {
                     conn.paused = true;
                     self.dirty.push(slot);
+                }
+                return;
+            }
+            if self.service.outstanding() >= self.cfg.global_outstanding_limit
+                || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX
+            {
+                // Its frames wait in `read_buf` (at most one read budget) and the kernel.
+                if !conn.throttled {
+                    conn.throttled = true;
+                    self.throttled.push(slot);
                 }
                 return;
             }

@@ -196,6 +196,7 @@ impl EventLoop {
             first_frame: false,
             closing: false,
             paused: false,
+            throttled: false,
             writable_registered,
             role: ConnRole::Peer(link),
             flushed: 0,

@@ -20,11 +20,18 @@ pub struct Cluster {
     pub cfg_path: PathBuf,
     clients: BTreeMap<u64, u16>,
     children: BTreeMap<u64, Option<Child>>,
+    /// Extra environment for every node (fault-injection knobs).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// `extra`: more zoo.cfg lines (tickTime defaults to 200 here, for fast failovers).
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        Cluster::start_env(n, extra, &[])
+    }
+
+    /// `start` with extra environment variables for every node.
+    pub fn start_env(n: u64, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new().prefix("arbor-cluster-").tempdir().expect("temp dir");
         let mut cfg = String::from("# written by tests/common/cluster.rs\n");
         let has = |k: &str| extra.iter().any(|l| l.split_once('=').is_some_and(|(x, _)| x.trim() == k));
@@ -56,7 +63,8 @@ impl Cluster {
         }
         let cfg_path = dir.path().join("zoo.cfg");
         fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-        let mut cl = Cluster { dir, cfg_path, clients, children: BTreeMap::new() };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut cl = Cluster { dir, cfg_path, clients, children: BTreeMap::new(), env };
         for id in 1..=n {
             cl.start_node(id);
         }
@@ -96,6 +104,7 @@ impl Cluster {
             .arg("node")
             .arg(id.to_string())
             .arg(&self.cfg_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
