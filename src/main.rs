@@ -43,6 +43,10 @@ enum Cmd {
     /// errors by ZooKeeper name, and the generator's own CPU per request. Works against any
     /// ZooKeeper-protocol server. Ctrl-C prints the partial report.
     Bench(BenchArgs),
+    /// One-shot client: connect to the first server that answers, run one command, print
+    /// the result (--json for scripts), exit. Failures exit 1 with ZooKeeper's error name
+    /// (NoNode, BadVersion, NodeExists, NoAuth...) first on stderr.
+    Cli(arbor::cli::CliArgs),
 }
 
 #[derive(clap::Args)]
@@ -157,6 +161,18 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("arbor local: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Cli(a) => match arbor::cli::run(&a) {
+            Ok(out) => {
+                if !out.is_empty() {
+                    println!("{out}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
                 ExitCode::FAILURE
             }
         },

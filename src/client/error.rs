@@ -23,7 +23,7 @@ pub enum ClientError {
     #[error("MarshallingError: {0}")]
     Frame(#[from] FrameError),
     /// No reply within the caller's deadline.
-    #[error("OperationTimeout: no reply within {0} ms")]
+    #[error("OperationTimeout: nothing within {0} ms")]
     Timeout(u64),
     /// The caller asked for something malformed (bad address, bad ACL text, …).
     #[error("BadArguments: {0}")]
@@ -69,6 +69,8 @@ impl ClientError {
 /// "NoNode" for -101; "Error(-999)" for codes ZooKeeper does not define.
 pub fn code_name(code: i32) -> String {
     match ErrorCode::from_i32(code) {
+        // `KeeperException.Code` spells this one in capitals; the rest match our names.
+        Some(ErrorCode::InvalidAcl) => "InvalidACL".into(),
         Some(c) => format!("{c:?}"),
         None => format!("Error({code})"),
     }
@@ -85,5 +87,6 @@ mod tests {
         assert_eq!(ClientError::from_code(-112).name(), "SessionExpired");
         assert_eq!(ClientError::from_code(-4).name(), "ConnectionLoss");
         assert_eq!(code_name(-999), "Error(-999)");
+        assert_eq!(code_name(-114), "InvalidACL");
     }
 }
