@@ -47,6 +47,27 @@ enum Cmd {
     /// the result (--json for scripts), exit. Failures exit 1 with ZooKeeper's error name
     /// (NoNode, BadVersion, NodeExists, NoAuth...) first on stderr.
     Cli(arbor::cli::CliArgs),
+    /// Failover under load: starts CONFIG's three servers (fresh temporary data), runs a mixed
+    /// bench with a per-second chart, SIGKILLs the leader halfway, shows the election and the
+    /// restarted server rejoining, then reads back every acknowledged create. Exits 0 only if
+    /// none was lost.
+    Demo {
+        /// The ensemble's layout (its dataDir is replaced by a temporary one).
+        #[arg(long, default_value = "config/local-3.cfg")]
+        config: PathBuf,
+        /// Seconds of load (the leader dies at half).
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Use ports BASE+1..3 (clients), BASE+11..13, BASE+21..23 instead of the config's.
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Sessions of the bench.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Keep the temporary directory (data and each server's log) instead of removing it.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -176,6 +197,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Demo { config, duration, base_port, clients, keep } => {
+            let opts = match secs(duration, "duration") {
+                Ok(d) => arbor::demo::DemoOpts { config, duration: d, base_port, clients, keep },
+                Err(e) => {
+                    eprintln!("arbor demo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match arbor::demo::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("arbor demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Bench(a) => match run_bench(&a) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

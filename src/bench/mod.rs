@@ -44,11 +44,13 @@ extern "C" fn on_sigint(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Ctrl-C ends the run early instead of killing the process.
+/// Ctrl-C ends the run early instead of killing the process; so does SIGTERM (so `arbor
+/// demo` under `timeout` still stops its children).
 pub fn install_sigint_handler() {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
 }
 
