@@ -12,10 +12,18 @@
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
 //! - `server`: the one mio loop per process: sockets, timers, disk; steps the service.
 //! - `storage`: txn log, snapshots, recovery, purge (the durable state on disk).
+//! - `bench`: `arbor bench`, the load generator (workloads, threads, HDR histograms, reports).
+//! - `cli`: `arbor cli`, the one-shot client command.
+//! - `client`: a minimal ZooKeeper client (sans-IO core + mio driver) for bench, cli, demo, tests.
+//! - `demo`: `arbor demo`, a 3-server failover under load, checked for lost writes.
 //! - `config`: zoo.cfg parsing. `node`: wires a process together.
 
 pub mod acl;
+pub mod bench;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod jute;
 pub mod local;
 pub mod node;

@@ -42,7 +42,175 @@ struct Member {
     id: ServerId,
     client: SocketAddr,
     log: PathBuf,
-    child: Child,
+    child: Option<Child>,
+}
+
+/// Every server of one config running as children of this process. Used by `arbor local`
+/// and `arbor demo`; children are only ever signalled by their own PID.
+pub struct Ensemble {
+    config_path: PathBuf,
+    exe: PathBuf,
+    members: Vec<Member>,
+}
+
+impl Ensemble {
+    /// Starts `arbor node <id> <config>` for every server of the config (or the one node of
+    /// a standalone config), each logging to `arbor.log` in its dataDir.
+    pub fn start(config_path: &Path) -> Result<Ensemble, LocalError> {
+        let (probe, _) = config::load(config_path, None).or_else(|_| config::load(config_path, Some(ServerId(1))))?;
+        let ids: Vec<ServerId> = if probe.servers.is_empty() { vec![ServerId(1)] } else { probe.servers.keys().copied().collect() };
+        let exe = std::env::current_exe().map_err(|source| LocalError::Spawn { id: ids[0], source })?;
+        let mut e = Ensemble { config_path: config_path.to_path_buf(), exe, members: Vec::new() };
+        for id in &ids {
+            let (cfg, _): (Config, _) = config::load(config_path, Some(*id))?;
+            let client = loopback_if_unspecified(cfg.client_addr(*id)?);
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|source| LocalError::Dir { path: cfg.data_dir.clone(), source })?;
+            let log = cfg.data_dir.join("arbor.log");
+            e.members.push(Member { id: *id, client, log, child: None });
+            if let Err(err) = e.spawn(*id) {
+                e.stop_all();
+                return Err(err);
+            }
+        }
+        Ok(e)
+    }
+
+    fn member(&mut self, id: ServerId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// (Re)starts server `id` (appending to its log).
+    pub fn spawn(&mut self, id: ServerId) -> Result<u32, LocalError> {
+        let (exe, cfg) = (self.exe.clone(), self.config_path.clone());
+        let m = self.member(id).ok_or(LocalError::Spawn { id, source: std::io::Error::other("no such server") })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .map_err(|source| LocalError::Dir { path: m.log.clone(), source })?;
+        let err = file.try_clone().map_err(|source| LocalError::Dir { path: m.log.clone(), source })?;
+        let child = Command::new(exe)
+            .arg("node")
+            .arg(id.0.to_string())
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| LocalError::Spawn { id, source })?;
+        let pid = child.id();
+        m.child = Some(child);
+        Ok(pid)
+    }
+
+    pub fn ids(&self) -> Vec<ServerId> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    pub fn client_addr(&self, id: ServerId) -> Option<SocketAddr> {
+        self.members.iter().find(|m| m.id == id).map(|m| m.client)
+    }
+
+    pub fn log_path(&self, id: ServerId) -> Option<PathBuf> {
+        self.members.iter().find(|m| m.id == id).map(|m| m.log.clone())
+    }
+
+    pub fn pid(&self, id: ServerId) -> Option<u32> {
+        self.members.iter().find(|m| m.id == id).and_then(|m| m.child.as_ref()).map(Child::id)
+    }
+
+    /// "h:p,h:p,…" in server order.
+    pub fn connect_string(&self) -> String {
+        self.members.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Each server's `srvr` mode (None when it does not answer), in server order.
+    pub fn modes(&self) -> Vec<(ServerId, Option<String>)> {
+        self.members.iter().map(|m| (m.id, if m.child.is_some() { mode_of(m.client) } else { None })).collect()
+    }
+
+    /// The one leader, once every running server is leader or follower (or the single node
+    /// answers as standalone).
+    pub fn ready_leader(&self) -> Option<ServerId> {
+        let modes = self.modes();
+        if modes.len() == 1 {
+            return modes[0].1.as_ref().map(|_| modes[0].0);
+        }
+        let running: Vec<_> = modes.iter().filter(|(id, _)| self.pid(*id).is_some()).collect();
+        let leaders: Vec<ServerId> = running.iter().filter(|(_, m)| m.as_deref() == Some("leader")).map(|(id, _)| *id).collect();
+        let all_in = running.iter().all(|(_, m)| matches!(m.as_deref(), Some("leader") | Some("follower")));
+        (leaders.len() == 1 && all_in).then(|| leaders[0])
+    }
+
+    /// Waits (bounded) for `ready_leader`, failing early if a child dies.
+    pub fn wait_ready(&mut self, limit: Duration) -> Result<ServerId, LocalError> {
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            if let Some(l) = self.ready_leader() {
+                return Ok(l);
+            }
+            if start.elapsed() > limit || STOP.load(Ordering::SeqCst) {
+                return Err(LocalError::Timeout(limit));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL server `id` and reap it: a crash with no chance to flush anything.
+    pub fn kill9(&mut self, id: ServerId) -> Option<u32> {
+        let m = self.member(id)?;
+        let mut c = m.child.take()?;
+        let pid = c.id();
+        // Child::kill sends SIGKILL to this child's own PID.
+        let _ = c.kill();
+        let _ = c.wait();
+        Some(pid)
+    }
+
+    /// An error naming the first child that exited on its own.
+    pub fn check_alive(&mut self) -> Result<(), LocalError> {
+        for m in self.members.iter_mut() {
+            if let Some(c) = m.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(LocalError::Died { id: m.id, pid: c.id(), status: status.to_string(), log: m.log.display().to_string() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM every child by PID, SIGKILL what is left after 5 s.
+    pub fn stop_all(&mut self) {
+        for m in self.members.iter() {
+            if let Some(c) = m.child.as_ref() {
+                // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for m in self.members.iter_mut() {
+            let Some(mut c) = m.child.take() else { continue };
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
 }
 
 /// Ask a server a four-letter word; empty string when it does not answer.
@@ -70,109 +238,42 @@ fn loopback_if_unspecified(a: SocketAddr) -> SocketAddr {
     }
 }
 
-fn stop_all(members: &mut [Member]) {
-    for m in members.iter() {
-        // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
-        unsafe {
-            libc::kill(m.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for m in members.iter_mut() {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = m.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Ok(None) = m.child.try_wait() {
-            let _ = m.child.kill();
-            let _ = m.child.wait();
-        }
-    }
-}
-
 pub fn run(config_path: &Path) -> Result<(), LocalError> {
-    let (probe, _) = config::load(config_path, None).or_else(|_| config::load(config_path, Some(ServerId(1))))?;
-    let ids: Vec<ServerId> = if probe.servers.is_empty() { vec![ServerId(1)] } else { probe.servers.keys().copied().collect() };
-    let exe = std::env::current_exe().map_err(|source| LocalError::Spawn { id: ids[0], source })?;
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let mut members = Vec::new();
-    for id in &ids {
-        let (cfg, _): (Config, _) = config::load(config_path, Some(*id))?;
-        let client = loopback_if_unspecified(cfg.client_addr(*id)?);
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| LocalError::Dir { path: cfg.data_dir.clone(), source })?;
-        let log = cfg.data_dir.join("arbor.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|source| LocalError::Dir { path: log.clone(), source })?;
-        let err = file.try_clone().map_err(|source| LocalError::Dir { path: log.clone(), source })?;
-        let child = Command::new(&exe)
-            .arg("node")
-            .arg(id.0.to_string())
-            .arg(config_path)
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .spawn()
-            .map_err(|source| LocalError::Spawn { id: *id, source })?;
-        println!("started server {id} (pid {}), client port {client}, log {}", child.id(), log.display());
-        members.push(Member { id: *id, client, log, child });
+    let mut e = Ensemble::start(config_path)?;
+    for id in e.ids() {
+        let m = e.members.iter().find(|m| m.id == id).map(|m| (m.client, m.log.clone()));
+        if let (Some(pid), Some((client, log))) = (e.pid(id), m) {
+            println!("started server {id} (pid {pid}), client port {client}, log {}", log.display());
+        }
     }
-    let result = supervise(&mut members);
-    stop_all(&mut members);
+    let result = supervise(&mut e);
+    e.stop_all();
     if result.is_ok() {
         println!("stopped all servers");
     }
     result
 }
 
-fn check_alive(members: &mut [Member]) -> Result<(), LocalError> {
-    for m in members.iter_mut() {
-        if let Ok(Some(status)) = m.child.try_wait() {
-            return Err(LocalError::Died { id: m.id, pid: m.child.id(), status: status.to_string(), log: m.log.display().to_string() });
-        }
-    }
-    Ok(())
-}
-
-fn supervise(members: &mut [Member]) -> Result<(), LocalError> {
-    let limit = Duration::from_secs(60);
+fn supervise(e: &mut Ensemble) -> Result<(), LocalError> {
     let start = Instant::now();
-    loop {
-        if STOP.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        check_alive(members)?;
-        let modes: Vec<Option<String>> = members.iter().map(|m| mode_of(m.client)).collect();
-        let leaders = modes.iter().filter(|m| m.as_deref() == Some("leader")).count();
-        let ready = if members.len() == 1 {
-            modes[0].is_some()
-        } else {
-            leaders == 1 && modes.iter().all(|m| matches!(m.as_deref(), Some("leader") | Some("follower")))
-        };
-        if ready {
-            let connect: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
-            println!("\nensemble up in {:.1} s; connect string: {}", start.elapsed().as_secs_f64(), connect.join(","));
-            for (m, mode) in members.iter().zip(&modes) {
-                println!("  server {}: {} on {}", m.id, mode.as_deref().unwrap_or("?"), m.client);
-            }
-            println!("Ctrl-C stops every server.");
-            break;
-        }
-        if start.elapsed() > limit {
-            return Err(LocalError::Timeout(limit));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    match e.wait_ready(Duration::from_secs(60)) {
+        Ok(_) => {}
+        Err(LocalError::Timeout(_)) if STOP.load(Ordering::SeqCst) => return Ok(()),
+        Err(err) => return Err(err),
     }
+    println!("\nensemble up in {:.1} s; connect string: {}", start.elapsed().as_secs_f64(), e.connect_string());
+    for (id, mode) in e.modes() {
+        let addr = e.client_addr(id).map(|a| a.to_string()).unwrap_or_default();
+        println!("  server {id}: {} on {addr}", mode.as_deref().unwrap_or("?"));
+    }
+    println!("Ctrl-C stops every server.");
     while !STOP.load(Ordering::SeqCst) {
-        check_alive(members)?;
+        e.check_alive()?;
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("\nstopping");
