@@ -269,6 +269,9 @@ pub struct EventLoop {
     gated: Vec<usize>,
     /// Connections not read while requests in progress are over a limit.
     throttled: Vec<usize>,
+    /// Where socket reads land before they are appended to a connection's buffer
+    /// (allocated once: zeroing 64 KiB on every read showed in profiles).
+    scratch: Vec<u8>,
 }
 
 fn wall_ms() -> i64 {
@@ -337,6 +340,7 @@ impl EventLoop {
             durable,
             gated: Vec::new(),
             throttled: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
         })
     }
 
@@ -607,14 +611,14 @@ impl EventLoop {
         let mut eof = false;
         let mut more = false;
         let mut taken = 0usize;
-        let mut scratch = [0u8; READ_CHUNK];
+        let scratch = &mut self.scratch[..];
         // A paused or throttled client's requests stay in the kernel (backpressure).
         while !conn.paused && !conn.throttled {
             if taken >= budget {
                 more = true;
                 break;
             }
-            match conn.stream.read(&mut scratch) {
+            match conn.stream.read(scratch) {
                 Ok(0) => {
                     eof = true;
                     break;
