@@ -50,6 +50,8 @@ struct Sess {
     /// Creates issued (names fresh znodes) / deletes issued (walks this session's share).
     seq: u64,
     role: Role,
+    /// Requests this session has sent (for `--ops`).
+    issued: u64,
     done: bool,
 }
 
@@ -112,7 +114,7 @@ impl Worker {
             };
             // Stagger open-loop schedules so sessions do not fire in lockstep.
             let next_due_ns = rate_interval_ns * g as u64 / clients as u64;
-            sessions.push(Sess { conn, global: g, inflight: 0, rng: Rng::new(g as u64 + 1), next_due_ns, seq: 0, role, done: false });
+            sessions.push(Sess { conn, global: g, inflight: 0, rng: Rng::new(g as u64 + 1), next_due_ns, seq: 0, role, issued: 0, done: false });
         }
         Ok(Worker {
             plan,
@@ -168,6 +170,10 @@ impl Worker {
         loop {
             let now_ns = self.now_ns();
             if now_ns >= self.times.end_ns || STOP.load(Ordering::Relaxed) {
+                break;
+            }
+            // `--ops` (or delete's pool) used up: every session done and answered.
+            if self.sessions.iter().all(|s| s.done && s.inflight == 0) {
                 break;
             }
             self.roll_interval(now_ns);
@@ -327,6 +333,10 @@ impl Worker {
                     break;
                 }
                 s.inflight += 1;
+                s.issued += 1;
+                if self.plan.ops_per_session.is_some_and(|cap| s.issued >= cap) {
+                    s.done = true;
+                }
                 s.next_due_ns += self.rate_interval_ns;
                 budget -= 1;
                 if s.role == Role::Writer {
