@@ -50,7 +50,7 @@ if [[ -z "${ARBOR:-}" ]]; then
 fi
 # A private copy: a shared target dir may be rebuilt under a long run.
 rm -rf "$WORK"; mkdir -p "$WORK"
-cp "$ARBOR" "$WORK/arbor"; ARBOR=$WORK/arbor
+cp "$ARBOR" "$WORK/arbor-bin"; ARBOR=$WORK/arbor-bin
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
 
@@ -137,8 +137,8 @@ bench() {
     || { echo "bench failed: $server $label" >&2; cat "$WORK/last.txt" >&2; return 1; }
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j.update(server=sys.argv[2], round=int(sys.argv[3]), cell=sys.argv[4]); print(json.dumps(j))' \
     "$json" "$server" "$round" "$label" >> "$RESULTS"
-  printf '%-6s round %s %-22s %s\n' "$server" "$round" "$label" \
-    "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(f"{j[\"ops_per_s\"]:>10.0f} ops/s  p50 {j[\"latency\"][\"p50_us\"]} us  p99 {j[\"latency\"][\"p99_us\"]} us  errors {j[\"errors\"]}")' "$json")"
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency"]; print("%-9s round %s %-22s %10.0f ops/s  p50 %s us  p99 %s us  errors %s" % (sys.argv[2], sys.argv[3], sys.argv[4], j["ops_per_s"], l["p50_us"], l["p99_us"], j["errors"]))' \
+    "$json" "$server" "$round" "$label"
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
