@@ -318,13 +318,14 @@ pub fn run(opts: &BenchOpts, observer: &mut dyn Observer) -> Result<Outcome, Ben
 
     let mut stats = Stats::default();
     let mut acked_creates = Vec::new();
+    let mut ended_ns = 0;
     for h in handles {
         let r = h.join().map_err(|_| BenchError::Thread)?;
         stats.merge(&r.stats);
         acked_creates.extend(r.acked_creates);
+        ended_ns = ended_ns.max(r.ended_ns);
     }
     let cpu1 = cpu_times();
-    let ended_ns = (plan.base.elapsed().as_nanos() as u64).min(times.end_ns);
     let measured_s = ended_ns.saturating_sub(times.measure_from_ns) as f64 / 1e9;
     let report = Report::build(
         opts,
