@@ -18,14 +18,9 @@
 #   WORKLOADS ("create set get mixed:90") RATE (2000) LOAD_ZNODES (1000000) ZK_HEAP (2g)
 #   ARBOR (target/release/arbor, built if missing) OUT (BENCHMARKS.md) WORK (/tmp/arbor-compare)
 #
-# Ports are fixed (ZooKeeper 25181-25183/25281-25283/25381-25383, arbor 26181-26183/...), so
-# the whole run holds /tmp/arbor-fixed-ports.lock. Processes are stopped by PID on exit.
+# Ports: 18 free loopback ports picked at start (no fixed ports, so no lock and no clash with
+# another ensemble on this machine). Processes are stopped by PID on exit.
 set -euo pipefail
-
-if [[ "${ARBOR_COMPARE_LOCKED:-}" != 1 ]]; then
-  export ARBOR_COMPARE_LOCKED=1
-  exec flock /tmp/arbor-fixed-ports.lock "$0" "$@"
-fi
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,6 +36,13 @@ OUT=${OUT:-$ROOT/BENCHMARKS.md}
 CHART=${CHART:-$ROOT/docs/benchmarks.svg}
 WORK=${WORK:-/tmp/arbor-compare}
 HOST=127.0.0.1
+# 18 distinct free ports: client, quorum, election for 3 ZooKeeper and 3 arbor servers.
+mapfile -t PORTS < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(18)]
+for s in socks: s.bind(("127.0.0.1", 0))
+for s in socks: print(s.getsockname()[1])
+')
 ZK_CP="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
 
 [[ -f /usr/share/java/zookeeper.jar ]] || { echo "needs Debian's zookeeper package (apt-get install zookeeper)" >&2; exit 1; }
@@ -84,7 +86,7 @@ wait_leader() { # wait_leader port port port: one leader, the rest followers (60
 }
 
 # ---- ZooKeeper 3.8 -------------------------------------------------------------------
-ZK_PORTS=(25181 25182 25183)
+ZK_PORTS=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
 ZK_PIDS=()
 start_zk() {
   local i d
@@ -93,10 +95,10 @@ start_zk() {
     echo "$i" > "$d/data/myid"
     {
       echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"
-      echo "dataDir=$d/data"; echo "clientPort=$((25180 + i))"; echo "clientPortAddress=$HOST"
+      echo "dataDir=$d/data"; echo "clientPort=${ZK_PORTS[$((i - 1))]}"; echo "clientPortAddress=$HOST"
       echo "maxClientCnxns=0"; echo "forceSync=yes"; echo "admin.enableServer=false"
       echo "4lw.commands.whitelist=srvr,mntr,ruok"
-      for j in 1 2 3; do echo "server.$j=$HOST:$((25280 + j)):$((25380 + j))"; done
+      for j in 1 2 3; do echo "server.$j=$HOST:${PORTS[$((2 + j))]}:${PORTS[$((5 + j))]}"; done
     } > "$d/zoo.cfg"
     printf 'log4j.rootLogger=WARN, F\nlog4j.appender.F=org.apache.log4j.FileAppender\nlog4j.appender.F.File=%s/zookeeper.log\nlog4j.appender.F.layout=org.apache.log4j.PatternLayout\nlog4j.appender.F.layout.ConversionPattern=%%d %%-5p %%m%%n\n' "$d/log" > "$d/log4j.properties"
     setsid java -Xms"$ZK_HEAP" -Xmx"$ZK_HEAP" -Dzookeeper.forceSync=yes \
@@ -109,14 +111,14 @@ start_zk() {
 }
 
 # ---- arbor ---------------------------------------------------------------------------
-AR_PORTS=(26181 26182 26183)
+AR_PORTS=("${PORTS[9]}" "${PORTS[10]}" "${PORTS[11]}")
 AR_PIDS=()
 start_arbor() {
   local cfg=$WORK/arbor.cfg i
   {
     echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"; echo "maxClientCnxns=0"
     echo "4lw.commands.whitelist=*"; echo "forceSync=yes"; echo "dataDir=$WORK/arbor/{id}"
-    for i in 1 2 3; do echo "server.$i=$HOST:$((26280 + i)):$((26380 + i));$HOST:$((26180 + i))"; done
+    for i in 1 2 3; do echo "server.$i=$HOST:${PORTS[$((11 + i))]}:${PORTS[$((14 + i))]};$HOST:${AR_PORTS[$((i - 1))]}"; done
   } > "$cfg"
   for i in 1 2 3; do
     mkdir -p "$WORK/arbor/$i"
