@@ -19,6 +19,9 @@ def sh(cmd):
         return "?"
 
 
+LOADAVG = None
+
+
 def machine():
     model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
     mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
@@ -31,7 +34,7 @@ def machine():
         ("ZooKeeper", "3.8.0 (Debian package `zookeeper`)" if os.path.exists("/usr/share/java/zookeeper-3.8.0.jar") else sh("ls /usr/share/java | grep -m1 '^zookeeper-[0-9]'")),
         ("arbor", sh("git rev-parse --short HEAD") + (" (uncommitted changes)" if sh("git status --porcelain -uno") else "")),
         ("date", sh("date -u '+%Y-%m-%d %H:%M UTC'")),
-    ]
+    ] + ([("load average (1 min) at start / end", open(LOADAVG).read().strip())] if LOADAVG and os.path.exists(LOADAVG) else [])
 
 
 def med(xs):
@@ -46,7 +49,10 @@ def main():
     ap = argparse.ArgumentParser()
     for a in ("results", "memory", "out", "chart", "rounds", "duration", "warmup", "rate", "arbor"):
         ap.add_argument("--" + a, required=True)
+    ap.add_argument("--loadavg", default=None, help="file with the load averages seen at start and end")
     a = ap.parse_args()
+    global LOADAVG
+    LOADAVG = a.loadavg
     runs = [json.loads(l) for l in open(a.results) if l.strip()]
     cells = defaultdict(lambda: defaultdict(list))
     order = []
@@ -70,6 +76,7 @@ def main():
              "arbor and ZooKeeper alternating cell by cell. Medians over the rounds, with the min–max spread; "
              "the ratio is arbor's median / ZooKeeper's median from this same run.\n")
     L.append("## Machine\n")
+    L.append("Other processes may share the machine; the load average below says how much, and the spreads show it.\n")
     L.append("| | |\n|---|---|")
     for k, v in machine():
         L.append(f"| {k} | {v} |")
@@ -119,9 +126,10 @@ def main():
         L.append(f"| {s} | " + " | ".join(f"{v / 1024:.0f}" for v in vals) + f" | {m:.0f} | {ratio} |")
     if load:
         L.append("")
+        names = {"arbor": "arbor", "zookeeper": "ZooKeeper"}
         L.append("Loading rate (64 sessions × 16 in flight, creates): " + ", ".join(
-            f"{s} {load[s]['ops_per_s']:.0f} creates/s" for s in ("arbor", "zookeeper") if s in load) +
-            (f" (ZooKeeper heap {os.environ.get('ZK_HEAP', '2g')})." if True else ""))
+            f"{names[s]} {load[s]['ops_per_s']:.0f} creates/s" for s in ("arbor", "zookeeper") if s in load) +
+            f" (ZooKeeper heap {os.environ.get('ZK_HEAP', '2g')}).")
     L.append("")
     L.append("![arbor / ZooKeeper throughput ratio per cell](docs/benchmarks.svg)\n")
     L.append("Reproduce: `scripts/compare-zookeeper.sh` (env `ROUNDS`, `DURATION`, `LOAD_ZNODES`, … at its top).")

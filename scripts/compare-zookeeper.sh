@@ -145,6 +145,8 @@ bench() {
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+LOADAVG=$WORK/loadavg.txt
+printf '%s' "$(cut -d' ' -f1 /proc/loadavg)" > "$LOADAVG"
 echo "starting ZooKeeper 3.8 and arbor (3 nodes each) under $WORK"
 start_zk
 start_arbor
@@ -182,6 +184,10 @@ for s in arbor zookeeper; do
 done
 printf '{"arbor": [%s], "zookeeper": [%s], "znodes": %s}\n' "${RSS[arbor]}" "${RSS[zookeeper]}" "$LOAD_ZNODES" > "$MEM"
 
-python3 "$ROOT/scripts/benchmarks_report.py" --results "$RESULTS" --memory "$MEM" --out "$OUT" --chart "$CHART" \
+printf ' / %s' "$(cut -d' ' -f1 /proc/loadavg)" >> "$LOADAVG"
+python3 "$ROOT/scripts/benchmarks_report.py" --loadavg "$LOADAVG" --results "$RESULTS" --memory "$MEM" --out "$OUT" --chart "$CHART" \
   --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --rate "$RATE" --arbor "$ARBOR"
-echo "wrote $OUT and $CHART (raw results: $RESULTS)"
+# The raw lines next to the chart, so every number in OUT can be traced back.
+cp "$RESULTS" "$(dirname "$CHART")/benchmarks-results.jsonl"
+cp "$MEM" "$(dirname "$CHART")/benchmarks-memory.json"
+echo "wrote $OUT and $CHART (raw results: $RESULTS, copied next to the chart)"
