@@ -53,7 +53,7 @@ enum Cmd {
     /// none was lost.
     Demo {
         /// The ensemble's layout (its dataDir is replaced by a temporary one).
-        #[arg(long, default_value = "config/local-3.cfg")]
+        #[arg(long, default_value = arbor::demo::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Seconds of load (the leader dies at half).
         #[arg(long, default_value_t = 20.0)]
