@@ -109,6 +109,8 @@ fn every_error_exits_one_with_the_zookeeper_name() {
     fails(s, &["create", "/missing/parent"], "NoNode");
     fails(s, &["setacl", "/e", "digest:no-hash-here:cdrwa"], "InvalidACL");
     fails(s, &["setacl", "/e", "world:anyone:xyz"], "BadArguments");
+    fails(s, &["create", "-c", "-t", "5", "/e/x"], "BadArguments");
+    assert_eq!(ok(s, &["create", "-t", "60000", "/e/ttl"]), "Created /e/ttl");
     ok(s, &["setacl", "/e/kid", "world:anyone:r"]);
     fails(s, &["set", "/e/kid", "z"], "NoAuth");
     fails(s, &["--auth", "nosuchscheme:x", "get", "/e"], "AuthFailed");
