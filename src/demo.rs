@@ -42,33 +42,41 @@ pub enum DemoError {
     Failed(String),
 }
 
-/// The config the demo runs: the given one with dataDir moved into `dir`, or (with a base
-/// port) a 3-server config of the same shape on other ports.
+/// Three servers on 127.0.0.1: clients on `c+1..c+3`, quorum `q+1..`, election `e+1..`.
+fn three_servers(data: &str, c: u16, q: u16, e: u16) -> String {
+    let mut t = String::from("# written by arbor demo\ntickTime=2000\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n");
+    t.push_str(data);
+    t.push('\n');
+    for id in 1..=3u16 {
+        t.push_str(&format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n", q + id, e + id, c + id));
+    }
+    t
+}
+
+/// The config the demo runs: the given one with dataDir moved into `dir`; with a base port,
+/// the same shape on other ports; if the default config is not there (run outside the
+/// repository), config/local-3.cfg's layout written out.
 fn write_config(opts: &DemoOpts, dir: &Path) -> Result<PathBuf, DemoError> {
     let data = format!("dataDir={}/{{id}}", dir.display());
-    let text = match opts.base_port {
-        Some(p) => {
-            let mut t = String::from("# written by arbor demo\ntickTime=2000\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n");
-            t.push_str(&data);
-            t.push('\n');
-            for id in 1..=3u16 {
-                t.push_str(&format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n", p + 10 + id, p + 20 + id, p + id));
-            }
-            t
-        }
-        None => {
-            let orig = std::fs::read_to_string(&opts.config).map_err(|source| DemoError::Io { path: opts.config.clone(), source })?;
+    let text = match (opts.base_port, std::fs::read_to_string(&opts.config)) {
+        (Some(p), _) => three_servers(&data, p, p + 10, p + 20),
+        (None, Ok(orig)) => {
             orig.lines()
                 .map(|l| if l.trim_start().starts_with("dataDir") { data.clone() } else { l.to_string() })
                 .collect::<Vec<_>>()
                 .join("\n")
                 + "\n"
         }
+        (None, Err(_)) if opts.config == Path::new(DEFAULT_CONFIG) => three_servers(&data, 2180, 2887, 3887),
+        (None, Err(source)) => return Err(DemoError::Io { path: opts.config.clone(), source }),
     };
     let path = dir.join("zoo.cfg");
     std::fs::write(&path, text).map_err(|source| DemoError::Io { path: path.clone(), source })?;
     Ok(path)
 }
+
+/// What `--config` defaults to.
+pub const DEFAULT_CONFIG: &str = "config/local-3.cfg";
 
 /// The per-second chart: one bar per second, scaled to the best second so far.
 struct Chart {
@@ -295,4 +303,35 @@ fn summary(f: &Failover, acked: usize, missing: &[String]) -> Result<(), DemoErr
         return Err(DemoError::Failed("the killed server did not rejoin".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_port_config_has_three_servers_off_the_default_ports() {
+        let dir = std::env::temp_dir().join(format!("arbor-demo-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let opts = DemoOpts { config: "nope.cfg".into(), duration: Duration::from_secs(1), base_port: Some(30000), clients: 1, keep: false };
+        let text = std::fs::read_to_string(write_config(&opts, &dir).expect("config")).expect("read");
+        assert!(text.contains("server.2=127.0.0.1:30012:30022;127.0.0.1:30002"), "{text}");
+        assert!(text.contains(&format!("dataDir={}/{{id}}", dir.display())), "{text}");
+        // A missing non-default config is an error, not a silent default.
+        let opts = DemoOpts { base_port: None, ..opts };
+        assert!(write_config(&opts, &dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sync_kind_reads_only_the_last_start_of_the_log() {
+        let dir = std::env::temp_dir().join(format!("arbor-demo-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = dir.join("arbor.log");
+        std::fs::write(&log, "arbor: recovered: x\nsync: SNAP: installing the leader's snapshot\narbor: recovered: y\nrole: Following\n").expect("write");
+        assert!(sync_kind(Some(&log)).contains("DIFF"));
+        std::fs::write(&log, "arbor: recovered: y\nsync: TRUNC: dropping\n").expect("write");
+        assert!(sync_kind(Some(&log)).contains("TRUNC"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -53,7 +53,7 @@ enum Cmd {
     /// none was lost.
     Demo {
         /// The ensemble's layout (its dataDir is replaced by a temporary one).
-        #[arg(long, default_value = "config/local-3.cfg")]
+        #[arg(long, default_value = arbor::demo::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Seconds of load (the leader dies at half).
         #[arg(long, default_value_t = 20.0)]
@@ -109,6 +109,10 @@ struct BenchArgs {
     /// Znode the bench works under.
     #[arg(long, default_value = "/arbor-bench")]
     root: String,
+    /// Stop after about N requests in total (e.g. to load N znodes with `create`), or at
+    /// --duration, whichever comes first.
+    #[arg(long)]
+    ops: Option<u64>,
     /// Write the report as one JSON line to FILE (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -139,6 +143,7 @@ fn bench_opts(a: &BenchArgs) -> Result<arbor::bench::BenchOpts, String> {
         session_timeout_ms: a.session_timeout,
         track_creates: false,
         root: a.root.clone(),
+        ops: a.ops,
         json: a.json.clone(),
         timeseries: a.timeseries.clone(),
         plot: a.plot.clone(),

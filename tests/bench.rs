@@ -135,3 +135,17 @@ fn a_server_killed_mid_run_shows_as_connection_loss_and_the_run_ends_on_time() {
     assert!(f(&j["errors_by_name"], "ConnectionLoss") >= 1.0, "{j}");
     assert_eq!(f(&j, "errors"), f(&j["errors_by_name"], "ConnectionLoss"), "{j}");
 }
+
+#[test]
+fn ops_stops_after_that_many_requests() {
+    let node = Node::start_standalone(&[]);
+    let started = Instant::now();
+    let (_, j) = bench(
+        &node.addr(),
+        &["--clients", "4", "--duration", "60", "--warmup", "0", "--workload", "create", "--ops", "400", "--pipeline", "4"],
+        &node.dir().join("r.json"),
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "ended early: {:?}", started.elapsed());
+    assert_eq!(f(&j, "ops"), 400.0, "{j}");
+    assert!(f(&j, "duration_s") < 30.0, "{j}");
+}

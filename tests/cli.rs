@@ -109,6 +109,8 @@ fn every_error_exits_one_with_the_zookeeper_name() {
     fails(s, &["create", "/missing/parent"], "NoNode");
     fails(s, &["setacl", "/e", "digest:no-hash-here:cdrwa"], "InvalidACL");
     fails(s, &["setacl", "/e", "world:anyone:xyz"], "BadArguments");
+    fails(s, &["create", "-c", "-t", "5", "/e/x"], "BadArguments");
+    assert_eq!(ok(s, &["create", "-t", "60000", "/e/ttl"]), "Created /e/ttl");
     ok(s, &["setacl", "/e/kid", "world:anyone:r"]);
     fails(s, &["set", "/e/kid", "z"], "NoAuth");
     fails(s, &["--auth", "nosuchscheme:x", "get", "/e"], "AuthFailed");
@@ -123,8 +125,12 @@ fn watch_prints_the_event_it_waited_for() {
     let s = node.addr();
     let s2 = s.clone();
     let waiter = std::thread::spawn(move || ok(&s2, &["--json", "watch", "/w", "--timeout", "10"]));
-    // Let the watcher register first; the create is retried until the watcher has seen it.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Create only once the server holds the watcher's watch (wchs), so the event cannot be missed.
+    common::wait_for(std::time::Duration::from_secs(10), "the watch to be registered", || {
+        let wchs = node.four_letter("wchs");
+        let n: u64 = wchs.lines().find_map(|l| l.strip_prefix("Total watches:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        (n > 0).then_some(())
+    });
     ok(&s, &["create", "/w", "x"]);
     let out: serde_json::Value = serde_json::from_str(&waiter.join().expect("watcher")).expect("json");
     assert_eq!(out["event"], "NodeCreated");

@@ -73,6 +73,9 @@ pub struct BenchOpts {
     pub track_creates: bool,
     /// Top znode everything lives under.
     pub root: String,
+    /// Stop after about this many requests in total (split evenly over the sessions), or at
+    /// the end of `duration`, whichever comes first. Used to load a known number of znodes.
+    pub ops: Option<u64>,
     pub json: Option<PathBuf>,
     pub timeseries: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -94,6 +97,7 @@ impl Default for BenchOpts {
             session_timeout_ms: 10_000,
             track_creates: false,
             root: "/arbor-bench".into(),
+            ops: None,
             json: None,
             timeseries: None,
             plot: None,
@@ -122,6 +126,7 @@ pub struct Plan {
     pub workload: Workload,
     pub session_timeout_ms: i32,
     pub track_creates: bool,
+    pub ops_per_session: Option<u64>,
     pub keys: Vec<String>,
     pub value: Vec<u8>,
     pub create_parent: String,
@@ -265,6 +270,7 @@ pub fn run(opts: &BenchOpts, observer: &mut dyn Observer) -> Result<Outcome, Ben
         workload: opts.workload,
         session_timeout_ms: opts.session_timeout_ms,
         track_creates: opts.track_creates,
+        ops_per_session: opts.ops.map(|n| n.div_ceil(clients as u64).max(1)),
         keys,
         value: vec![b'x'; opts.value_size],
         create_parent,
@@ -312,13 +318,14 @@ pub fn run(opts: &BenchOpts, observer: &mut dyn Observer) -> Result<Outcome, Ben
 
     let mut stats = Stats::default();
     let mut acked_creates = Vec::new();
+    let mut ended_ns = 0;
     for h in handles {
         let r = h.join().map_err(|_| BenchError::Thread)?;
         stats.merge(&r.stats);
         acked_creates.extend(r.acked_creates);
+        ended_ns = ended_ns.max(r.ended_ns);
     }
     let cpu1 = cpu_times();
-    let ended_ns = (plan.base.elapsed().as_nanos() as u64).min(times.end_ns);
     let measured_s = ended_ns.saturating_sub(times.measure_from_ns) as f64 / 1e9;
     let report = Report::build(
         opts,

@@ -25,14 +25,18 @@ impl Progress {
 impl Observer for Progress {
     fn on_second(&mut self, s: &Second, so_far: &SoFar) {
         self.bar.set_position(u64::from(s.second) + 1);
-        let phase = if s.warmup { "warm-up " } else { "" };
-        self.bar.set_message(format!(
-            "{phase}{} ops/s | so far p50 {} p99 {} | errors {}",
-            s.ops,
-            fmt_us(so_far.p50_us),
-            fmt_us(so_far.p99_us),
-            so_far.errors
-        ));
+        let msg = if so_far.ops == 0 {
+            format!("{} {} ops/s", if s.warmup { "warm-up" } else { "no replies yet," }, s.ops)
+        } else {
+            format!(
+                "{} ops/s | so far p50 {} p99 {} | errors {}",
+                s.ops,
+                fmt_us(so_far.p50_us),
+                fmt_us(so_far.p99_us),
+                so_far.errors
+            )
+        };
+        self.bar.set_message(msg);
     }
 
     fn on_finish(&mut self) {

@@ -28,6 +28,8 @@ pub struct WorkerResult {
     pub stats: Stats,
     /// Paths of creates the server acknowledged (only when `Plan::track_creates`).
     pub acked_creates: Vec<String>,
+    /// When its load loop ended (ns since `Plan::base`).
+    pub ended_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +52,8 @@ struct Sess {
     /// Creates issued (names fresh znodes) / deletes issued (walks this session's share).
     seq: u64,
     role: Role,
+    /// Requests this session has sent (for `--ops`).
+    issued: u64,
     done: bool,
 }
 
@@ -67,14 +71,14 @@ pub fn run(plan: Arc<Plan>, globals: Vec<usize>, tx: SyncSender<Interval>) -> Wo
     // Two waits: the main thread fixes the schedule between them.
     plan.barrier.wait();
     plan.barrier.wait();
-    let Some(mut w) = w else { return WorkerResult { stats: Stats::default(), acked_creates: Vec::new() } };
+    let Some(mut w) = w else { return WorkerResult { stats: Stats::default(), acked_creates: Vec::new(), ended_ns: 0 } };
     w.times = plan.times.get().copied().unwrap_or(Times { start_ns: 0, measure_from_ns: 0, end_ns: 0 });
     for s in &mut w.sessions {
         s.next_due_ns += w.times.start_ns;
     }
     w.main_loop();
     w.close_all();
-    WorkerResult { stats: w.stats, acked_creates: w.acked_creates }
+    WorkerResult { stats: w.tally.stats, acked_creates: w.tally.acked_creates, ended_ns: w.ended_ns }
 }
 
 struct Worker {
@@ -83,14 +87,21 @@ struct Worker {
     events: Events,
     sessions: Vec<Sess>,
     evbuf: Vec<Event>,
+    tally: Tally,
+    tx: SyncSender<Interval>,
+    rate_interval_ns: u64,
+    times: Times,
+    /// When the load loop ended (ns), for the measured time of a run that ended early.
+    ended_ns: u64,
+}
+
+/// What the thread has measured so far.
+struct Tally {
     stats: Stats,
     interval: Interval,
-    tx: SyncSender<Interval>,
     acked_creates: Vec<String>,
     /// watch workload: when the writer sent its last write (ns), 0 before the first.
     last_write_ns: u64,
-    rate_interval_ns: u64,
-    times: Times,
 }
 
 impl Worker {
@@ -112,7 +123,7 @@ impl Worker {
             };
             // Stagger open-loop schedules so sessions do not fire in lockstep.
             let next_due_ns = rate_interval_ns * g as u64 / clients as u64;
-            sessions.push(Sess { conn, global: g, inflight: 0, rng: Rng::new(g as u64 + 1), next_due_ns, seq: 0, role, done: false });
+            sessions.push(Sess { conn, global: g, inflight: 0, rng: Rng::new(g as u64 + 1), next_due_ns, seq: 0, role, issued: 0, done: false });
         }
         Ok(Worker {
             plan,
@@ -120,12 +131,10 @@ impl Worker {
             events: Events::with_capacity(1024),
             sessions,
             evbuf: Vec::with_capacity(256),
-            stats: Stats::default(),
-            interval: Interval::new(0),
+            tally: Tally { stats: Stats::default(), interval: Interval::new(0), acked_creates: Vec::new(), last_write_ns: 0 },
             tx,
-            acked_creates: Vec::new(),
-            last_write_ns: 0,
             rate_interval_ns,
+            ended_ns: 0,
             times: Times { start_ns: 0, measure_from_ns: 0, end_ns: 0 },
         })
     }
@@ -170,6 +179,10 @@ impl Worker {
             if now_ns >= self.times.end_ns || STOP.load(Ordering::Relaxed) {
                 break;
             }
+            // `--ops` (or delete's pool) used up: every session done and answered.
+            if self.sessions.iter().all(|s| s.done && s.inflight == 0) {
+                break;
+            }
             self.roll_interval(now_ns);
             if now_ns >= next_tick_ns {
                 next_tick_ns = now_ns + TICK_NS;
@@ -193,22 +206,13 @@ impl Worker {
                 if let Some(s) = self.sessions.get_mut(i) {
                     s.conn.ready(self.poll.registry(), ev, now_ms, &mut i_events);
                     // Handled inline so the next request goes out in this same turn.
-                    Self::handle_events(
-                        &self.plan,
-                        &self.times,
-                        &mut self.stats,
-                        &mut self.interval,
-                        &mut self.acked_creates,
-                        &mut self.last_write_ns,
-                        s,
-                        &mut i_events,
-                        now_ns,
-                    );
+                    self.tally.on_events(&self.plan, &self.times, s, &mut i_events, now_ns);
                 }
             }
         }
         self.evbuf = i_events;
         let now_ns = self.now_ns();
+        self.ended_ns = now_ns.min(self.times.end_ns);
         self.send_interval(now_ns);
     }
 
@@ -225,7 +229,7 @@ impl Worker {
     }
 
     fn next_second_ns(&self) -> u64 {
-        (self.interval.second as u64 + 1) * 1_000_000_000 + self.times.start_ns
+        (self.tally.interval.second as u64 + 1) * 1_000_000_000 + self.times.start_ns
     }
 
     fn roll_interval(&mut self, now_ns: u64) {
@@ -236,70 +240,15 @@ impl Worker {
 
     fn send_interval(&mut self, now_ns: u64) {
         let second = (now_ns.saturating_sub(self.times.start_ns) / 1_000_000_000) as u32;
-        let next = second.max(self.interval.second + 1);
-        let done = std::mem::replace(&mut self.interval, Interval::new(next));
+        let next = second.max(self.tally.interval.second + 1);
+        let done = std::mem::replace(&mut self.tally.interval, Interval::new(next));
         // A full channel means the collector is behind; dropping a live-view interval is
         // better than blocking the measurement.
         let _ = self.tx.try_send(done);
     }
 
     fn handle(&mut self, i: usize, evs: &mut Vec<Event>, now_ns: u64) {
-        let s = &mut self.sessions[i];
-        Self::handle_events(
-            &self.plan,
-            &self.times,
-            &mut self.stats,
-            &mut self.interval,
-            &mut self.acked_creates,
-            &mut self.last_write_ns,
-            s,
-            evs,
-            now_ns,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_events(
-        plan: &Plan,
-        times: &Times,
-        stats: &mut Stats,
-        interval: &mut Interval,
-        acked: &mut Vec<String>,
-        last_write_ns: &mut u64,
-        s: &mut Sess,
-        evs: &mut Vec<Event>,
-        now_ns: u64,
-    ) {
-        for ev in evs.drain(..) {
-            match ev {
-                Event::Reply(r) => {
-                    s.inflight = s.inflight.saturating_sub(1);
-                    record_reply(plan, times, stats, interval, acked, &r, now_ns);
-                    if let Role::Watcher { armed } = &mut s.role {
-                        *armed = r.err == 0;
-                    }
-                }
-                Event::Watch(w) => {
-                    if let Role::Watcher { armed } = &mut s.role {
-                        *armed = false;
-                        if *last_write_ns > 0 && w.event_type == 3 {
-                            let lat_us = now_ns.saturating_sub(*last_write_ns) / 1000;
-                            record(times, stats, interval, OpKind::Watch, 0, lat_us, now_ns);
-                        }
-                    }
-                }
-                Event::Connected { .. } => {}
-                Event::Disconnected => {
-                    if let Role::Watcher { armed } = &mut s.role {
-                        *armed = false;
-                    }
-                }
-                Event::Expired => {
-                    // The bench goes on with a new session; the failed requests were counted.
-                    s.conn.renew(Worker::ms(now_ns));
-                }
-            }
-        }
+        self.tally.on_events(&self.plan, &self.times, &mut self.sessions[i], evs, now_ns);
     }
 
     /// Sends what each session may send now, then flushes every socket once.
@@ -327,10 +276,14 @@ impl Worker {
                     break;
                 }
                 s.inflight += 1;
+                s.issued += 1;
+                if self.plan.ops_per_session.is_some_and(|cap| s.issued >= cap) {
+                    s.done = true;
+                }
                 s.next_due_ns += self.rate_interval_ns;
                 budget -= 1;
                 if s.role == Role::Writer {
-                    self.last_write_ns = now_ns;
+                    self.tally.last_write_ns = now_ns;
                 }
             }
             let s = &mut self.sessions[i];
@@ -352,7 +305,7 @@ impl Worker {
             return false;
         }
         let all_armed = self.sessions.iter().all(|s| !matches!(s.role, Role::Watcher { armed: false }));
-        all_armed || now_ns.saturating_sub(self.last_write_ns) > 1_000_000_000
+        all_armed || now_ns.saturating_sub(self.tally.last_write_ns) > 1_000_000_000
     }
 
     fn next_request(&mut self, i: usize, watch_ready: bool) -> Option<Request> {
@@ -431,6 +384,74 @@ impl Worker {
     }
 }
 
+impl Tally {
+    /// Counts one session's events and updates its state (in flight, watch armed).
+    fn on_events(&mut self, plan: &Plan, times: &Times, s: &mut Sess, evs: &mut Vec<Event>, now_ns: u64) {
+        for ev in evs.drain(..) {
+            match ev {
+                Event::Reply(r) => {
+                    s.inflight = s.inflight.saturating_sub(1);
+                    self.on_reply(plan, times, &r, now_ns);
+                    if let Role::Watcher { armed } = &mut s.role {
+                        *armed = r.err == 0;
+                    }
+                }
+                Event::Watch(w) => {
+                    if let Role::Watcher { armed } = &mut s.role {
+                        *armed = false;
+                        if self.last_write_ns > 0 && w.event_type == 3 {
+                            let lat_us = now_ns.saturating_sub(self.last_write_ns) / 1000;
+                            self.record(times, OpKind::Watch, 0, lat_us, now_ns);
+                        }
+                    }
+                }
+                Event::Connected { .. } => {}
+                Event::Disconnected => {
+                    if let Role::Watcher { armed } = &mut s.role {
+                        *armed = false;
+                    }
+                }
+                Event::Expired => {
+                    // The bench goes on with a new session; the failed requests were counted.
+                    s.conn.renew(Worker::ms(now_ns));
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, plan: &Plan, times: &Times, r: &Reply, now_ns: u64) {
+        let kind = kind_of_opcode(r.opcode);
+        self.stats.replies_total += 1;
+        let lat_us = now_ns.saturating_sub(r.tag) / 1000;
+        self.record(times, kind, r.err, lat_us, now_ns);
+        if plan.track_creates && kind == OpKind::Create && r.err == 0 {
+            if let Ok(Response::Create2 { path, .. } | Response::Create { path }) = r.result() {
+                self.acked_creates.push(path);
+            }
+        }
+    }
+
+    /// Every completion goes to the live interval; only those after the warm-up to the totals.
+    fn record(&mut self, times: &Times, kind: OpKind, err: i32, lat_us: u64, now_ns: u64) {
+        if kind == OpKind::Other {
+            return;
+        }
+        if err == 0 {
+            self.interval.hist.saturating_record(lat_us.max(1));
+        } else {
+            self.interval.errors += 1;
+        }
+        if now_ns < times.measure_from_ns {
+            return;
+        }
+        if err == 0 {
+            self.stats.record_ok(kind, lat_us);
+        } else {
+            self.stats.record_err(err);
+        }
+    }
+}
+
 fn kind_of_opcode(op: i32) -> OpKind {
     // Opcodes as in `ZooDefs.OpCode`; the client only sends these few.
     match op {
@@ -440,36 +461,5 @@ fn kind_of_opcode(op: i32) -> OpKind {
         2 => OpKind::Delete,
         14 => OpKind::Multi,
         _ => OpKind::Other,
-    }
-}
-
-fn record_reply(plan: &Plan, times: &Times, stats: &mut Stats, interval: &mut Interval, acked: &mut Vec<String>, r: &Reply, now_ns: u64) {
-    let kind = kind_of_opcode(r.opcode);
-    stats.replies_total += 1;
-    let lat_us = now_ns.saturating_sub(r.tag) / 1000;
-    record(times, stats, interval, kind, r.err, lat_us, now_ns);
-    if plan.track_creates && kind == OpKind::Create && r.err == 0 {
-        if let Ok(Response::Create2 { path, .. } | Response::Create { path }) = r.result() {
-            acked.push(path);
-        }
-    }
-}
-
-fn record(times: &Times, stats: &mut Stats, interval: &mut Interval, kind: OpKind, err: i32, lat_us: u64, now_ns: u64) {
-    if kind == OpKind::Other {
-        return;
-    }
-    if err == 0 {
-        interval.hist.saturating_record(lat_us.max(1));
-    } else {
-        interval.errors += 1;
-    }
-    if now_ns < times.measure_from_ns {
-        return;
-    }
-    if err == 0 {
-        stats.record_ok(kind, lat_us);
-    } else {
-        stats.record_err(err);
     }
 }

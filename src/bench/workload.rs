@@ -22,7 +22,9 @@ pub enum Workload {
     /// multi of `ops` setData on random keys.
     Multi { ops: usize },
     /// `watchers` sessions watch one znode that one writer sets again as soon as every
-    /// watcher has re-armed; measures the delay of each notification.
+    /// watcher has re-armed; measures the delay of each notification, counted from the
+    /// write's send: ZooKeeper sends a notification before the reply to the write that fired
+    /// it, so counted from the reply the delay would be negative on the writer's server.
     Watch { watchers: usize },
 }
 
@@ -157,7 +159,7 @@ impl Rng {
 
     /// Uniform-enough in 0..n (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 

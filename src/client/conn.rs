@@ -154,17 +154,15 @@ impl Connection {
 
     fn dial_failed(&mut self, now: Millis, why: String) {
         self.failures_in_row += 1;
-        let wait = if self.failures_in_row % self.endpoints.len() == 0 { REDIAL_BACKOFF_MS } else { 0 };
+        let wait = if self.failures_in_row.is_multiple_of(self.endpoints.len()) { REDIAL_BACKOFF_MS } else { 0 };
         self.link = Link::Down { retry_at: now + wait };
         self.last_error = Some(why);
     }
 
     /// A readiness event for this connection's token.
     pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event, now: Millis, events: &mut Vec<Event>) {
-        if self.link == Link::Dialing {
-            if !self.finish_dial(registry, now, events) {
-                return;
-            }
+        if self.link == Link::Dialing && !self.finish_dial(registry, now, events) {
+            return;
         }
         if self.link != Link::Up {
             return;
