@@ -11,10 +11,12 @@
 //! for a quick look: `ARBOR_FAILOVER_RUNS=5 ARBOR_RESTART_RUNS=3 cargo test --release --test
 //! election_timing -- --nocapture`. Each prints n, min, median, max and every run.
 //!
-//! Before the fixes of issue 8 (same harness): failovers 219–456 ms with most near 430 ms
-//! (the winner waited for a supporter's vote until its next resend, and closed the early
-//! follower's connection); restarts 1.1–1.6 s or 21 s (the winner never counted its
-//! supporters' Following answers and waited for them to give up at initLimit).
+//! Before the fixes of issue 8 (same harness, n=50/20): failovers 212 / 415 / 2421 ms
+//! (min / median / max; most near 420 ms: the winner learnt a supporter's vote only at its
+//! next resend and closed the early follower's connection; 2.4 s: it ignored its supporter's
+//! Following answer until initLimit); restarts 1266 / 1911 / 21263 ms, 8 of 20 near 21 s
+//! (the winner never counted its supporters' Following answers). After: 215 / 233 / 254 ms
+//! and 830 / 1118 / 1495 ms.
 mod common;
 
 use std::io::{self, Write};
