@@ -6,7 +6,7 @@
 //! - A whole 3-node ensemble holding data, stopped with SIGTERM and started again at tickTime
 //!   2000: every restart, from starting the processes to the first successful write, under 3 s.
 //!
-//! 50 failovers and 20 restarts, about 100 s together on 2 cores (the two tests take turns:
+//! 50 failovers and 20 restarts, 100–170 s together on 2 cores (the two tests take turns:
 //! they measure time). `ARBOR_FAILOVER_RUNS` / `ARBOR_RESTART_RUNS` change the counts, e.g.
 //! for a quick look: `ARBOR_FAILOVER_RUNS=5 ARBOR_RESTART_RUNS=3 cargo test --release --test
 //! election_timing -- --nocapture`. Each prints n, min, median, max and every run.
