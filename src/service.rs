@@ -751,11 +751,11 @@ impl Service {
                                 }
                             }
                         }
-                        self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out);
+                        self.reply_auth(client, xid, ErrorCode::Ok, out);
                     }
                     acl::AuthResult::Failed => {
                         eprintln!("client {}: auth with scheme {scheme:?} failed; closing", self.addr(client));
-                        self.reply(client, xid, ErrorCode::AuthFailed, &Response::Empty, out);
+                        self.reply_auth(client, xid, ErrorCode::AuthFailed, out);
                         if let Some(info) = self.clients.get_mut(&client) {
                             info.state = ClientState::Closing;
                         }
@@ -909,18 +909,20 @@ impl Service {
                 }
                 Ok(Response::Empty)
             }
+            // ZooKeeper 3.8 takes any path here (a watch on a malformed one never fires) and
+            // answers an unknown mode (or watcher type below) with MarshallingError: the
+            // IllegalArgumentException of its enum conversion lands in the catch-all.
             Request::AddWatch { path, mode } => {
-                prep::validate_path(&path, false)?;
                 let kind = match mode {
                     0 => WatchKind::Persistent,
                     1 => WatchKind::PersistentRecursive,
-                    _ => return Err(ErrorCode::BadArguments),
+                    _ => return Err(ErrorCode::MarshallingError),
                 };
                 self.watches.add(watcher, &path, kind);
-                Ok(Response::Empty)
+                Ok(Response::AddWatch)
             }
             Request::RemoveWatches { path, watch_type } => {
-                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::BadArguments)?;
+                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::MarshallingError)?;
                 if self.watches.remove(watcher, &path, t) {
                     Ok(Response::Empty)
                 } else {
@@ -928,7 +930,7 @@ impl Service {
                 }
             }
             Request::CheckWatches { path, watch_type } => {
-                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::BadArguments)?;
+                let t = WatcherType::from_i32(watch_type).ok_or(ErrorCode::MarshallingError)?;
                 if self.watches.contains(watcher, &path, t) {
                     Ok(Response::Empty)
                 } else {
@@ -1075,7 +1077,14 @@ impl Service {
                     .into_iter()
                     .zip(kinds.into_iter().chain(std::iter::repeat(None)))
                     .map(|(o, k)| match o {
-                        ApplyOutcome::Created { path, .. } if k == Some(CreateKind::Create) => MultiResult::Create { path },
+                        // ZooKeeper turns create and create2 sub-ops into `Op.create`
+                        // (MultiOperationRecord), so both answer with the path only, typed 1;
+                        // container and TTL creates answer path + Stat, typed 15.
+                        ApplyOutcome::Created { path, .. }
+                            if matches!(k, Some(CreateKind::Create | CreateKind::Create2)) =>
+                        {
+                            MultiResult::Create { path }
+                        }
                         ApplyOutcome::Created { path, stat } => MultiResult::Create2 { path, stat },
                         ApplyOutcome::Deleted => MultiResult::Delete,
                         ApplyOutcome::DataSet { stat } => MultiResult::SetData { stat },
@@ -1129,6 +1138,17 @@ impl Service {
     fn reply(&mut self, client: ClientId, xid: i32, err: ErrorCode, resp: &Response, out: &mut dyn Outbox) {
         let zxid = self.last_zxid.0;
         self.reply_zxid(client, xid, zxid, err, resp, out);
+    }
+
+    /// ZooKeeper answers auth outside the request pipeline with zxid 0 in the header
+    /// (`ZooKeeperServer.processPacket`), and it does not count as the client's last zxid.
+    fn reply_auth(&mut self, client: ClientId, xid: i32, err: ErrorCode, out: &mut dyn Outbox) {
+        let Some(buf) = out.client_buf(client) else { return };
+        jute::encode_reply(buf, ReplyHeader { xid, zxid: 0, err: err.code() }, &Response::Empty);
+        self.stats.packets_sent += 1;
+        if let Some(info) = self.clients.get_mut(&client) {
+            info.sent += 1;
+        }
     }
 
     fn reply_zxid(&mut self, client: ClientId, xid: i32, zxid: i64, err: ErrorCode, resp: &Response, out: &mut dyn Outbox) {

@@ -143,7 +143,7 @@ fn persistent_watch_fires_every_time_on_the_node_only() {
     let (mut w, mut c) = (srv.raw(), srv.raw());
     let root = test_root("w_persist");
     mk(&mut c, &root);
-    assert_eq!(w.call(&Request::AddWatch { path: root.clone(), mode: 0 }), Ok(Response::Empty));
+    assert_eq!(w.call(&Request::AddWatch { path: root.clone(), mode: 0 }), Ok(Response::AddWatch));
     c.set_data(&root, b"1", -1).unwrap();
     c.set_data(&root, b"2", -1).unwrap();
     mk(&mut c, &format!("{root}/k"));
@@ -164,7 +164,7 @@ fn persistent_watch_fires_every_time_on_the_node_only() {
     );
     // A persistent watch may be added on a missing node.
     let missing = format!("{root}/later");
-    assert_eq!(w.call(&Request::AddWatch { path: missing.clone(), mode: 0 }), Ok(Response::Empty));
+    assert_eq!(w.call(&Request::AddWatch { path: missing.clone(), mode: 0 }), Ok(Response::AddWatch));
     mk(&mut c, &missing);
     // ZooKeeper fires the child's NodeCreated before the parent's NodeChildrenChanged.
     assert_eq!(drain(&mut w), vec![ev(NODE_CREATED, &missing), ev(NODE_CHILDREN_CHANGED, &root)]);
@@ -176,7 +176,7 @@ fn persistent_recursive_watch_covers_descendants_without_child_events() {
     let (mut w, mut c) = (srv.raw(), srv.raw());
     let root = test_root("w_recursive");
     mk(&mut c, &root);
-    assert_eq!(w.call(&Request::AddWatch { path: root.clone(), mode: 1 }), Ok(Response::Empty));
+    assert_eq!(w.call(&Request::AddWatch { path: root.clone(), mode: 1 }), Ok(Response::AddWatch));
     let a = format!("{root}/a");
     let ab = format!("{root}/a/b");
     mk(&mut c, &a);

@@ -674,6 +674,7 @@ fn put_response(out: &mut BytesMut, resp: &Response) {
         }
         Response::GetEphemerals { paths } => put_strings(out, paths),
         Response::AllChildrenNumber(n) => out.put_i32(*n),
+        Response::AddWatch => out.put_i32(0),
         Response::WhoAmI(infos) => {
             put_len(out, infos.len());
             for (scheme, user) in infos {
@@ -745,6 +746,11 @@ pub fn decode_response(code: i32, body: &[u8]) -> Result<Response> {
         op::GET_EPHEMERALS => Response::GetEphemerals { paths: r.strings()? },
         op::GET_ALL_CHILDREN_NUMBER => Response::AllChildrenNumber(r.i32()?),
         op::WHO_AM_I => Response::WhoAmI(r.vec(8, |r| Ok((r.ustring()?, r.ustring()?)))?),
+        // ErrorResponse {int err}; the server always writes 0 there.
+        op::ADD_WATCH => {
+            r.i32()?;
+            Response::AddWatch
+        }
         _ => Response::Empty,
     })
 }

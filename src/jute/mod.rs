@@ -168,6 +168,10 @@ pub enum Response {
     AllChildrenNumber(i32),
     /// `WhoAmIResponse {vector<ClientInfo{authScheme; user}>}`.
     WhoAmI(Vec<(String, String)>),
+    /// addWatch: ZooKeeper answers with an `ErrorResponse {int err}` body holding 0
+    /// (`FinalRequestProcessor`: `rsp = new ErrorResponse(0)`). The Java client reads it and
+    /// fails with EOFException (then reconnects in a loop) when it is missing.
+    AddWatch,
 }
 
 /// `ReplyHeader {xid, zxid, err}`.

@@ -155,6 +155,7 @@ fn all_responses() -> Vec<(i32, Response)> {
         (103, Response::GetEphemerals { paths: strs(&["/e1", "/e2"]) }),
         (104, Response::AllChildrenNumber(42)),
         (107, Response::WhoAmI(vec![("ip".into(), "127.0.0.1".into()), ("digest".into(), "u".into())])),
+        (106, Response::AddWatch),
     ]
 }
 
@@ -408,6 +409,17 @@ fn golden_exists_reply_carries_a_68_byte_stat() {
     assert_eq!(wire.len(), 4 + REPLY_HEADER_LEN + STAT_LEN);
     let mut out = BytesMut::new();
     encode_reply(&mut out, ReplyHeader { xid: 7, zxid: 0x500, err: 0 }, &Response::Stat(s));
+    assert_eq!(&out[..], &wire[..]);
+}
+
+/// ZooKeeper 3.8 answers addWatch with the header plus `ErrorResponse {int err = 0}`: 20
+/// bytes, not 16 (the Java client reads the int and fails with EOFException without it).
+#[test]
+fn golden_add_watch_reply_carries_an_error_response_body() {
+    let wire = Golden::default().int(9).long(0x700).int(0).int(0).framed();
+    assert_eq!(wire.len(), 4 + 20);
+    let mut out = BytesMut::new();
+    encode_reply(&mut out, ReplyHeader { xid: 9, zxid: 0x700, err: 0 }, &Response::AddWatch);
     assert_eq!(&out[..], &wire[..]);
 }
 

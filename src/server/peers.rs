@@ -4,8 +4,12 @@
 //! Connections (all in the loop's one slab, next to the clients):
 //! - election: we dial every other voter's election port and only *send* on the
 //!   connections we dialled (first frame `Hello{from}`); we only *receive* on the ones we
-//!   accepted. A lost or refused connection is redialled every `REDIAL_MS`; election messages
-//!   to a peer without a connection are dropped (the core re-sends every tick).
+//!   accepted. A lost or refused connection is redialled every `REDIAL_MS`. The last
+//!   notification for each peer is kept and written as soon as a connection to it is up
+//!   (ZooKeeper's `lastMessageSent`): one sent while the peer was unreachable is not lost. The
+//!   core re-sends only while Looking, so a vote dropped that way used to be gone for good
+//!   once its sender had decided (found by the restart test: the winner never heard its
+//!   supporters' votes and waited initLimit).
 //! - quorum: a follower dials the leader it elected (`Action::ConnectQuorum`); the leader
 //!   learns who dialled from the first message, `FollowerInfo{from}`.
 //!
@@ -58,6 +62,8 @@ pub struct Ensemble {
     pub(super) quorum_listener: TcpListener,
     /// Our dialled election connection to each peer.
     pub(super) election_out: BTreeMap<ServerId, usize>,
+    /// The last notification addressed to each peer, written again on every new connection.
+    pub(super) election_last: BTreeMap<ServerId, peer::Notification>,
     pub(super) redial_at: BTreeMap<ServerId, Millis>,
     /// The quorum connection with each peer (followers at the leader; the leader at a follower).
     pub(super) quorum: BTreeMap<ServerId, usize>,
@@ -121,6 +127,7 @@ impl Ensemble {
             election_listener,
             quorum_listener,
             election_out: BTreeMap::new(),
+            election_last: BTreeMap::new(),
             redial_at: BTreeMap::new(),
             quorum: BTreeMap::new(),
             inputs: VecDeque::new(),
@@ -258,6 +265,11 @@ impl EventLoop {
         }
         link.connecting = false;
         let (kind, peer) = (link.kind, link.peer);
+        if let (PeerKind::ElectionOut, Some(peer)) = (kind, peer) {
+            if let Some(n) = self.ens.as_ref().and_then(|e| e.election_last.get(&peer)) {
+                peer::encode(&mut conn.write_buf, &ElectionMsg::Notification(n.clone()));
+            }
+        }
         self.dirty.push(slot);
         if let (PeerKind::QuorumOut, Some(peer)) = (kind, peer) {
             if let Some(ens) = self.ens.as_mut() {
@@ -569,9 +581,12 @@ impl EventLoop {
         let now = self.now();
         match action {
             Action::SendElection { to, msg } => {
-                let Some(ens) = self.ens.as_ref() else { return };
-                if let Some(&slot) = ens.election_out.get(&to) {
-                    if let Some(conn) = self.conns.get_mut(slot) {
+                let Some(ens) = self.ens.as_mut() else { return };
+                ens.election_last.insert(to, msg.clone());
+                let Some(&slot) = ens.election_out.get(&to) else { return };
+                // A connection still connecting writes the last one when it is up.
+                if let Some(conn) = self.conns.get_mut(slot) {
+                    if matches!(&conn.role, ConnRole::Peer(l) if !l.connecting) {
                         peer::encode(&mut conn.write_buf, &ElectionMsg::Notification(msg));
                         self.dirty.push(slot);
                     }

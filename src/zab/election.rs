@@ -7,10 +7,17 @@
 //! sender catches up.
 //!
 //! Invariants:
-//! - A decision needs a quorum (self included) holding exactly my vote, stable for
-//!   `finalize_wait_ms` (any better vote restarts the wait), or a quorum of
-//!   Following/Leading peers naming a leader that itself reports Leading (ZooKeeper's
-//!   out-of-election check: a restarted server joins the incumbent instead of deposing it).
+//! - A decision needs a quorum (self included) backing exactly my vote in my round, stable
+//!   for `finalize_wait_ms` (any better vote restarts the wait). Backers are Looking peers
+//!   and also peers that already decided in this round and answer Following/Leading with
+//!   that vote: a server whose supporters all decided before it heard them learns it won
+//!   from their answers (ZooKeeper's `receivedFollowingNotification`: FOLLOWING/LEADING
+//!   notifications of the same round count with the LOOKING ones). Such an answer decides at
+//!   once, as in ZooKeeper, since the quorum has already waited out its finalize delay.
+//! - Otherwise, a quorum of Following/Leading peers naming a leader that itself reports
+//!   Leading (ZooKeeper's out-of-election check: a restarted server joins the incumbent
+//!   instead of deposing it). Following someone else also needs that leader's own Leading
+//!   answer in the same-round case (`checkLeader`).
 //! - Election never decides safety: two servers may believe different leaders for a while;
 //!   discovery (epoch quorum) and sync make that harmless. It only needs to converge.
 
@@ -105,14 +112,17 @@ impl Election {
             self.broadcast(cfg, now, out);
         }
         // A single voter is its own quorum.
-        if self.finalize_at.is_none() && self.looking_quorum(cfg) {
+        if self.finalize_at.is_none() && self.backed(cfg, self.vote) {
             self.finalize_at = Some(now + cfg.finalize_wait_ms);
         }
         match self.finalize_at {
             Some(at) if now >= at => {
                 self.finalize_at = None;
-                // Still a quorum? (a peer may have moved on meanwhile)
-                if self.looking_quorum(cfg) {
+                // Still a quorum? A backer that moved to a better vote no longer counts; one
+                // that decided meanwhile still does (its Following answer replaced its
+                // Looking vote: counting only Looking peers here left the winner Looking
+                // until its followers gave up at initLimit).
+                if self.backed(cfg, self.vote) {
                     return Some(self.decision_for(cfg, self.vote.leader));
                 }
                 None
@@ -147,29 +157,62 @@ impl Election {
                         self.vote = n.vote;
                         self.finalize_at = None;
                         self.broadcast(cfg, now, out);
+                    } else if n.vote < self.vote {
+                        // It has not seen my better vote (it may still have been Following
+                        // when I broadcast it): tell it now, not at my next resend a whole
+                        // resend interval later (found by the failover test: ~200 ms).
+                        out.push(Action::SendElection { to: sender, msg: self.notification(cfg, PeerState::Looking) });
                     }
                     self.heard.insert(sender, n);
                 }
-                if self.finalize_at.is_none() && self.looking_quorum(cfg) {
+                if self.finalize_at.is_none() && self.backed(cfg, self.vote) {
                     self.finalize_at = Some(now + cfg.finalize_wait_ms);
                 }
                 None
             }
             PeerState::Following | PeerState::Leading => {
+                let (round, vote) = (n.round, n.vote);
                 self.heard.insert(sender, n);
+                if round == self.round {
+                    if let Some(d) = self.same_round_decision(cfg, vote) {
+                        return Some(d);
+                    }
+                }
                 self.out_of_election(cfg)
             }
         }
     }
 
-    /// A quorum (self included) of Looking peers in my round holds exactly my vote.
-    fn looking_quorum(&self, cfg: &ZabConfig) -> bool {
-        let agreeing = self
-            .heard
-            .values()
-            .filter(|h| h.state == PeerState::Looking && h.round == self.round && h.vote == self.vote)
-            .count();
-        agreeing + 1 >= cfg.quorum()
+    /// How many servers, me included, back `vote` in my round: Looking peers proposing it,
+    /// and peers that decided on it in this round (Following/Leading answers).
+    fn backers(&self, cfg: &ZabConfig, vote: Vote) -> usize {
+        let me = usize::from(self.vote == vote);
+        let peers = self.heard.iter().filter(|(id, h)| **id != cfg.me && h.round == self.round && h.vote == vote).count();
+        me + peers
+    }
+
+    fn backed(&self, cfg: &ZabConfig, vote: Vote) -> bool {
+        self.backers(cfg, vote) >= cfg.quorum()
+    }
+
+    /// A Following/Leading answer from my round names `vote`: with a quorum behind it, the
+    /// election is over. I lead if it names me; I follow someone else only once that server
+    /// itself answered Leading (ZooKeeper's `checkLeader`).
+    fn same_round_decision(&mut self, cfg: &ZabConfig, vote: Vote) -> Option<Decision> {
+        if !self.backed(cfg, vote) {
+            return None;
+        }
+        let leader_confirmed = vote.leader == cfg.me
+            || self
+                .heard
+                .get(&vote.leader)
+                .is_some_and(|h| h.state == PeerState::Leading && h.round == self.round && h.vote == vote);
+        if !leader_confirmed {
+            return None;
+        }
+        self.vote = vote;
+        self.finalize_at = None;
+        Some(self.decision_for(cfg, vote.leader))
     }
 
     /// A quorum of Following/Leading peers names L, and L itself says it is Leading.
@@ -266,6 +309,79 @@ mod tests {
         e.receive(&c, 2, looking(3, v(3, 0, 0), 2), &mut out);
         assert_eq!(e.vote(), v(2, 0, 0), "a stale round's vote is not adopted");
         assert!(matches!(&out[..], [Action::SendElection { to: ServerId(3), .. }]));
+    }
+
+    fn answer(from: u64, state: PeerState, vote: Vote, round: u64) -> Notification {
+        Notification { sender: ServerId(from), state, vote, round }
+    }
+
+    /// ZooKeeper's receivedFollowingNotification: a supporter that already decided in my
+    /// round counts, so I learn I won from its Following answer, at once.
+    #[test]
+    fn following_answer_of_my_round_elects_me() {
+        let c = cfg(2, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(2, 5, 1), &mut out);
+        let f = answer(1, PeerState::Following, v(2, 5, 1), 1);
+        assert_eq!(e.receive(&c, 1, f, &mut out), Some(Decision::Lead));
+    }
+
+    #[test]
+    fn following_answer_of_another_round_or_vote_does_not_count() {
+        let c = cfg(2, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(2, 5, 1), &mut out);
+        e.start(&c, 0, v(2, 5, 1), &mut out); // round 2
+        assert_eq!(e.receive(&c, 1, answer(1, PeerState::Following, v(2, 5, 1), 1), &mut out), None, "an old round");
+        assert_eq!(e.receive(&c, 2, answer(3, PeerState::Following, v(2, 4, 1), 2), &mut out), None, "another vote");
+        assert_eq!(e.tick(&c, 100, &mut out), None, "no finalize either");
+    }
+
+    /// Following someone else on same-round answers needs that server's own Leading answer
+    /// (ZooKeeper's checkLeader); the finalize check counts a backer that decided meanwhile.
+    #[test]
+    fn finalize_counts_a_backer_that_decided_meanwhile() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(1, 5, 1), &mut out);
+        e.receive(&c, 1, looking(2, v(3, 5, 1), 1), &mut out);
+        assert_eq!(e.vote(), v(3, 5, 1));
+        // 2 decided to follow 3 before my finalize wait ended; 3 has not answered yet.
+        assert_eq!(e.receive(&c, 5, answer(2, PeerState::Following, v(3, 5, 1), 1), &mut out), None);
+        assert_eq!(e.tick(&c, 21, &mut out), Some(Decision::Follow(ServerId(3))));
+    }
+
+    #[test]
+    fn same_round_leading_answer_lets_me_follow_at_once() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(1, 5, 1), &mut out);
+        assert_eq!(e.receive(&c, 1, answer(2, PeerState::Following, v(3, 5, 1), 1), &mut out), None, "3 not confirmed");
+        assert_eq!(e.receive(&c, 2, answer(3, PeerState::Leading, v(3, 5, 1), 1), &mut out), Some(Decision::Follow(ServerId(3))));
+        assert_eq!(e.vote(), v(3, 5, 1), "I report the vote I followed");
+    }
+
+    /// A peer of my round still proposing a worse vote missed my broadcast: it gets mine
+    /// right away instead of at my next resend.
+    #[test]
+    fn worse_vote_of_my_round_is_answered_with_mine() {
+        let c = cfg(3, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(3, 5, 1), &mut out);
+        out.clear();
+        e.receive(&c, 1, looking(1, v(1, 5, 1), 1), &mut out);
+        assert_eq!(
+            out,
+            vec![Action::SendElection { to: ServerId(1), msg: answer(3, PeerState::Looking, v(3, 5, 1), 1) }]
+        );
+        out.clear();
+        e.receive(&c, 2, looking(1, v(3, 5, 1), 1), &mut out);
+        assert!(out.is_empty(), "an equal vote needs no answer");
     }
 
     #[test]

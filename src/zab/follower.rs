@@ -2,7 +2,8 @@
 //! follower side).
 //!
 //! Phases: `Connecting` (dial the elected leader, retried every tick until initLimit) →
-//! `Discovery` (FOLLOWERINFO sent, waiting NEWEPOCH) → `Syncing` (ACKEPOCH sent; receiving
+//! `Discovery` (FOLLOWERINFO sent, waiting NEWEPOCH until initLimit: a leader still finishing
+//! its election holds the connection) → `Syncing` (ACKEPOCH sent; receiving
 //! DIFF/TRUNC/SNAP and proposals until NEWLEADER) → `Broadcast` (NEWLEADER seen; serving
 //! after UPTODATE).
 //!
@@ -173,6 +174,11 @@ impl Follower {
                 Next::Stay
             }
             Phase::Connecting { dialing: true } => Next::Stay,
+            // FOLLOWERINFO sent, no NEWEPOCH yet: the leader may still be finishing its
+            // election and holds the connection until it decides. ZooKeeper's learner waits
+            // initLimit for LEADERINFO too; syncLimit is for a leader that has spoken.
+            Phase::Discovery if now - self.started >= init => Next::Looking,
+            Phase::Discovery => Next::Stay,
             _ if now - self.last_heard >= sync => {
                 note!("follower: leader silent for syncLimit");
                 Next::Looking

@@ -59,7 +59,7 @@ pub mod leader;
 #[cfg(test)]
 mod sim;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
 use crate::proto::{Millis, ServerId, Zxid};
@@ -237,6 +237,10 @@ pub struct Zab {
     /// The role last reported with `RoleChanged` (emitted whenever `role()` changes,
     /// including a Leading/Following epoch becoming known after discovery).
     reported: Role,
+    /// Looking: FOLLOWERINFOs of peers that decided I lead before I did. Their connections
+    /// are held, not closed: if I decide to lead they are my first followers at once;
+    /// closing made them redial a whole tick later. One per peer (a newer one replaces it).
+    held: BTreeMap<ServerId, QuorumMsg>,
 }
 
 impl Zab {
@@ -250,7 +254,7 @@ impl Zab {
         let core = Core { cfg, durable, hist, snapshot: None };
         // The first notifications go out on the first Tick (the deadline is `now`).
         election.start(&core.cfg, now - core.cfg.tick_ms, core.own_vote(), &mut Vec::new());
-        Zab { core, election, state: State::Looking, reported: Role::Looking }
+        Zab { core, election, state: State::Looking, reported: Role::Looking, held: BTreeMap::new() }
     }
 
     pub fn step(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
@@ -282,9 +286,12 @@ impl Zab {
                 }
                 Next::Stay
             }
-            (State::Looking, Input::Quorum { from, msg: QuorumMsg::FollowerInfo { .. } }) => {
-                // Not leading (yet): refuse, so the follower retries or re-elects quickly.
-                out.push(Action::CloseQuorum { peer: from });
+            (State::Looking, Input::Quorum { from, msg: msg @ QuorumMsg::FollowerInfo { .. } }) => {
+                self.hold(from, msg, out);
+                Next::Stay
+            }
+            (State::Looking, Input::QuorumDisconnected { peer }) => {
+                self.held.remove(&peer);
                 Next::Stay
             }
             (State::Looking, other) => {
@@ -382,15 +389,44 @@ impl Zab {
         }
     }
 
+    /// Looking: a peer decided I lead and sent FOLLOWERINFO; keep it for the decision.
+    fn hold(&mut self, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) {
+        let cfg = &self.core.cfg;
+        let valid = matches!(msg, QuorumMsg::FollowerInfo { from: id, .. } if id == from);
+        if !valid || from == cfg.me || !cfg.voters.contains(&from) {
+            note!("looking: FOLLOWERINFO from {from} that is not a voter; closing");
+            out.push(Action::CloseQuorum { peer: from });
+            return;
+        }
+        self.held.insert(from, msg);
+    }
+
     fn decide(&mut self, now: Millis, d: election::Decision, out: &mut Vec<Action>) {
-        self.state = match d {
-            election::Decision::Lead => State::Leading(leader::Leader::new(&self.core, now)),
-            election::Decision::Follow(l) => State::Following(follower::Follower::new(&self.core, l, now, out)),
-        };
-        // A single-voter ensemble may finish discovery and sync right away.
-        if let State::Leading(l) = &mut self.state {
-            if l.after_start(&mut self.core, now, out) == Next::Looking {
-                self.become_looking(now, out);
+        let held = std::mem::take(&mut self.held);
+        match d {
+            election::Decision::Lead => {
+                let mut l = leader::Leader::new(&self.core, now);
+                let mut next = Next::Stay;
+                for (from, msg) in held {
+                    if next == Next::Stay {
+                        next = l.step(&mut self.core, now, Input::Quorum { from, msg }, out);
+                    }
+                }
+                // A single-voter ensemble (or one whose followers were held) may finish
+                // discovery right away.
+                if next == Next::Stay {
+                    next = l.after_start(&mut self.core, now, out);
+                }
+                self.state = State::Leading(l);
+                if next == Next::Looking {
+                    self.become_looking(now, out);
+                }
+            }
+            election::Decision::Follow(leader) => {
+                // They expected me to lead: let them go (they redial or re-elect). Closed
+                // before I dial my leader, who may be one of them.
+                out.extend(held.into_keys().map(|peer| Action::CloseQuorum { peer }));
+                self.state = State::Following(follower::Follower::new(&self.core, leader, now, out));
             }
         }
     }

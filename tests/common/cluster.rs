@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{four_letter, free_port, signal};
+use super::{four_letter, free_port, signal, STOP_TIMEOUT};
 
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -130,6 +130,30 @@ impl Cluster {
     /// The PID of a running node.
     pub fn pid(&self, id: u64) -> Option<u32> {
         self.children.get(&id)?.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM every running node at once, then wait for each (SIGKILL after
+    /// `STOP_TIMEOUT`): a whole ensemble shut down the way an operator does it.
+    pub fn stop_all(&mut self) {
+        for c in self.children.values().flatten() {
+            signal(c, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        for c in self.children.values_mut() {
+            let Some(mut child) = c.take() else { continue };
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    eprintln!("arbor pid {} ignored SIGTERM for {STOP_TIMEOUT:?}; sending SIGKILL", child.id());
+                    signal(&child, libc::SIGKILL);
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 
     pub fn sigstop(&self, id: u64) {
