@@ -87,6 +87,9 @@ pub struct ServiceConfig {
 enum ClientState {
     /// Connected, ConnectRequest not seen yet.
     Handshake,
+    /// A new session is being created (its txn is in flight): requests the client sends
+    /// before the connect reply wait in `ClientInfo::early`.
+    Connecting,
     /// Bound to a session.
     Session(SessionId),
     /// Done (expired session reply, auth failure, closeSession): ignore further input.
@@ -107,7 +110,13 @@ pub struct ClientInfo {
     pub last_cxid: i32,
     pub last_zxid: i64,
     pub last_response_ms: i64,
+    /// Frames that arrived while `Connecting`, in order.
+    early: Vec<Vec<u8>>,
 }
+
+/// Frames a client may pipeline behind its ConnectRequest before the connect reply; past
+/// this the connection is closed (ZooKeeper's clients send none or a few).
+const EARLY_FRAMES_MAX: usize = 1000;
 
 impl ClientInfo {
     pub fn session(&self) -> Option<SessionId> {
@@ -384,6 +393,7 @@ impl Service {
                 last_cxid: 0,
                 last_zxid: 0,
                 last_response_ms: 0,
+                early: Vec::new(),
             },
         );
     }
@@ -406,7 +416,20 @@ impl Service {
         let Some(info) = self.clients.get_mut(&client) else { return };
         info.received += 1;
         self.stats.packets_received += 1;
+        self.handle_frame(now, wall_ms, client, payload, out);
+    }
+
+    fn handle_frame(&mut self, now: Millis, wall_ms: i64, client: ClientId, payload: &[u8], out: &mut dyn Outbox) {
+        let Some(info) = self.clients.get_mut(&client) else { return };
         match info.state.clone() {
+            ClientState::Connecting => {
+                if info.early.len() >= EARLY_FRAMES_MAX {
+                    eprintln!("client {}: {EARLY_FRAMES_MAX} requests sent before the connect reply; closing", self.addr(client));
+                    out.close_client(client);
+                } else {
+                    info.early.push(payload.to_vec());
+                }
+            }
             ClientState::Handshake => match jute::decode_connect(payload) {
                 Ok(req) => self.connect(now, wall_ms, client, req, out),
                 Err(e) => {
@@ -504,6 +527,9 @@ impl Service {
             // The session exists once its CreateSession txn is applied; the connect reply
             // goes out then (`apply_committed`).
             let session = self.sessions.next_session_id();
+            if let Some(info) = self.clients.get_mut(&client) {
+                info.state = ClientState::Connecting;
+            }
             self.pending_connects.insert(session, PendingConnect { client, timeout_ms: timeout, ip, read_only: req.read_only });
             if self.mode == Mode::Follower {
                 out.forward(QuorumMsg::CreateSession { session, timeout_ms: timeout });
@@ -991,6 +1017,11 @@ impl Service {
         if let TxnOp::CreateSession { .. } = txn.op {
             if let Some(pc) = self.pending_connects.remove(&session) {
                 self.bind(pc.client, session, pc.timeout_ms, pc.ip, pc.read_only, out);
+                // Requests pipelined behind the ConnectRequest run now, in order.
+                let early = self.clients.get_mut(&pc.client).map(|i| std::mem::take(&mut i.early)).unwrap_or_default();
+                for frame in early {
+                    self.handle_frame(now, txn.header.time_ms, pc.client, &frame, out);
+                }
             }
             return;
         }

@@ -217,3 +217,39 @@ fn five_nodes_survive_two_failures() {
         assert_eq!(children_at(&cl, *id, "/five").len(), alive.len(), "server {id}");
     }
 }
+
+#[test]
+fn requests_pipelined_behind_the_connect_request_are_answered_in_order() {
+    // A client may send requests right behind its ConnectRequest; while the new session's
+    // txn is in flight they wait, then run in order (they used to be read as another,
+    // malformed ConnectRequest, which closed the connection).
+    use arbor::jute::{self, CreateKind, Request, RequestHeader};
+    use std::io::Write;
+    let cl = Cluster::start(3, &[]);
+    for id in cl.ids() {
+        let mut bytes = common::connect_frame(10_000);
+        let mut reqs = bytes::BytesMut::new();
+        for i in 1..=3 {
+            let r = Request::Create(common::create_req(
+                CreateKind::Create,
+                &format!("/early-{id}-{i}"),
+                Some(b"x"),
+                arbor::proto::Acl::open_unsafe(),
+                0,
+            ));
+            jute::encode_request(&mut reqs, RequestHeader { xid: i, op: r.opcode() }, &r);
+        }
+        bytes.extend_from_slice(&reqs);
+        let mut s = std::net::TcpStream::connect(cl.addr(id)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(&bytes).expect("send connect + requests in one write");
+        let connect = common::read_frame(&mut s).expect("connect reply");
+        let resp = jute::decode_connect_response(&connect).expect("a connect response");
+        assert_ne!(resp.session_id, 0, "server {id} granted a session");
+        for i in 1..=3 {
+            let f = common::read_frame(&mut s).unwrap_or_else(|e| panic!("server {id}: reply {i}: {e}"));
+            let (h, _) = jute::decode_reply_header(&f).expect("reply header");
+            assert_eq!((h.xid, h.err), (i, 0), "server {id}: replies in order, without error");
+        }
+    }
+}
