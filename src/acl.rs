@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(fixup(&[open[0].clone(), open[0].clone()], &[]).unwrap(), open);
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
         let auth = Acl { perms: perms::ALL, id: Id::new("auth", "") };
-        assert_eq!(fixup(&[auth.clone()], &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(std::slice::from_ref(&auth), &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
         let got = fixup(&[auth], &[Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")]).unwrap();
         assert_eq!(got, vec![Acl { perms: perms::ALL, id: Id::new("digest", "u:h") }]);
         assert_eq!(fixup(&[Acl { perms: 1, id: Id::new("world", "nobody") }], &[]), Err(ErrorCode::InvalidAcl));

@@ -167,7 +167,7 @@ fn worker(addr: SocketAddr, t: usize, mut m: Model, last_zxid: i64, stop: Arc<At
     while !stop.load(Ordering::Relaxed) {
         m.next_token += 1;
         let token = format!("t{t}-{}", m.next_token);
-        if m.next_token % 2 == 0 {
+        if m.next_token.is_multiple_of(2) {
             m.in_flight = Some(Pending::Create { token: token.clone() });
             match c.create(&format!("{dir}/s-"), token.as_bytes(), FLAG_SEQUENTIAL) {
                 Ok(Ok(path)) => {

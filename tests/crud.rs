@@ -361,7 +361,7 @@ fn invalid_paths_are_bad_arguments() {
     // and only a create validates the full path after that (`PathUtils.validatePath`).
     let slash_nul_bad = |p: &str| !p.contains('/') || p.contains('\0');
     for p in &bad {
-        let parent_exists = p.rfind('/').map(|i| &p[..i] == root).unwrap_or(false);
+        let parent_exists = p.rfind('/').map(|i| p[..i] == root).unwrap_or(false);
         let want = if slash_nul_bad(p) || parent_exists { err::BAD_ARGUMENTS } else { err::NO_NODE };
         assert_eq!(create_err(&mut c, CreateKind::Create2, p, PERSISTENT), want, "create {p:?}");
         assert_eq!(c.set_data(p, b"", -1), Err(err::BAD_ARGUMENTS), "setData {p:?}");
