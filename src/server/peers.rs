@@ -70,8 +70,7 @@ pub struct Ensemble {
     pub(super) inputs: VecDeque<Input>,
     /// Leader: `SyncDone` answers the service produced.
     pub(super) peer_sends: Vec<(ServerId, QuorumMsg)>,
-    /// Highest zxid appended to the log / known durable.
-    pub(super) appended: Zxid,
+    /// Highest zxid known durable (the sync thread's last report, or a restored state).
     pub(super) synced: Zxid,
     /// Leader: snapshots being streamed to followers (SNAP), by follower.
     pub(super) snap_out: BTreeMap<ServerId, SnapOut>,
@@ -132,7 +131,6 @@ impl Ensemble {
             quorum: BTreeMap::new(),
             inputs: VecDeque::new(),
             peer_sends: Vec::new(),
-            appended: last,
             synced: last,
             snap_out: BTreeMap::new(),
         })
@@ -622,12 +620,8 @@ impl EventLoop {
                 }
             }
             Action::Persist(txn) => {
-                let zxid = txn.header.zxid;
                 if let Err(e) = self.sink.append(&txn) {
                     sink_error.get_or_insert(e);
-                }
-                if let Some(ens) = self.ens.as_mut() {
-                    ens.appended = zxid;
                 }
             }
             Action::PersistEpoch { accepted, current } => {
@@ -683,7 +677,6 @@ impl EventLoop {
                 let last = tree.last_applied();
                 self.service.restore(tree, sessions);
                 if let Some(ens) = self.ens.as_mut() {
-                    ens.appended = last;
                     ens.synced = last;
                     ens.inputs.push_back(Input::Restored { last_zxid: last });
                 }

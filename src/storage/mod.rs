@@ -558,11 +558,6 @@ impl Storage {
         self.job = Some(SnapshotJob { zxid, started: t0, worker });
     }
 
-    /// Whether a snapshot is being written.
-    pub fn snapshot_running(&self) -> bool {
-        self.job.is_some()
-    }
-
     /// Reap a finished snapshot job (or wait for it with `block`).
     pub fn poll_snapshot(&mut self, block: bool) {
         let child_result = match self.job.as_ref().map(|j| &j.worker) {

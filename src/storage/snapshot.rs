@@ -219,11 +219,6 @@ pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), 
     write_durably(dir, image.zxid, |f| write_file(f, image.zxid, &image.body))
 }
 
-/// Write the bytes of a snapshot file (already validated with `decode`) durably as
-/// `snapshot.<zxid>`.
-pub fn write_bytes(dir: &Path, zxid: Zxid, bytes: &[u8]) -> Result<PathBuf, StorageError> {
-    write_durably(dir, zxid, |f| f.write_all(bytes).map(|()| bytes.len() as u64)).map(|(p, _)| p)
-}
 
 /// Where a snapshot received from a leader is written while it arrives (a `.tmp` name, so
 /// a crash mid-transfer leaves nothing recovery would load: `remove_partial` deletes it).
@@ -253,26 +248,23 @@ pub fn list(dir: &Path) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
     Ok(fsutil::list_by_zxid(dir, SNAP_PREFIX)?.into_iter().map(|(z, p)| (Zxid(z), p)).collect())
 }
 
-/// Remove the temp file of a snapshot write that was cancelled (not a received one).
-pub fn remove_partial_named(dir: &Path) -> Result<(), StorageError> {
-    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(SNAP_PREFIX) && name.ends_with(".tmp") && !name.ends_with(".recv.tmp") {
-            fs::remove_file(e.path()).map_err(|err| StorageError::io(&e.path(), err))?;
-        }
-    }
-    Ok(())
+/// Remove `snapshot.*.tmp` left by a crash during a snapshot write or a SNAP transfer.
+pub fn remove_partial(dir: &Path) -> Result<(), StorageError> {
+    remove_tmp(dir, |_| true)
 }
 
-/// Remove `snapshot.*.tmp` left by a crash during a snapshot write.
-pub fn remove_partial(dir: &Path) -> Result<(), StorageError> {
+/// Remove the temp file of a snapshot write that was cancelled, keeping a snapshot being
+/// received from a leader (`receive_path`).
+pub fn remove_partial_named(dir: &Path) -> Result<(), StorageError> {
+    remove_tmp(dir, |name| !name.ends_with(".recv.tmp"))
+}
+
+fn remove_tmp(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(), StorageError> {
     let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
     for e in rd.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(SNAP_PREFIX) && name.ends_with(".tmp") {
+        if name.starts_with(SNAP_PREFIX) && name.ends_with(".tmp") && wanted(&name) {
             fs::remove_file(e.path()).map_err(|err| StorageError::io(&e.path(), err))?;
         }
     }
