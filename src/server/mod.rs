@@ -52,6 +52,10 @@ const PEER_READ_BUDGET: usize = 4 << 20;
 /// Requests of one session in progress (a write in flight and what is pipelined behind
 /// it) past which its connection is not read until some complete.
 const SESSION_BACKLOG_MAX: usize = 1000;
+/// A leader stops reading from its clients while this many proposals await their commit
+/// (ZooKeeper has no such cap: its window is bounded only by its clients' limits). A few
+/// thousand covers a quorum's fsync latency at full throughput many times over.
+const PROPOSALS_IN_FLIGHT_MAX: u64 = 5000;
 
 /// Where txns go before they are acknowledged (the storage layer).
 ///
@@ -515,9 +519,19 @@ impl EventLoop {
         self.gated = still;
     }
 
+    /// Past a limit that stops reading from every client: this server's outstanding
+    /// requests (`globalOutstandingLimit`), or, on a leader, its proposals in flight
+    /// (`PROPOSALS_IN_FLIGHT_MAX`). Writes forwarded by followers are not throttled here:
+    /// each follower bounds its own by its `globalOutstandingLimit`, so the leader's window
+    /// stays below the cap plus the followers' limits, and its acks keep flowing.
+    fn overloaded(&self) -> bool {
+        self.service.outstanding() >= self.cfg.global_outstanding_limit
+            || self.ens.as_ref().is_some_and(|e| e.zab.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX)
+    }
+
     /// Throttled connections whose limits allow it again are read next turn.
     fn unthrottle(&mut self) {
-        if self.throttled.is_empty() || self.service.outstanding() >= self.cfg.global_outstanding_limit {
+        if self.throttled.is_empty() || self.overloaded() {
             return;
         }
         let service = &self.service;
@@ -649,6 +663,7 @@ impl EventLoop {
 
     fn process_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
         loop {
+            let overloaded = self.overloaded();
             let Some(conn) = self.conns.get_mut(slot) else { return };
             if conn.closing {
                 return;
@@ -660,9 +675,7 @@ impl EventLoop {
                 }
                 return;
             }
-            if self.service.outstanding() >= self.cfg.global_outstanding_limit
-                || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX
-            {
+            if overloaded || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
                 // Its frames wait in `read_buf` (at most one read budget) and the kernel.
                 if !conn.throttled {
                     conn.throttled = true;
