@@ -390,7 +390,7 @@ impl EventLoop {
             again.sort_unstable();
             again.dedup();
             for slot in again {
-                self.read_ready(slot, &mut sink_error);
+                self.read_ready(slot, false, &mut sink_error);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -405,7 +405,8 @@ impl EventLoop {
                             self.dirty.push(slot);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read_ready(slot, &mut sink_error);
+                            let open = !ev.is_read_closed() && !ev.is_error();
+                            self.read_ready(slot, open, &mut sink_error);
                         }
                     }
                 }
@@ -520,13 +521,16 @@ impl EventLoop {
     }
 
     /// Past a limit that stops reading from every client: this server's outstanding
-    /// requests (`globalOutstandingLimit`), or, on a leader, its proposals in flight
-    /// (`PROPOSALS_IN_FLIGHT_MAX`). Writes forwarded by followers are not throttled here:
+    /// requests (`globalOutstandingLimit`); on a leader, its proposals in flight
+    /// (`PROPOSALS_IN_FLIGHT_MAX`); replication output backed up past `HIGH_WATER`
+    /// (`Ensemble::replication_backed_up`). Writes forwarded by followers are not throttled here:
     /// each follower bounds its own by its `globalOutstandingLimit`, so the leader's window
     /// stays below the cap plus the followers' limits, and its acks keep flowing.
     fn overloaded(&self) -> bool {
         self.service.outstanding() >= self.cfg.global_outstanding_limit
-            || self.ens.as_ref().is_some_and(|e| e.zab.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX)
+            || self.ens.as_ref().is_some_and(|e| {
+                e.zab.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX || e.replication_backed_up(&self.conns, HIGH_WATER)
+            })
     }
 
     /// Throttled connections whose limits allow it again are read next turn.
@@ -615,7 +619,13 @@ impl EventLoop {
     /// unless it stopped because it is paused for backpressure: the flush that un-pauses it
     /// puts it on `resumed`, which reads it the same way. The budget keeps one busy
     /// connection from starving the others within a turn.
-    fn read_ready(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+    ///
+    /// `open`: the readiness event said nothing of a hang-up or error. Then a read that
+    /// fills less than the scratch buffer has emptied the socket, and the read that would
+    /// only say `WouldBlock` is skipped (half of all reads under load): bytes that arrive
+    /// later raise a new edge. Otherwise (or when reading on our own initiative) we read on
+    /// until `WouldBlock` or end of stream, so a FIN behind the data is not missed.
+    fn read_ready(&mut self, slot: usize, open: bool, sink_error: &mut Option<io::Error>) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         if conn.closing {
             return;
@@ -640,6 +650,9 @@ impl EventLoop {
                 Ok(n) => {
                     conn.read_buf.extend_from_slice(&scratch[..n]);
                     taken += n;
+                    if open && n < scratch.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

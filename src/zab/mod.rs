@@ -335,6 +335,11 @@ impl Zab {
     }
 
     /// Leader: the zxid the next `Input::Propose` must carry.
+    /// Votes needed for a quorum (self included).
+    pub fn quorum_size(&self) -> usize {
+        self.core.cfg.quorum()
+    }
+
     /// Leader: proposals not yet committed; 0 in any other role.
     pub fn proposals_in_flight(&self) -> u64 {
         match &self.state {
