@@ -74,3 +74,44 @@ fn a_dead_server_moves_the_session_to_the_next_endpoint() {
     assert_eq!(c.endpoint(), eps[1]);
     c.close().expect("close");
 }
+
+#[test]
+fn watches_survive_a_move_to_another_server_and_fire_for_changes_made_meanwhile() {
+    let mut cl = Cluster::start(3, &[]);
+    let leader = cl.wait_leader(Duration::from_secs(30));
+    let followers: Vec<u64> = cl.ids().into_iter().filter(|i| *i != leader).collect();
+    let eps = [addr(&cl.addr(followers[0])), addr(&cl.addr(followers[1])), addr(&cl.addr(leader))];
+    let opts = ClientOptions { session_timeout_ms: 6000, op_timeout: Duration::from_secs(10) };
+    let mut c = Client::connect(&eps, opts.clone()).expect("connect");
+    c.create("/w", b"0", 0).expect("create");
+    c.create("/stays", b"0", 0).expect("create");
+    c.get_data("/w", true).expect("data watch");
+    assert_eq!(c.exists("/later", true).unwrap_err().name(), "NoNode", "an exist watch");
+    c.get_data("/stays", true).expect("data watch");
+    cl.kill9(followers[0]);
+    // Changed while the client has no server: the resumed session's setWatches must
+    // bring these notifications (the server compares with the client's last zxid).
+    let mut other = Client::connect(&eps[2..], opts).expect("connect to the leader");
+    other.set_data("/w", b"1", -1).expect("set");
+    other.create("/later", b"", 0).expect("create");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        match c.next_watch(Duration::from_millis(500)) {
+            Ok(Some(ev)) if ev.event_type > 0 => got.push((ev.event_type, ev.path)),
+            Ok(_) | Err(ClientError::ConnectionLoss(_)) => {}
+            Err(e) => panic!("waiting for the watches: {e}"),
+        }
+    }
+    got.sort();
+    assert_eq!(got, [(1, "/later".to_string()), (3, "/w".to_string())], "both watches fired after the move");
+    assert_eq!(c.endpoint(), eps[1], "the session moved to the next server");
+    // A watch that did not fire is still armed on the new server, and fires once.
+    other.set_data("/stays", b"1", -1).expect("set");
+    let ev = c.next_watch(Duration::from_secs(10)).expect("watch").expect("an event");
+    assert_eq!((ev.event_type, ev.path.as_str()), (3, "/stays"));
+    other.set_data("/stays", b"2", -1).expect("set");
+    other.set_data("/w", b"2", -1).expect("set");
+    assert!(c.next_watch(Duration::from_millis(700)).expect("no error").is_none(), "one-shot watches fire once");
+    c.close().expect("close");
+}

@@ -14,10 +14,14 @@
 //! the server's or a synthesized `ConnectionLoss` / `SessionExpired` when the connection or
 //! session ends first. The bench relies on this to count every request it sent.
 //!
-//! Watches are not re-registered after a reconnect (no setWatches): callers see
-//! `Event::Disconnected` and re-arm what they need.
+//! Watches survive a reconnect, as with `ClientCnxn`: the core remembers every watch the
+//! server accepted (data, exist and child watches from a successful read, persistent ones
+//! from addWatch; one-shot ones forgotten when they fire) and, when a reconnect resumes the
+//! session, sends them in setWatches requests (at most `SET_WATCHES_MAX_BYTES` of paths
+//! each) with the last zxid seen, so the server fires at once for what changed meanwhile.
+//! Callers still see `Event::Disconnected`; they need not re-arm anything.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
@@ -92,11 +96,123 @@ enum State {
     Expired,
 }
 
-#[derive(Copy, Clone, Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     xid: i32,
     opcode: i32,
     tag: u64,
+    /// The watch the request asks for, registered if the server's answer sets it.
+    watch: Option<(WatchAsk, String)>,
+    /// Sent by the core itself (setWatches on a resume): no `Event::Reply` for it.
+    internal: bool,
+}
+
+/// What kind of watch a request asks for (`ZKWatchManager`'s registration rules).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum WatchAsk {
+    /// getData: a data watch, if the node exists.
+    Data,
+    /// exists: a data watch if the node exists, an exist watch if not.
+    Exists,
+    /// getChildren / getChildren2: a child watch, if the node exists.
+    Child,
+    /// addWatch mode 0 / 1.
+    Persistent,
+    PersistentRecursive,
+}
+
+/// setWatches frames carry at most this many bytes of paths (`ClientCnxn`'s
+/// SET_WATCHES_MAX_LENGTH), so a client with many watches stays under jute.maxbuffer.
+const SET_WATCHES_MAX_BYTES: usize = 128 * 1024;
+
+/// The watches the server holds for this session, by kind.
+#[derive(Default, Debug)]
+struct Watches {
+    data: BTreeSet<String>,
+    exist: BTreeSet<String>,
+    child: BTreeSet<String>,
+    persistent: BTreeSet<String>,
+    persistent_recursive: BTreeSet<String>,
+}
+
+impl Watches {
+    /// A reply to a watching request arrived with `err`.
+    fn registered(&mut self, ask: WatchAsk, path: String, err: i32) {
+        let no_node = err == ErrorCode::NoNode.code();
+        match ask {
+            WatchAsk::Data if err == 0 => self.data.insert(path),
+            WatchAsk::Exists if err == 0 => self.data.insert(path),
+            WatchAsk::Exists if no_node => self.exist.insert(path),
+            WatchAsk::Child if err == 0 => self.child.insert(path),
+            WatchAsk::Persistent if err == 0 => self.persistent.insert(path),
+            WatchAsk::PersistentRecursive if err == 0 => self.persistent_recursive.insert(path),
+            _ => false,
+        };
+    }
+
+    /// A notification fired: one-shot watches it consumed are gone from the server.
+    fn fired(&mut self, ev: &WatcherEvent) {
+        use crate::proto::EventType as E;
+        let p = &ev.path;
+        let code = |e: E| e.code();
+        match ev.event_type {
+            t if t == code(E::NodeCreated) || t == code(E::NodeDataChanged) => {
+                self.data.remove(p);
+                self.exist.remove(p);
+            }
+            t if t == code(E::NodeChildrenChanged) => {
+                self.child.remove(p);
+            }
+            t if t == code(E::NodeDeleted) => {
+                self.data.remove(p);
+                self.exist.remove(p);
+                self.child.remove(p);
+            }
+            _ => {}
+        }
+    }
+
+    /// removeWatches succeeded for `path` and `watch_type` (1 children, 2 data, 3 any).
+    fn removed(&mut self, path: &str, watch_type: i32) {
+        if watch_type == 1 || watch_type == 3 {
+            self.child.remove(path);
+        }
+        if watch_type == 2 || watch_type == 3 {
+            self.data.remove(path);
+            self.exist.remove(path);
+        }
+        if watch_type == 3 {
+            self.persistent.remove(path);
+            self.persistent_recursive.remove(path);
+        }
+    }
+
+    /// The setWatches requests that re-arm every watch, each within `SET_WATCHES_MAX_BYTES`.
+    fn set_watches(&self, relative_zxid: i64) -> Vec<Request> {
+        let mut out = Vec::new();
+        let mut lists: [Vec<String>; 5] = Default::default();
+        let mut bytes = 0;
+        let kinds = [&self.data, &self.exist, &self.child, &self.persistent, &self.persistent_recursive];
+        for (k, set) in kinds.iter().enumerate() {
+            for p in set.iter() {
+                if bytes + p.len() > SET_WATCHES_MAX_BYTES && lists.iter().any(|l| !l.is_empty()) {
+                    out.push(Self::request(relative_zxid, std::mem::take(&mut lists)));
+                    bytes = 0;
+                }
+                bytes += p.len();
+                lists[k].push(p.clone());
+            }
+        }
+        if lists.iter().any(|l| !l.is_empty()) {
+            out.push(Self::request(relative_zxid, lists));
+        }
+        out
+    }
+
+    fn request(relative_zxid: i64, lists: [Vec<String>; 5]) -> Request {
+        let [data, exist, child, persistent, persistent_recursive] = lists;
+        Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive }
+    }
 }
 
 pub struct Session {
@@ -108,6 +224,7 @@ pub struct Session {
     last_zxid: i64,
     next_xid: i32,
     pending: VecDeque<Pending>,
+    watches: Watches,
     out: BytesMut,
     last_send_ms: Millis,
     last_recv_ms: Millis,
@@ -125,6 +242,7 @@ impl Session {
             last_zxid: 0,
             next_xid: 1,
             pending: VecDeque::new(),
+            watches: Watches::default(),
             out: BytesMut::with_capacity(4096),
             last_send_ms: 0,
             last_recv_ms: 0,
@@ -201,10 +319,32 @@ impl Session {
                 x
             }
         };
+        let watch = match req {
+            Request::GetData { path, watch: true } => Some((WatchAsk::Data, path.clone())),
+            Request::Exists { path, watch: true } => Some((WatchAsk::Exists, path.clone())),
+            Request::GetChildren { path, watch: true } | Request::GetChildren2 { path, watch: true } => {
+                Some((WatchAsk::Child, path.clone()))
+            }
+            Request::AddWatch { path, mode: 0 } => Some((WatchAsk::Persistent, path.clone())),
+            Request::AddWatch { path, mode: 1 } => Some((WatchAsk::PersistentRecursive, path.clone())),
+            _ => None,
+        };
         jute::encode_request(&mut self.out, RequestHeader { xid, op: opcode }, req);
-        self.pending.push_back(Pending { xid, opcode, tag });
+        self.pending.push_back(Pending { xid, opcode, tag, watch, internal: false });
         self.last_send_ms = now;
+        if let Request::RemoveWatches { path, watch_type } = req {
+            // Forgotten when sent: whatever the answer, the caller no longer wants it, and
+            // re-arming it on a reconnect would bring it back.
+            self.watches.removed(path, *watch_type);
+        }
         Ok(xid)
+    }
+
+    /// Watches this session holds at the server, as the core tracks them (for tests and
+    /// tools): (data, exist, child, persistent, persistent recursive) counts.
+    pub fn watch_counts(&self) -> [usize; 5] {
+        let w = &self.watches;
+        [w.data.len(), w.exist.len(), w.child.len(), w.persistent.len(), w.persistent_recursive.len()]
     }
 
     /// When the core next wants a `Tick`.
@@ -285,6 +425,16 @@ impl Session {
         self.timeout_ms = resp.timeout_ms;
         self.state = State::Connected;
         self.last_recv_ms = now;
+        if !resumed {
+            self.watches = Watches::default();
+        }
+        // Re-arm every watch before anything the caller sends next (ClientCnxn's
+        // primeConnection): the server fires at once for what changed after last_zxid.
+        for req in self.watches.set_watches(self.last_zxid) {
+            jute::encode_request(&mut self.out, RequestHeader { xid: xid::SET_WATCHES, op: req.opcode() }, &req);
+            self.pending.push_back(Pending { xid: xid::SET_WATCHES, opcode: req.opcode(), tag: 0, watch: None, internal: true });
+            self.last_send_ms = now;
+        }
         events.push(Event::Connected { session_id: self.session_id, timeout_ms: self.timeout_ms, resumed });
         Ok(())
     }
@@ -296,7 +446,9 @@ impl Session {
         }
         let pending = match header.xid {
             xid::NOTIFICATION => {
-                events.push(Event::Watch(jute::decode_watcher_event(body)?));
+                let ev = jute::decode_watcher_event(body)?;
+                self.watches.fired(&ev);
+                events.push(Event::Watch(ev));
                 return Ok(());
             }
             xid::PING if !self.pending.iter().any(|p| p.xid == xid::PING) => return Ok(()),
@@ -310,12 +462,22 @@ impl Session {
                 let front = self.pending.pop_front().ok_or_else(|| unexpected(x))?;
                 if front.xid != x {
                     // Keep it pending so that it, too, is failed when the connection closes.
+                    let next = front.xid;
                     self.pending.push_front(front);
-                    return Err(ClientError::ConnectionLoss(format!("xid {x} answered while {} was next", front.xid)));
+                    return Err(ClientError::ConnectionLoss(format!("xid {x} answered while {next} was next")));
                 }
                 front
             }
         };
+        if let Some((ask, path)) = pending.watch {
+            self.watches.registered(ask, path, header.err);
+        }
+        if pending.internal {
+            if header.err != 0 {
+                return Err(ClientError::ConnectionLoss(format!("setWatches failed with {}", header.err)));
+            }
+            return Ok(());
+        }
         let body = frame.slice_ref(body);
         events.push(Event::Reply(Reply {
             xid: pending.xid,
@@ -357,7 +519,7 @@ impl Session {
     /// Fails every pending request and forgets unsent bytes. An expired session stays expired.
     fn connection_ended(&mut self, events: &mut Vec<Event>) {
         let err = if self.state == State::Expired { ErrorCode::SessionExpired } else { ErrorCode::ConnectionLoss };
-        for p in self.pending.drain(..) {
+        for p in self.pending.drain(..).filter(|p| !p.internal) {
             events.push(Event::Reply(Reply { xid: p.xid, tag: p.tag, opcode: p.opcode, zxid: -1, err: err.code(), body: Bytes::new() }));
         }
         self.out.clear();

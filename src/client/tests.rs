@@ -130,3 +130,112 @@ fn notifications_are_events_not_replies() {
     s.step(2, Input::Frame(payload(b)), &mut ev);
     assert!(matches!(&ev[..], [Event::Watch(w)] if w.path == "/w" && w.event_type == 3));
 }
+
+/// Every request frame in `bytes` (length-prefixed), decoded.
+fn sent_requests(bytes: &[u8]) -> Vec<(i32, Request)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let (frame, tail) = rest[4..].split_at(len);
+        let (h, req) = jute::decode_request(frame).expect("a request");
+        out.push((h.xid, req));
+        rest = tail;
+    }
+    out
+}
+
+fn watched(s: &mut Session, ev: &mut Vec<Event>, req: Request, zxid: i64, err: i32, resp: &Response) {
+    let x = s.submit(2, &req, 0).expect("submit");
+    s.sent(s.transmit().len());
+    s.step(3, Input::Frame(reply(x, zxid, err, resp)), ev);
+}
+
+fn notification(event_type: i32, path: &str) -> Bytes {
+    let mut b = BytesMut::new();
+    jute::encode_notification(&mut b, &WatcherEvent { event_type, state: 3, path: path.into() });
+    payload(b)
+}
+
+#[test]
+fn watches_the_server_accepted_are_set_again_on_a_resume_and_fired_ones_are_not() {
+    let mut ev = Vec::new();
+    let mut s = connected(&mut ev);
+    let data = Response::GetData { data: None, stat: Stat::default() };
+    watched(&mut s, &mut ev, Request::GetData { path: "/d".into(), watch: true }, 0x10, 0, &data);
+    // A failed getData sets nothing; exists on a missing node sets an exist watch.
+    watched(&mut s, &mut ev, Request::GetData { path: "/gone".into(), watch: true }, 0x10, -101, &Response::Empty);
+    watched(&mut s, &mut ev, Request::Exists { path: "/e".into(), watch: true }, 0x11, -101, &Response::Empty);
+    watched(&mut s, &mut ev, Request::GetChildren { path: "/c".into(), watch: true }, 0x12, 0, &Response::GetChildren { children: vec![] });
+    watched(&mut s, &mut ev, Request::AddWatch { path: "/p".into(), mode: 1 }, 0x13, 0, &Response::AddWatch);
+    watched(&mut s, &mut ev, Request::GetData { path: "/f".into(), watch: true }, 0x14, 0, &data);
+    assert_eq!(s.watch_counts(), [2, 1, 1, 0, 1]);
+    // /f's watch fires (one-shot): it is gone; the persistent one stays.
+    s.step(4, Input::Frame(notification(3, "/f")), &mut ev);
+    s.step(4, Input::Frame(notification(3, "/p/x")), &mut ev);
+    assert_eq!(s.watch_counts(), [1, 1, 1, 0, 1]);
+    let replies_before = ev.iter().filter(|e| matches!(e, Event::Reply(_))).count();
+    s.step(5, Input::TcpClosed, &mut ev);
+    s.step(6, Input::TcpConnected, &mut ev);
+    s.sent(s.transmit().len());
+    s.step(7, Input::Frame(connect_response(0x55, 6000)), &mut ev);
+    let sent = sent_requests(s.transmit());
+    let [(xid, Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive })] = &sent[..] else {
+        panic!("one setWatches after the resume: {sent:?}")
+    };
+    assert_eq!(*xid, -8);
+    assert_eq!(*relative_zxid, 0x14, "the last zxid seen");
+    assert_eq!((data, exist, child), (&vec!["/d".to_string()], &vec!["/e".to_string()], &vec!["/c".to_string()]));
+    assert!(persistent.is_empty());
+    assert_eq!(persistent_recursive, &vec!["/p".to_string()]);
+    s.sent(s.transmit().len());
+    // Its reply is the core's own: no Reply event for the caller.
+    s.step(8, Input::Frame(reply(-8, 0x14, 0, &Response::Empty)), &mut ev);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Reply(_))).count(), replies_before);
+    assert_eq!(s.pending_len(), 0);
+    // Deleting /c fires the child watch; removeWatches drops the rest.
+    s.step(9, Input::Frame(notification(2, "/c")), &mut ev);
+    s.submit(10, &Request::RemoveWatches { path: "/d".into(), watch_type: 3 }, 0).expect("submit");
+    s.submit(10, &Request::RemoveWatches { path: "/p".into(), watch_type: 3 }, 0).expect("submit");
+    assert_eq!(s.watch_counts(), [0, 1, 0, 0, 0]);
+}
+
+#[test]
+fn many_watches_are_set_again_in_frames_of_at_most_128_kib_of_paths() {
+    let mut ev = Vec::new();
+    let mut s = connected(&mut ev);
+    let data = Response::GetData { data: None, stat: Stat::default() };
+    let paths: Vec<String> = (0..3000).map(|i| format!("/{i:0>99}")).collect();
+    for p in &paths {
+        watched(&mut s, &mut ev, Request::GetData { path: p.clone(), watch: true }, 0x20, 0, &data);
+    }
+    s.step(5, Input::TcpClosed, &mut ev);
+    s.step(6, Input::TcpConnected, &mut ev);
+    s.sent(s.transmit().len());
+    s.step(7, Input::Frame(connect_response(0x55, 6000)), &mut ev);
+    let sent = sent_requests(s.transmit());
+    assert!(sent.len() >= 3, "300 kB of paths take several frames, not {}", sent.len());
+    let mut all = Vec::new();
+    for (_, r) in sent {
+        let Request::SetWatches { data, .. } = r else { panic!("{r:?}") };
+        assert!(data.iter().map(String::len).sum::<usize>() <= 128 * 1024);
+        all.extend(data);
+    }
+    all.sort();
+    assert_eq!(all, paths, "every watch once");
+}
+
+#[test]
+fn a_new_session_after_a_lost_one_sets_no_old_watches() {
+    let mut ev = Vec::new();
+    let mut s = connected(&mut ev);
+    let data = Response::GetData { data: None, stat: Stat::default() };
+    watched(&mut s, &mut ev, Request::GetData { path: "/d".into(), watch: true }, 0x10, 0, &data);
+    s.step(5, Input::TcpClosed, &mut ev);
+    s.step(6, Input::TcpConnected, &mut ev);
+    s.sent(s.transmit().len());
+    // Another session id: the old one (and its watches) is gone.
+    s.step(7, Input::Frame(connect_response(0x77, 6000)), &mut ev);
+    assert!(s.transmit().is_empty(), "nothing re-armed");
+    assert_eq!(s.watch_counts(), [0; 5]);
+}
