@@ -125,6 +125,7 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
     let zab_cfg = ZabConfig {
         me,
         voters: cfg.voters().map(|(id, _)| id).collect(),
+        observers: cfg.servers.iter().filter(|(_, s)| s.role == config::Role::Observer).map(|(id, _)| *id).collect(),
         tick_ms: cfg.tick_time_ms,
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,

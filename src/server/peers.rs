@@ -159,6 +159,7 @@ impl Ensemble {
     pub fn mode_name(&self) -> &'static str {
         match (self.zab.role(), self.zab.serving()) {
             (Role::Leading { .. }, true) => "leader",
+            (Role::Following { .. }, true) if self.zab.is_observer() => "observer",
             (Role::Following { .. }, true) => "follower",
             _ => "looking",
         }

@@ -18,6 +18,9 @@
 //!   Leading (ZooKeeper's out-of-election check: a restarted server joins the incumbent
 //!   instead of deposing it). Following someone else also needs that leader's own Leading
 //!   answer in the same-round case (`checkLeader`).
+//! - An observer takes part only to learn the leader: voters ignore its notifications while
+//!   Looking and answer them once Following/Leading; it never counts itself and never
+//!   decides to lead, so it follows what a quorum of voters settled on.
 //! - Election never decides safety: two servers may believe different leaders for a while;
 //!   discovery (epoch quorum) and sync make that harmless. It only needs to converge.
 
@@ -101,7 +104,7 @@ impl Election {
 
     /// A Following/Leading server answers a Looking peer with its own vote and state.
     pub fn answer(&self, cfg: &ZabConfig, n: &Notification, state: PeerState, out: &mut Vec<Action>) {
-        if n.state == PeerState::Looking && n.sender != cfg.me && cfg.voters.contains(&n.sender) {
+        if n.state == PeerState::Looking && n.sender != cfg.me && cfg.is_member(n.sender) {
             out.push(Action::SendElection { to: n.sender, msg: self.notification(cfg, state) });
         }
     }
@@ -123,7 +126,7 @@ impl Election {
                 // Looking vote: counting only Looking peers here left the winner Looking
                 // until its followers gave up at initLimit).
                 if self.backed(cfg, self.vote) {
-                    return Some(self.decision_for(cfg, self.vote.leader));
+                    return self.decision_for(cfg, self.vote.leader);
                 }
                 None
             }
@@ -186,7 +189,7 @@ impl Election {
     /// How many servers, me included, back `vote` in my round: Looking peers proposing it,
     /// and peers that decided on it in this round (Following/Leading answers).
     fn backers(&self, cfg: &ZabConfig, vote: Vote) -> usize {
-        let me = usize::from(self.vote == vote);
+        let me = usize::from(self.vote == vote && cfg.is_voter(cfg.me));
         let peers = self.heard.iter().filter(|(id, h)| **id != cfg.me && h.round == self.round && h.vote == vote).count();
         me + peers
     }
@@ -210,9 +213,10 @@ impl Election {
         if !leader_confirmed {
             return None;
         }
+        let decision = self.decision_for(cfg, vote.leader)?;
         self.vote = vote;
         self.finalize_at = None;
-        Some(self.decision_for(cfg, vote.leader))
+        Some(decision)
     }
 
     /// A quorum of Following/Leading peers names L, and L itself says it is Leading.
@@ -230,20 +234,24 @@ impl Election {
                 .filter(|h| h.state != PeerState::Looking && h.vote.leader == leader)
                 .count();
             if backers >= cfg.quorum() {
+                let Some(decision) = self.decision_for(cfg, leader) else { continue };
                 self.vote = ln.vote;
                 self.round = self.round.max(ln.round);
                 self.finalize_at = None;
-                return Some(self.decision_for(cfg, leader));
+                return Some(decision);
             }
         }
         None
     }
 
-    fn decision_for(&self, cfg: &ZabConfig, leader: ServerId) -> Decision {
-        if leader == cfg.me {
-            Decision::Lead
+    /// What electing `leader` means for me; nothing if that is me and I am an observer.
+    fn decision_for(&self, cfg: &ZabConfig, leader: ServerId) -> Option<Decision> {
+        if leader != cfg.me {
+            Some(Decision::Follow(leader))
+        } else if cfg.is_voter(cfg.me) {
+            Some(Decision::Lead)
         } else {
-            Decision::Follow(leader)
+            None
         }
     }
 }
@@ -257,6 +265,7 @@ mod tests {
         ZabConfig {
             me: ServerId(me),
             voters: (1..=n).map(ServerId).collect(),
+            observers: Default::default(),
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,

@@ -337,6 +337,7 @@ mod tests {
         let cfg = ZabConfig {
             me: ServerId(1),
             voters: (1..=3).map(ServerId).collect(),
+            observers: Default::default(),
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,

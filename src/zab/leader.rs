@@ -18,6 +18,9 @@
 //!   leader's own ack being `LogSynced`.
 //! - A serving leader steps down when a voter reports an accepted epoch above its
 //!   own (that voter can never join this epoch), so the next epoch includes it: liveness.
+//! - Observers are synced and sent every proposal and commit like followers, but no count
+//!   above includes them: not the epoch quorum, not NEWLEADER acks, not commits, not the
+//!   live quorum; one more up to date than the leader is truncated, not obeyed.
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
 
@@ -70,6 +73,8 @@ struct Handler {
     /// A snapshot is being streamed to it (sent by the loop at its pace): initLimit waits
     /// until it is out; liveness is still judged by syncLimit (it answers pings).
     snapshot: Option<Zxid>,
+    /// An observer: synced and kept up to date, never counted.
+    observer: bool,
 }
 
 #[derive(Debug)]
@@ -178,7 +183,7 @@ impl Leader {
             out.push(Action::CloseQuorum { peer });
         }
         if self.phase == Phase::Serving {
-            let live = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
+            let live = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer).count();
             if live + 1 < core.cfg.quorum() {
                 note!("leader: lost the quorum; stepping down");
                 return Next::Looking;
@@ -191,7 +196,7 @@ impl Leader {
 
     fn on_message(&mut self, core: &mut Core, now: Millis, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) -> Next {
         if let QuorumMsg::FollowerInfo { from: id, accepted_epoch, last_zxid } = msg {
-            if id != from || id == core.cfg.me || !core.cfg.voters.contains(&id) {
+            if id != from || id == core.cfg.me || !core.cfg.is_member(id) {
                 note!("leader: FOLLOWERINFO from {from} claiming {id}; closing");
                 out.push(Action::CloseQuorum { peer: from });
                 return Next::Stay;
@@ -256,6 +261,7 @@ impl Leader {
             joined: now,
             last_heard: now,
             snapshot: None,
+            observer: !core.cfg.is_voter(from),
         };
         self.handlers.insert(from, h);
         match self.epoch {
@@ -278,7 +284,8 @@ impl Leader {
     fn try_choose_epoch(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
         let infos: Vec<ServerId> =
             self.handlers.iter().filter(|(_, h)| h.stage == Stage::Info).map(|(id, _)| *id).collect();
-        if self.epoch.is_some() || infos.len() + 1 < core.cfg.quorum() {
+        let voting = infos.iter().filter(|id| !self.handlers[*id].observer).count();
+        if self.epoch.is_some() || voting + 1 < core.cfg.quorum() {
             return Next::Stay;
         }
         let max = infos.iter().map(|id| self.handlers[id].accepted_epoch).fold(core.durable.accepted_epoch, u32::max);
@@ -305,7 +312,10 @@ impl Leader {
     ) -> Next {
         let epoch = self.epoch.expect("NEWEPOCH was sent, so the epoch is chosen");
         let h = self.handlers.get_mut(&from).expect("caller checked");
-        if self.phase != Phase::Serving && (current_epoch, last_zxid) > (core.durable.current_epoch, core.hist.last_logged()) {
+        if !h.observer
+            && self.phase != Phase::Serving
+            && (current_epoch, last_zxid) > (core.durable.current_epoch, core.hist.last_logged())
+        {
             note!("leader: {from} is more up to date ({current_epoch}, {last_zxid}); stepping down");
             return Next::Looking;
         }
@@ -326,7 +336,7 @@ impl Leader {
         if self.epoch.is_none() {
             return Next::Stay;
         }
-        let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised).count();
+        let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised && !h.observer).count();
         if self.phase != Phase::Discovery || promised + 1 < core.cfg.quorum() {
             return Next::Stay;
         }
@@ -422,7 +432,7 @@ impl Leader {
                     self.current = true;
                 }
                 let me = usize::from(self.current);
-                let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked).count();
+                let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer).count();
                 if acked + me >= quorum {
                     self.start_serving(core, out);
                 }
@@ -452,7 +462,7 @@ impl Leader {
         for t in core.hist.after(self.committed) {
             let z = t.header.zxid;
             let me = usize::from(core.hist.synced() >= z);
-            let others = self.handlers.values().filter(|h| h.stage == Stage::Acked && h.acked >= z).count();
+            let others = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer && h.acked >= z).count();
             if me + others < quorum {
                 break;
             }
@@ -497,6 +507,7 @@ mod tests {
         let cfg = ZabConfig {
             me: ServerId(5),
             voters: (1..=5).map(ServerId).collect(),
+            observers: Default::default(),
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,

@@ -71,6 +71,9 @@ pub struct ZabConfig {
     pub me: ServerId,
     /// Every voting member, `me` included.
     pub voters: BTreeSet<ServerId>,
+    /// Observers (`server.N=…:observer`): they learn every commit and serve clients, but
+    /// never vote, never lead and never count toward a quorum.
+    pub observers: BTreeSet<ServerId>,
     pub tick_ms: Millis,
     /// Ticks a follower may take to connect and sync.
     pub init_limit: u32,
@@ -86,6 +89,13 @@ pub struct ZabConfig {
 impl ZabConfig {
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
+    }
+    pub fn is_voter(&self, id: ServerId) -> bool {
+        self.voters.contains(&id)
+    }
+    /// A server of the ensemble: a voter or an observer.
+    pub fn is_member(&self, id: ServerId) -> bool {
+        self.voters.contains(&id) || self.observers.contains(&id)
     }
 }
 
@@ -335,6 +345,11 @@ impl Zab {
     }
 
     /// Leader: the zxid the next `Input::Propose` must carry.
+    /// This server is an observer (it follows, never votes or leads).
+    pub fn is_observer(&self) -> bool {
+        !self.core.cfg.is_voter(self.core.cfg.me)
+    }
+
     /// Votes needed for a quorum (self included).
     pub fn quorum_size(&self) -> usize {
         self.core.cfg.quorum()

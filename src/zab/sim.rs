@@ -146,6 +146,7 @@ impl Sim {
         let cfg = ZabConfig {
             me: ServerId(0),
             voters: voters.clone(),
+            observers: Default::default(),
             tick_ms: TICK,
             init_limit: 10,
             sync_limit: 5,

@@ -32,6 +32,11 @@ impl Cluster {
 
     /// `start` with extra environment variables for every node.
     pub fn start_env(n: u64, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_roles(n, 0, extra, env)
+    }
+
+    /// `n` servers of which the last `observers` are observers (`server.N=…:observer`).
+    pub fn start_roles(n: u64, observers: u64, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new().prefix("arbor-cluster-").tempdir().expect("temp dir");
         let mut cfg = String::from("# written by tests/common/cluster.rs\n");
         let has = |k: &str| extra.iter().any(|l| l.split_once('=').is_some_and(|(x, _)| x.trim() == k));
@@ -54,7 +59,8 @@ impl Cluster {
         let mut clients = BTreeMap::new();
         for id in 1..=n {
             let (c, q, e) = (free_port(), free_port(), free_port());
-            cfg.push_str(&format!("server.{id}=127.0.0.1:{q}:{e};127.0.0.1:{c}\n"));
+            let role = if id > n - observers { ":observer" } else { "" };
+            cfg.push_str(&format!("server.{id}=127.0.0.1:{q}:{e}{role};127.0.0.1:{c}\n"));
             clients.insert(id, c);
         }
         for l in extra {
@@ -176,14 +182,14 @@ impl Cluster {
     }
 
     /// Wait until exactly one of the running nodes leads and every other running node
-    /// follows; returns the leader's id. Panics with the logs after `timeout`.
+    /// follows or observes; returns the leader's id. Panics with the logs after `timeout`.
     pub fn wait_leader(&mut self, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         loop {
             let running: Vec<u64> = self.ids().into_iter().filter(|i| self.is_running(*i)).collect();
             let modes: Vec<(u64, Option<String>)> = running.iter().map(|i| (*i, self.mode(*i))).collect();
             let leaders: Vec<u64> = modes.iter().filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
-            let all_in = modes.iter().all(|(_, m)| matches!(m.as_deref(), Some("leader") | Some("follower")));
+            let all_in = modes.iter().all(|(_, m)| matches!(m.as_deref(), Some("leader" | "follower" | "observer")));
             if leaders.len() == 1 && all_in {
                 return leaders[0];
             }
