@@ -26,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod jute;
 pub mod local;
+pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod prep;

@@ -180,6 +180,7 @@ pub struct Service {
     owners: HashMap<SessionId, ClientId>,
     last_zxid: Zxid,
     stats: Stats,
+    metrics: crate::metrics::RequestMetrics,
     next_reap_ms: Millis,
     scratch_triggers: Vec<Trigger>,
     scratch_notes: Vec<Notification>,
@@ -189,7 +190,8 @@ pub struct Service {
     /// Leader: the zxid the next proposal carries.
     next_zxid: Zxid,
     /// Writes in flight, by (session, cxid): who gets the reply and how it is built.
-    waiting: HashMap<(SessionId, i32), (ClientId, ReplyKind)>,
+    /// (When each started, for `updatelatency`.)
+    waiting: HashMap<(SessionId, i32), (ClientId, ReplyKind, std::time::Instant)>,
     /// Writes in flight per session (requests behind them wait in `queued`).
     inflight: HashMap<SessionId, u32>,
     queued: HashMap<SessionId, VecDeque<Queued>>,
@@ -211,6 +213,14 @@ const OP_NAMES: &[(i32, &str)] = &[
     (22, "MLTR"), (100, "AUTH"), (101, "SETW"), (105, "SETW"), (106, "ADDW"), (-11, "CLOS"),
 ];
 
+/// Requests `readlatency` counts (they answer from the local tree).
+fn is_read(op: i32) -> bool {
+    use crate::proto::OpCode::*;
+    [Exists, GetData, GetAcl, GetChildren, GetChildren2, MultiRead, GetEphemerals, GetAllChildrenNumber]
+        .iter()
+        .any(|o| o.code() == op)
+}
+
 fn op_name(op: i32) -> &'static str {
     OP_NAMES.iter().find(|(o, _)| *o == op).map(|(_, n)| *n).unwrap_or("UNKN")
 }
@@ -230,6 +240,7 @@ impl Service {
             owners: HashMap::new(),
             last_zxid,
             stats: Stats::default(),
+            metrics: crate::metrics::RequestMetrics::default(),
             scratch_triggers: Vec::new(),
             scratch_notes: Vec::new(),
             mode: Mode::Standalone,
@@ -339,6 +350,13 @@ impl Service {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    pub fn metrics(&self) -> &crate::metrics::RequestMetrics {
+        &self.metrics
+    }
+    /// Standalone: the log is durable up to `zxid` (completes those updates' latency).
+    pub fn log_durable(&mut self, zxid: Zxid) {
+        self.metrics.log_durable(zxid);
+    }
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
     }
@@ -444,8 +462,14 @@ impl Service {
                     if self.mode == Mode::Follower {
                         self.touched.insert(session);
                     }
+                    let queued = self.queued_total;
                     self.request(now, wall_ms, client, session, hdr.xid, hdr.op, req, payload, out);
-                    self.record_latency(t0.elapsed().as_micros() as u64);
+                    let us = t0.elapsed().as_micros() as u64;
+                    self.record_latency(us);
+                    // A read queued behind a write is answered later: not measured.
+                    if is_read(hdr.op) && self.queued_total == queued {
+                        self.metrics.read_latency.record(us);
+                    }
                 }
                 Err(e) => {
                     eprintln!("client {}: malformed request ({e}); closing", self.addr(client));
@@ -675,19 +699,21 @@ impl Service {
     }
 
     fn wait(&mut self, session: SessionId, cxid: i32, client: ClientId, kind: ReplyKind) {
-        self.waiting.insert((session, cxid), (client, kind));
+        self.waiting.insert((session, cxid), (client, kind, std::time::Instant::now()));
         *self.inflight.entry(session).or_default() += 1;
     }
 
-    fn done_waiting(&mut self, session: SessionId, cxid: i32) -> Option<(ClientId, ReplyKind)> {
-        let w = self.waiting.remove(&(session, cxid))?;
+    /// The write `(session, cxid)`, applied at `zxid`, is answered.
+    fn done_waiting(&mut self, session: SessionId, cxid: i32, zxid: Zxid) -> Option<(ClientId, ReplyKind)> {
+        let (client, kind, started) = self.waiting.remove(&(session, cxid))?;
+        self.metrics.update_done(zxid, started, self.mode == Mode::Standalone);
         if let Some(n) = self.inflight.get_mut(&session) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.inflight.remove(&session);
             }
         }
-        Some(w)
+        Some((client, kind))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1025,7 +1051,7 @@ impl Service {
             }
             return;
         }
-        let waiter = self.done_waiting(session, txn.header.cxid);
+        let waiter = self.done_waiting(session, txn.header.cxid, zxid);
         if let Some((client, kind)) = waiter {
             let (err, resp) = self.build_reply(kind, outcome);
             self.reply_zxid(client, txn.header.cxid, zxid.0, err, &resp, out);
@@ -1083,7 +1109,7 @@ impl Service {
 
     /// Follower: the leader answered a forwarded `sync`.
     pub fn sync_done(&mut self, now: Millis, wall_ms: i64, session: SessionId, cxid: i32, path: String, out: &mut dyn Outbox) {
-        if let Some((client, _)) = self.done_waiting(session, cxid) {
+        if let Some((client, _)) = self.done_waiting(session, cxid, Zxid::ZERO) {
             self.reply(client, cxid, ErrorCode::Ok, &Response::Sync { path }, out);
         }
         self.drain_queue(now, wall_ms, session, out);

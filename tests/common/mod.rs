@@ -80,6 +80,10 @@ impl Node {
         for (k, v) in defaults.iter().filter(|(k, _)| !extra_keys.contains(k)) {
             cfg.push_str(&format!("{k}={v}\n"));
         }
+        // The admin server is off unless the test sets an admin.* key (8080 would collide).
+        if !extra_keys.iter().any(|k| k.starts_with("admin.")) {
+            cfg.push_str("admin.enableServer=false\n");
+        }
         for l in extra_cfg_lines {
             cfg.push_str(l);
             cfg.push('\n');
