@@ -165,14 +165,14 @@ fn environment(ev: &EventLoop) -> Map<String, Value> {
         m.insert("host.name".into(), json!(h));
     }
     m.insert("os.name".into(), json!(os_name()));
-    m.insert("os.arch".into(), json!(std::env::consts::ARCH));
+    // Java's spelling of the architecture.
+    m.insert("os.arch".into(), json!(if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }));
     if let Some(v) = read("/proc/sys/kernel/osrelease") {
         m.insert("os.version".into(), json!(v));
     }
-    for (key, var) in [("user.name", "USER"), ("user.home", "HOME")] {
-        if let Ok(v) = std::env::var(var) {
-            m.insert(key.into(), json!(v));
-        }
+    if let Some((name, home)) = current_user() {
+        m.insert("user.name".into(), json!(name));
+        m.insert("user.home".into(), json!(home));
     }
     if let Ok(d) = std::env::current_dir() {
         m.insert("user.dir".into(), json!(d.display().to_string()));
@@ -180,6 +180,23 @@ fn environment(ev: &EventLoop) -> Map<String, Value> {
     m.insert("arbor.version".into(), json!(env!("CARGO_PKG_VERSION")));
     m.insert("arbor.pid".into(), json!(std::process::id()));
     m
+}
+
+/// The process's user name and home directory, from the password database.
+fn current_user() -> Option<(String, String)> {
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use; a
+    // zeroed passwd is a valid out-parameter.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let r = libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found);
+        if r != 0 || found.is_null() || pw.pw_name.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        let s = |p: *const libc::c_char| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+        Some((s(pw.pw_name), s(pw.pw_dir)))
+    }
 }
 
 /// Java's `os.name` spelling.
