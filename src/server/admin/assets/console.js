@@ -159,10 +159,12 @@ async function loadNode() {
   crumbs.replaceChildren();
   let acc = "";
   crumbs.append(el("a", { href: "#/" }, "/"));
-  for (const part of path.split("/").filter(Boolean)) {
+  const parts = path.split("/").filter(Boolean);
+  parts.forEach((part, i) => {
     acc += "/" + part;
-    crumbs.append(el("a", { href: "#" + encodeURIComponent(acc) }, part), "/");
-  }
+    crumbs.append(el("a", { href: "#" + encodeURIComponent(acc) }, part));
+    if (i < parts.length - 1) crumbs.append("/");
+  });
   const list = document.getElementById("children");
   let r;
   try { r = await getJSON("/api/tree?path=" + encodeURIComponent(path)); } catch { return; }
@@ -184,7 +186,8 @@ async function loadNode() {
   if (!n.readable) list.append(el("li", { class: "note" }, "not readable by world:anyone"));
   else if (!count) list.append(el("li", { class: "note" }, "none"));
   const stat = document.getElementById("stat");
-  stat.replaceChildren(...Object.entries(n.stat).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))));
+  const shown = (k, v) => (k === "ctime" || k === "mtime") && v > 0 ? `${v} (${new Date(v).toISOString()})` : v;
+  stat.replaceChildren(...Object.entries(n.stat).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, shown(k, v)))));
   const acl = document.getElementById("acl");
   acl.replaceChildren(...(n.acl || []).map((a) => el("tr", {}, el("td", {}, `${a.scheme}:${a.id}`), el("td", {}, a.perms))));
   if (!n.acl) acl.append(el("tr", {}, el("td", { class: "muted" }, "hidden")));
