@@ -136,22 +136,13 @@ const UNSYNCED_MAX: usize = 1 << 16;
 /// durable). An update's ends when it may be answered: in an ensemble when it is applied
 /// after a quorum's fsync; standalone when the local fsync covering it completes, which the
 /// loop reports with `log_durable`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RequestMetrics {
     pub read_latency: Summary,
     pub update_latency: Summary,
     unsynced: std::collections::VecDeque<(crate::proto::Zxid, std::time::Instant)>,
 }
 
-impl Default for RequestMetrics {
-    fn default() -> Self {
-        RequestMetrics {
-            read_latency: Summary::new(),
-            update_latency: Summary::new(),
-            unsynced: std::collections::VecDeque::new(),
-        }
-    }
-}
 
 impl RequestMetrics {
     /// An update applied at `zxid` (started at `started`) is answered now, or — with

@@ -226,7 +226,7 @@ pub struct StorageStats {
 }
 
 /// What the storage measures for `mntr` and `/metrics` (see `crate::metrics`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StorageMetrics {
     /// Each fdatasync of the txn log, µs (ZooKeeper's `fsynctime`).
     pub fsync_time: Summary,
@@ -236,11 +236,6 @@ pub struct StorageMetrics {
     pub snapshot_time: Summary,
 }
 
-impl Default for StorageMetrics {
-    fn default() -> Self {
-        StorageMetrics { fsync_time: Summary::new(), sync_batch_size: Summary::new(), snapshot_time: Summary::new() }
-    }
-}
 
 struct SnapshotJob {
     zxid: Zxid,

@@ -246,14 +246,8 @@ fn leader(ev: &EventLoop) -> Map<String, Value> {
 fn server_stats(ev: &EventLoop) -> Map<String, Value> {
     let svc = &ev.service;
     let st = svc.stats();
-    let avg = if st.latency_count == 0 { 0.0 } else { st.latency_total_us as f64 / st.latency_count as f64 / 1000.0 };
-    let (mut remote, mut local) = (0u64, 0u64);
-    for (_, c) in svc.clients() {
-        match c.addr.parse::<std::net::SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => local += 1,
-            _ => remote += 1,
-        }
-    }
+    let (avg, min, max) = ev.latency_ms();
+    let (remote, local) = ev.conn_locality();
     let stats = json!({
         "packets_sent": st.packets_sent,
         "packets_received": st.packets_received,
@@ -264,8 +258,8 @@ fn server_stats(ev: &EventLoop) -> Map<String, Value> {
         "last_processed_zxid": svc.last_zxid().0,
         "outstanding_requests": svc.outstanding(),
         "avg_latency": avg,
-        "max_latency": st.latency_max_us / 1000,
-        "min_latency": st.latency_min_us / 1000,
+        "max_latency": max,
+        "min_latency": min,
         "num_alive_client_connections": svc.client_count(),
         "non_mtlsremote_conn_count": remote,
         "non_mtlslocal_conn_count": local,

@@ -66,20 +66,13 @@ pub fn collect(ev: &EventLoop) -> Vec<Metric<'_>> {
     let st = svc.stats();
     let tree = svc.tree();
     let (open_fds, max_fds) = fd_counts();
-    let ms = |us: u64| us as f64 / 1000.0;
-    let avg_ms = if st.latency_count == 0 { 0.0 } else { ms(st.latency_total_us) / st.latency_count as f64 };
-    let (mut remote, mut local) = (0u64, 0u64);
-    for (_, c) in svc.clients() {
-        match c.addr.parse::<std::net::SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => local += 1,
-            _ => remote += 1,
-        }
-    }
+    let (avg_ms, min_ms, max_ms) = ev.latency_ms();
+    let (remote, local) = ev.conn_locality();
     let mut m = vec![
         Metric::Gauge("version", Value::Str(ev.cfg.version.clone())),
         Metric::Gauge("avg_latency", Value::Float(avg_ms)),
-        gauge("max_latency", st.latency_max_us / 1000),
-        gauge("min_latency", st.latency_min_us / 1000),
+        gauge("max_latency", max_ms),
+        gauge("min_latency", min_ms),
         gauge("packets_received", st.packets_received),
         gauge("packets_sent", st.packets_sent),
         gauge("num_alive_connections", svc.client_count()),

@@ -133,6 +133,27 @@ impl EventLoop {
         }
     }
 
+    /// Client connections (from another host, from this one): ZooKeeper's
+    /// `non_mtls_remote_conn_count` / `non_mtls_local_conn_count` (arbor has no TLS).
+    pub(super) fn conn_locality(&self) -> (u64, u64) {
+        let (mut remote, mut local) = (0u64, 0u64);
+        for (_, c) in self.service.clients() {
+            match c.addr.parse::<SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => local += 1,
+                _ => remote += 1,
+            }
+        }
+        (remote, local)
+    }
+
+    /// Request latency as ZooKeeper's ServerStats shows it: (avg ms with its fraction,
+    /// min ms, max ms).
+    pub(super) fn latency_ms(&self) -> (f64, u64, u64) {
+        let st = self.service.stats();
+        let avg = if st.latency_count == 0 { 0.0 } else { st.latency_total_us as f64 / st.latency_count as f64 / 1000.0 };
+        (avg, st.latency_min_us / 1000, st.latency_max_us / 1000)
+    }
+
     /// The ensemble part of `conf`, as ZooKeeper's `QuorumZooKeeperServer.dumpConf` prints
     /// it (`membership:` then the `server.N` lines and `version=`).
     pub(super) fn quorum_conf(&self) -> Option<String> {

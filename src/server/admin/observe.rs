@@ -25,7 +25,7 @@ const EVENTS_MAX: usize = 64;
 const PROPOSALS_TIMED_MAX: usize = 1 << 16;
 
 /// Metrics the loop records.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LoopMetrics {
     /// Leader: proposal to quorum ack (commit), µs (`quorum_ack_latency`).
     pub quorum_ack_latency: Summary,
@@ -51,29 +51,6 @@ pub struct LoopMetrics {
     pub learner_commit_received_count: Counter,
 }
 
-impl Default for LoopMetrics {
-    fn default() -> Self {
-        LoopMetrics {
-            quorum_ack_latency: Summary::new(),
-            election_time: Summary::new(),
-            follower_sync_time: Summary::new(),
-            unavailable_time: Summary::new(),
-            loop_turn: Summary::new(),
-            startup_snap_load_time: Summary::new(),
-            startup_txns_load_time: Summary::new(),
-            startup_txns_loaded: Summary::new(),
-            dbinittime: Summary::new(),
-            proposal_count: Counter::default(),
-            commit_count: Counter::default(),
-            diff_count: Counter::default(),
-            snap_count: Counter::default(),
-            trunc_count: Counter::default(),
-            looking_count: Counter::default(),
-            learner_proposal_received_count: Counter::default(),
-            learner_commit_received_count: Counter::default(),
-        }
-    }
-}
 
 /// How a follower is being brought up to date (ZooKeeper's `SyncMode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
