@@ -17,6 +17,8 @@
 #   ARBOR_SKIP_KAZOO=1        skip phase 3           ARBOR_SKIP_ZKCLI=1   skip phase 4
 #   ARBOR_SKIP_KAZOO_ENSEMBLE=1  skip the 3-node half of phase 3
 #   ARBOR_SKIP_CARGO_TEST=1   skip phase 2           ARBOR_REQUIRE_ZKCLI=1  missing zkCli = failure
+#   ARBOR_REQUIRE_CHROMIUM=1  phase 2's console test (tests/admin_console.rs) fails instead of
+#                             skipping when chromium, node or playwright-core is missing
 #   ARBOR_PEERS_DIR           default: <repo>/../shared/peers
 #   ARBOR_KAZOO_ARGS          pytest selection for run.sh, e.g. "@milestones/m1-connect-crud.txt"
 #   ARBOR_CARGO_TEST_TIMEOUT  seconds for phase 2 (default 1200)

@@ -42,7 +42,13 @@
 //! word, and `srvr` is always allowed (zkServer.sh needs it). When the key is absent only
 //! `srvr` is allowed, so configs meant for clients that use `ruok`/`mntr` must list them.
 //!
-//! ZooKeeper keys that arbor does not implement (`admin.enableServer`, `reconfigEnabled`,
+//! The admin HTTP server (`server::admin`) takes ZooKeeper's keys: `admin.enableServer`
+//! (default true), `admin.serverAddress` (default 0.0.0.0), `admin.serverPort` (default
+//! 8080), `admin.idleTimeout` (ms, default 30000). arbor extension: `admin.serverPort.N=P`
+//! gives server N its own admin port, so one file can describe an ensemble on one machine
+//! (three nodes cannot all take 8080); ZooKeeper ignores such keys.
+//!
+//! ZooKeeper keys that arbor does not implement (`admin.commandURL`, `reconfigEnabled`,
 //! `standaloneEnabled`, `localSessionsEnabled`, …) are accepted and ignored
 //! with a warning; unknown keys also only warn. Warnings are returned, never printed here.
 //!
@@ -78,10 +84,6 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
 
 /// ZooKeeper keys arbor accepts but does not implement (a warning each).
 const IGNORED_KEYS: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverAddress",
-    "admin.serverPort",
-    "admin.idleTimeout",
     "admin.commandURL",
     "audit.enable",
     "clientPortListenBacklog",
@@ -246,9 +248,47 @@ pub struct Config {
     pub min_session_timeout_ms: Millis,
     pub max_session_timeout_ms: Millis,
     pub servers: BTreeMap<ServerId, ServerSpec>,
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP server's settings (ZooKeeper's `admin.*` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub address: IpAddr,
+    /// `admin.serverPort`: every server's port unless it has its own.
+    pub port: u16,
+    /// `admin.serverPort.N` (arbor extension): server N's own port.
+    pub server_ports: BTreeMap<ServerId, u16>,
+    /// An admin connection idle this long is closed.
+    pub idle_timeout_ms: Millis,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            server_ports: BTreeMap::new(),
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Server `id`'s admin port.
+    pub fn port_of(&self, id: ServerId) -> u16 {
+        self.server_ports.get(&id).copied().unwrap_or(self.port)
+    }
 }
 
 impl Config {
+    /// Where server `id`'s admin HTTP listener binds, if it has one.
+    pub fn admin_addr(&self, id: ServerId) -> Option<SocketAddr> {
+        self.admin.enabled.then(|| SocketAddr::new(self.admin.address, self.admin.port_of(id)))
+    }
+
     /// The address this node's client listener binds: the client part of its `server.N` line
     /// when present, else `clientPortAddress` (default 0.0.0.0) + `clientPort`.
     pub fn client_addr(&self, id: ServerId) -> Result<SocketAddr, ConfigError> {
@@ -357,6 +397,7 @@ struct Raw {
     min_session_timeout_ms: Option<(usize, Millis)>,
     max_session_timeout_ms: Option<(usize, Millis)>,
     servers: BTreeMap<ServerId, ServerSpec>,
+    admin: AdminConfig,
 }
 
 struct Parser {
@@ -458,6 +499,19 @@ impl Parser {
             }
             "maxSessionTimeout" => {
                 self.raw.max_session_timeout_ms = Some((n, self.millis(n, key, v)?))
+            }
+            "admin.enableServer" => self.raw.admin.enabled = self.yes_no(n, key, v)?,
+            "admin.serverAddress" => self.raw.admin.address = self.ip(n, key, v)?,
+            "admin.serverPort" => self.raw.admin.port = self.port(n, key, v)?,
+            "admin.idleTimeout" => self.raw.admin.idle_timeout_ms = self.millis(n, key, v)?,
+            _ if key.starts_with("admin.serverPort.") => {
+                let id = key["admin.serverPort.".len()..]
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| (1..=MAX_SERVER_ID).contains(id))
+                    .ok_or_else(|| self.bad(n, key, format!("expected admin.serverPort.N with N in 1..={MAX_SERVER_ID}")))?;
+                let port = self.port(n, key, v)?;
+                self.raw.admin.server_ports.insert(ServerId(id), port);
             }
             _ if key.starts_with("server.") => self.server(n, key, v)?,
             _ if key.starts_with("group.") || key.starts_with("weight.") => self.warn(
@@ -801,6 +855,7 @@ impl Parser {
             min_session_timeout_ms: min_session,
             max_session_timeout_ms: max_session,
             servers: raw.servers,
+            admin: raw.admin,
         };
         self.check_client_ports(&config, id, raw.client_port)?;
         Ok(config)
@@ -1098,7 +1153,7 @@ mod tests {
 
     #[test]
     fn unimplemented_zookeeper_keys_warn() {
-        let text = "dataDir=/d\nclientPort=1\nadmin.enableServer=false\nreconfigEnabled=true\n\
+        let text = "dataDir=/d\nclientPort=1\nadmin.commandURL=/c\nreconfigEnabled=true\n\
                     standaloneEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
                     preAllocSize=1024\nglobalOutstandingLimit=17\nssl.keyStore.location=/k\n";
         let (c, w) = ok(text, None);
@@ -1107,7 +1162,7 @@ mod tests {
         assert_eq!(w.len(), 6, "{w:?}");
         assert_eq!(
             w[0],
-            "t.cfg:3: admin.enableServer: not implemented by arbor; ignored"
+            "t.cfg:3: admin.commandURL: not implemented by arbor; ignored"
         );
         assert!(
             w.iter()
@@ -1413,6 +1468,35 @@ mod tests {
             assert_eq!(c.servers.len(), servers, "{name}");
             assert_eq!(c.client_addr(ServerId(id)).unwrap(), sa(client), "{name}");
             assert!(c.four_lw_whitelist.allows("ruok"), "{name}");
+        }
+    }
+
+    #[test]
+    fn admin_keys_follow_zookeeper_with_per_server_ports() {
+        let (c, w) = ok("dataDir=/d\nclientPort=1\n", Some(1));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.admin_addr(ServerId(1)), Some(sa("0.0.0.0:8080")));
+        assert_eq!(c.admin.idle_timeout_ms, 30_000);
+        let (c, w) = ok(
+            "dataDir=/d\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=9000\nadmin.serverPort.2=9002\n\
+             admin.idleTimeout=5000\nserver.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n",
+            Some(2),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.admin_addr(ServerId(1)), Some(sa("127.0.0.1:9000")));
+        assert_eq!(c.admin_addr(ServerId(2)), Some(sa("127.0.0.1:9002")));
+        assert_eq!(c.admin.idle_timeout_ms, 5000);
+        let (c, _) = ok("dataDir=/d\nclientPort=1\nadmin.enableServer=false\n", Some(1));
+        assert_eq!(c.admin_addr(ServerId(1)), None);
+        for (line, want) in [
+            ("admin.serverPort=0", "admin.serverPort: bad port"),
+            ("admin.serverPort.0=9000", "admin.serverPort.0: expected admin.serverPort.N"),
+            ("admin.serverPort.x=9000", "admin.serverPort.x: expected admin.serverPort.N"),
+            ("admin.enableServer=maybe", "admin.enableServer: expected yes or no"),
+            ("admin.serverAddress=nowhere", "admin.serverAddress:"),
+        ] {
+            let e = err(&format!("dataDir=/d\nclientPort=1\n{line}\n"), Some(1));
+            assert!(e.contains(":3: ") && e.contains(want), "{line}: {e}");
         }
     }
 

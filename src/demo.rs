@@ -43,12 +43,15 @@ pub enum DemoError {
 }
 
 /// Three servers on 127.0.0.1: clients on `c+1..c+3`, quorum `q+1..`, election `e+1..`.
-fn three_servers(data: &str, c: u16, q: u16, e: u16) -> String {
+/// Three servers on 127.0.0.1: client ports c+1..3, quorum q+1..3, election e+1..3, admin
+/// (console) a+1..3.
+fn three_servers(data: &str, c: u16, q: u16, e: u16, a: u16) -> String {
     let mut t = String::from("# written by arbor demo\ntickTime=2000\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n");
     t.push_str(data);
-    t.push('\n');
+    t.push_str("\nadmin.serverAddress=127.0.0.1\n");
     for id in 1..=3u16 {
         t.push_str(&format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n", q + id, e + id, c + id));
+        t.push_str(&format!("admin.serverPort.{id}={}\n", a + id));
     }
     t
 }
@@ -59,7 +62,7 @@ fn three_servers(data: &str, c: u16, q: u16, e: u16) -> String {
 fn write_config(opts: &DemoOpts, dir: &Path) -> Result<PathBuf, DemoError> {
     let data = format!("dataDir={}/{{id}}", dir.display());
     let text = match (opts.base_port, std::fs::read_to_string(&opts.config)) {
-        (Some(p), _) => three_servers(&data, p, p + 10, p + 20),
+        (Some(p), _) => three_servers(&data, p, p + 10, p + 20, p + 30),
         (None, Ok(orig)) => {
             orig.lines()
                 .map(|l| if l.trim_start().starts_with("dataDir") { data.clone() } else { l.to_string() })
@@ -67,7 +70,7 @@ fn write_config(opts: &DemoOpts, dir: &Path) -> Result<PathBuf, DemoError> {
                 .join("\n")
                 + "\n"
         }
-        (None, Err(_)) if opts.config == Path::new(DEFAULT_CONFIG) => three_servers(&data, 2180, 2887, 3887),
+        (None, Err(_)) if opts.config == Path::new(DEFAULT_CONFIG) => three_servers(&data, 2180, 2887, 3887, 8080),
         (None, Err(source)) => return Err(DemoError::Io { path: opts.config.clone(), source }),
     };
     let path = dir.join("zoo.cfg");
@@ -316,6 +319,7 @@ mod tests {
         let opts = DemoOpts { config: "nope.cfg".into(), duration: Duration::from_secs(1), base_port: Some(30000), clients: 1, keep: false };
         let text = std::fs::read_to_string(write_config(&opts, &dir).expect("config")).expect("read");
         assert!(text.contains("server.2=127.0.0.1:30012:30022;127.0.0.1:30002"), "{text}");
+        assert!(text.contains("admin.serverPort.2=30032"), "{text}");
         assert!(text.contains(&format!("dataDir={}/{{id}}", dir.display())), "{text}");
         // A missing non-default config is an error, not a silent default.
         let opts = DemoOpts { base_port: None, ..opts };

@@ -11,6 +11,8 @@
 //! - `prep`: request preparation (client write → txn).
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
 //! - `server`: the one mio loop per process: sockets, timers, disk; steps the service.
+//!   `server::admin`: the admin HTTP server (ZooKeeper's commands, Prometheus, console).
+//! - `metrics`: counters and summaries (O(1), allocation-free recording) for mntr/metrics.
 //! - `storage`: txn log, snapshots, recovery, purge (the durable state on disk).
 //! - `bench`: `arbor bench`, the load generator (workloads, threads, HDR histograms, reports).
 //! - `cli`: `arbor cli`, the one-shot client command.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod jute;
 pub mod local;
+pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod prep;

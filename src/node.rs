@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::config;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{DurableState, Zab, ZabConfig};
+use crate::server::admin::{AdminSettings, ServerView, StartupTimes};
 use crate::server::{Ensemble, EventLoop, LoopConfig};
 use crate::service::{Mode, Service, ServiceConfig};
 use crate::storage::{self, StorageConfig, StorageError};
@@ -59,6 +60,13 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     // their timeout from there.
     let recovered = storage::recover(StorageConfig::from_config(&cfg), id, wall, 0)?;
     eprintln!("arbor: recovered: {}", recovered.report);
+    let r = &recovered.report;
+    let startup = StartupTimes {
+        snap_load_ms: r.snapshot_load_ms,
+        txns_load_ms: r.total_ms.saturating_sub(r.snapshot_load_ms),
+        txns_loaded: r.replayed,
+        total_ms: r.total_ms,
+    };
     let mut storage = recovered.storage;
     let last_logged = recovered.tree.last_applied();
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
@@ -87,6 +95,7 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         force_sync: cfg.force_sync,
         global_outstanding_limit: cfg.global_outstanding_limit as usize,
         max_cnxns: cfg.max_cnxns,
+        admin: admin_settings(&cfg, id, config_path, startup),
     };
     let standalone = ens.is_none();
     let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), ens)
@@ -99,7 +108,47 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         cfg.data_log_dir.display(),
         cfg.data_dir.display()
     );
+    if let Some(a) = ev.admin_addr() {
+        eprintln!("arbor: admin server (console, /commands, /metrics) on http://{a}/");
+    }
     ev.run().map_err(NodeError::Loop)
+}
+
+/// What the admin server reports beyond the loop's own state.
+fn admin_settings(cfg: &config::Config, id: ServerId, path: &Path, startup: StartupTimes) -> AdminSettings {
+    /// `initial_configuration` shows the file; a larger one is cut (it is not a config).
+    const INITIAL_CONFIG_MAX: usize = 64 << 10;
+    let mut initial_config = std::fs::read_to_string(path).unwrap_or_default();
+    if initial_config.len() > INITIAL_CONFIG_MAX {
+        let mut cut = INITIAL_CONFIG_MAX;
+        while !initial_config.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        initial_config.truncate(cut);
+    }
+    let servers = cfg
+        .servers
+        .iter()
+        .map(|(sid, s)| ServerView {
+            id: sid.0,
+            host: s.host.clone(),
+            quorum_port: s.quorum_port,
+            election_port: s.election_port,
+            client_addr: s.client_addr,
+            participant: s.role == config::Role::Participant,
+            admin_port: cfg.admin.enabled.then(|| cfg.admin.port_of(*sid)),
+        })
+        .collect();
+    AdminSettings {
+        addr: cfg.admin_addr(id),
+        idle_timeout_ms: cfg.admin.idle_timeout_ms,
+        initial_config,
+        servers,
+        init_limit: cfg.init_limit,
+        sync_limit: cfg.sync_limit,
+        membership: (!cfg.is_standalone()).then(|| membership(cfg)),
+        startup: Some(startup),
+    }
 }
 
 fn resolve(host: &str, port: u16, what: &str, id: ServerId) -> Result<SocketAddr, NodeError> {

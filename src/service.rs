@@ -157,6 +157,8 @@ struct Waiter {
     cxid: i32,
     client: ClientId,
     kind: ReplyKind,
+    /// For `updatelatency`.
+    started: std::time::Instant,
 }
 
 /// A request held back because an earlier write of its session is still in flight
@@ -187,6 +189,7 @@ pub struct Service {
     owners: HashMap<SessionId, ClientId>,
     last_zxid: Zxid,
     stats: Stats,
+    metrics: crate::metrics::RequestMetrics,
     next_reap_ms: Millis,
     scratch_triggers: Vec<Trigger>,
     scratch_notes: Vec<Notification>,
@@ -223,6 +226,14 @@ const OP_NAMES: &[(i32, &str)] = &[
     (22, "MLTR"), (100, "AUTH"), (101, "SETW"), (105, "SETW"), (106, "ADDW"), (-11, "CLOS"),
 ];
 
+/// Requests `readlatency` counts (they answer from the local tree).
+fn is_read(op: i32) -> bool {
+    use crate::proto::OpCode::*;
+    [Exists, GetData, GetAcl, GetChildren, GetChildren2, MultiRead, GetEphemerals, GetAllChildrenNumber]
+        .iter()
+        .any(|o| o.code() == op)
+}
+
 fn op_name(op: i32) -> &'static str {
     OP_NAMES.iter().find(|(o, _)| *o == op).map(|(_, n)| *n).unwrap_or("UNKN")
 }
@@ -242,6 +253,7 @@ impl Service {
             owners: HashMap::new(),
             last_zxid,
             stats: Stats::default(),
+            metrics: crate::metrics::RequestMetrics::default(),
             scratch_triggers: Vec::new(),
             scratch_notes: Vec::new(),
             mode: Mode::Standalone,
@@ -351,6 +363,13 @@ impl Service {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    pub fn metrics(&self) -> &crate::metrics::RequestMetrics {
+        &self.metrics
+    }
+    /// Standalone: the log is durable up to `zxid` (completes those updates' latency).
+    pub fn log_durable(&mut self, zxid: Zxid) {
+        self.metrics.log_durable(zxid);
+    }
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
     }
@@ -456,8 +475,14 @@ impl Service {
                     if self.mode == Mode::Follower {
                         self.touched.insert(session);
                     }
+                    let queued = self.queued_total;
                     self.request(now, wall_ms, client, session, hdr.xid, hdr.op, req, payload, out);
-                    self.record_latency(t0.elapsed().as_micros() as u64);
+                    let us = t0.elapsed().as_micros() as u64;
+                    self.record_latency(us);
+                    // A read queued behind a write is answered later: not measured.
+                    if is_read(hdr.op) && self.queued_total == queued {
+                        self.metrics.read_latency.record(us);
+                    }
                 }
                 Err(e) => {
                     eprintln!("client {}: malformed request ({e}); closing", self.addr(client));
@@ -717,13 +742,13 @@ impl Service {
     }
 
     fn wait(&mut self, session: SessionId, cxid: i32, client: ClientId, kind: ReplyKind) {
-        self.inflight.entry(session).or_default().push_back(Waiter { cxid, client, kind });
+        self.inflight.entry(session).or_default().push_back(Waiter { cxid, client, kind, started: std::time::Instant::now() });
         self.inflight_total += 1;
     }
 
-    /// The waiter a completed write of `session` answers: the oldest in flight, if it is
-    /// this one (commits of a session come in the order its writes went out).
-    fn done_waiting(&mut self, session: SessionId, cxid: i32) -> Option<(ClientId, ReplyKind)> {
+    /// The waiter a completed write of `session`, applied at `zxid`, answers: the oldest in
+    /// flight, if it is this one (commits of a session come in the order its writes went out).
+    fn done_waiting(&mut self, session: SessionId, cxid: i32, zxid: Zxid) -> Option<(ClientId, ReplyKind)> {
         let q = self.inflight.get_mut(&session)?;
         if q.front()?.cxid != cxid {
             return None;
@@ -733,6 +758,7 @@ impl Service {
             self.inflight.remove(&session);
         }
         self.inflight_total -= 1;
+        self.metrics.update_done(zxid, w.started, self.mode == Mode::Standalone);
         Some((w.client, w.kind))
     }
 
@@ -1071,7 +1097,7 @@ impl Service {
             }
             return;
         }
-        let waiter = self.done_waiting(session, txn.header.cxid);
+        let waiter = self.done_waiting(session, txn.header.cxid, zxid);
         if let Some((client, kind)) = waiter {
             let (err, resp) = self.build_reply(kind, outcome);
             self.reply_zxid(client, txn.header.cxid, zxid.0, err, &resp, out);
@@ -1133,7 +1159,7 @@ impl Service {
 
     /// Follower: the leader answered a forwarded `sync`.
     pub fn sync_done(&mut self, now: Millis, wall_ms: i64, session: SessionId, cxid: i32, path: String, out: &mut dyn Outbox) {
-        if let Some((client, _)) = self.done_waiting(session, cxid) {
+        if let Some((client, _)) = self.done_waiting(session, cxid, Zxid::ZERO) {
             self.reply(client, cxid, ErrorCode::Ok, &Response::Sync { path }, out);
         }
         self.drain_queue(now, wall_ms, session, out);

@@ -7,11 +7,12 @@ mod common;
 use std::net::TcpListener;
 use std::process::Command;
 
-/// A base port whose demo ports (base+1..3, +11..13, +21..23) are all free right now.
+/// A base port whose demo ports (base+1..3, +11..13, +21..23, admin +31..33) are all free
+/// right now.
 fn free_base() -> u16 {
     for _ in 0..50 {
-        let base = common::free_port().saturating_sub(30).max(20_000);
-        let offsets = [1u16, 2, 3, 11, 12, 13, 21, 22, 23];
+        let base = common::free_port().saturating_sub(40).max(20_000);
+        let offsets = [1u16, 2, 3, 11, 12, 13, 21, 22, 23, 31, 32, 33];
         if offsets.iter().all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok()) {
             return base;
         }

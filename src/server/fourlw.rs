@@ -36,6 +36,8 @@ pub struct NodeFacts<'a> {
     pub now_wall_ms: i64,
     /// Replication state of an ensemble member.
     pub ensemble: Option<crate::zab::ZabStatus>,
+    /// `conf`'s ensemble part (limits, ports, `membership:` lines) of an ensemble member.
+    pub quorum_conf: Option<String>,
 }
 
 pub fn answer(word: &str, allowed: bool, svc: &mut Service, facts: &NodeFacts) -> String {
@@ -47,7 +49,9 @@ pub fn answer(word: &str, allowed: bool, svc: &mut Service, facts: &NodeFacts) -
         "ruok" => s.push_str("imok"),
         "srvr" => srvr(&mut s, svc, facts, false),
         "stat" => srvr(&mut s, svc, facts, true),
-        "mntr" => mntr(&mut s, svc, facts),
+        // The loop answers mntr itself (`admin::metrics::mntr_text`); this is its
+        // not-whitelisted path only.
+        "mntr" => {}
         "envi" => envi(&mut s, facts),
         "isro" => s.push_str("rw"),
         "cons" => {
@@ -127,6 +131,9 @@ fn srvr(s: &mut String, svc: &Service, f: &NodeFacts, with_clients: bool) {
     if let Some(z) = &f.ensemble {
         let _ = writeln!(s, "Epoch: {} (accepted {})", z.current_epoch, z.accepted_epoch);
         let _ = writeln!(s, "Last committed: 0x{:x}", z.last_committed.0);
+        if let crate::zab::Role::Following { leader, .. } = z.role {
+            let _ = writeln!(s, "Leader: {leader}");
+        }
         if matches!(z.role, crate::zab::Role::Leading { .. }) {
             let synced = z.followers.iter().filter(|f| f.1).count();
             let _ = writeln!(s, "Followers: {} ({} synced)", z.followers.len(), synced);
@@ -162,43 +169,6 @@ fn cons(s: &mut String, svc: &Service, f: &NodeFacts) {
     }
 }
 
-fn mntr(s: &mut String, svc: &Service, f: &NodeFacts) {
-    let (min, avg, max) = latency(svc);
-    let t = svc.tree();
-    let mut kv = |k: &str, v: String| {
-        let _ = writeln!(s, "{k}\t{v}");
-    };
-    kv("zk_version", f.version.to_string());
-    kv("zk_server_state", f.mode.to_string());
-    kv("zk_avg_latency", format!("{avg:.4}"));
-    kv("zk_max_latency", format!("{max:.3}"));
-    kv("zk_min_latency", format!("{min:.3}"));
-    kv("zk_packets_received", svc.stats().packets_received.to_string());
-    kv("zk_packets_sent", svc.stats().packets_sent.to_string());
-    kv("zk_num_alive_connections", svc.client_count().to_string());
-    kv("zk_outstanding_requests", svc.outstanding().to_string());
-    kv("zk_znode_count", t.node_count().to_string());
-    kv("zk_watch_count", svc.watches().watch_count().to_string());
-    kv("zk_ephemerals_count", t.ephemeral_count().to_string());
-    kv("zk_approximate_data_size", t.approximate_data_size().to_string());
-    kv("zk_open_file_descriptor_count", f.open_fds.to_string());
-    kv("zk_max_file_descriptor_count", f.max_fds.to_string());
-    kv("zk_global_sessions", svc.sessions().len().to_string());
-    kv("zk_last_zxid", format!("0x{:x}", svc.last_zxid().0));
-    if let Some(z) = &f.ensemble {
-        kv("zk_peer_state", format!("{:?}", z.role));
-        kv("zk_current_epoch", z.current_epoch.to_string());
-        kv("zk_accepted_epoch", z.accepted_epoch.to_string());
-        kv("zk_last_committed", format!("0x{:x}", z.last_committed.0));
-        if matches!(z.role, crate::zab::Role::Leading { .. }) {
-            kv("zk_followers", z.followers.len().to_string());
-            kv("zk_synced_followers", z.followers.iter().filter(|f| f.1).count().to_string());
-            kv("zk_pending_syncs", z.followers.iter().filter(|f| !f.1).count().to_string());
-        }
-    }
-    kv("arbor_force_sync", if f.force_sync { "yes".into() } else { "no (acknowledged writes are not fsynced)".into() });
-}
-
 fn envi(s: &mut String, f: &NodeFacts) {
     s.push_str("Environment:\n");
     let _ = writeln!(s, "zookeeper.version={}", f.version);
@@ -226,6 +196,12 @@ fn conf(s: &mut String, svc: &Service, f: &NodeFacts) {
     let _ = writeln!(s, "clientPortListenBacklog=-1");
     let _ = writeln!(s, "serverId={}", f.server_id);
     let _ = writeln!(s, "forceSync={}", if f.force_sync { "yes" } else { "no" });
+    if let Some(q) = &f.quorum_conf {
+        s.push_str(q);
+        if !q.ends_with('\n') {
+            s.push('\n');
+        }
+    }
 }
 
 fn dump(s: &mut String, svc: &Service) {

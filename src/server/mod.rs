@@ -11,6 +11,7 @@
 //! reads); above `HIGH_WATER` the loop stops reading its requests until the output drains
 //! (backpressure instead of an unbounded queue).
 
+pub mod admin;
 pub mod fourlw;
 pub mod peers;
 
@@ -40,6 +41,8 @@ const ELECTION_LISTENER: Token = Token(usize::MAX - 2);
 const QUORUM_LISTENER: Token = Token(usize::MAX - 3);
 /// The sync thread's wake-up (a sync completed).
 const WAKER: Token = Token(usize::MAX - 4);
+/// The admin HTTP listener.
+const ADMIN_LISTENER: Token = Token(usize::MAX - 5);
 /// Stop reading a connection's requests while this much output waits for it.
 const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
@@ -127,6 +130,14 @@ pub trait TxnSink {
     /// After each turn's sync and flush: housekeeping that needs the service (snapshots,
     /// log space checks that may make the service refuse writes). Default: nothing.
     fn after_sync(&mut self, _service: &mut Service) {}
+    /// fsync, group-commit and snapshot figures, for `mntr` and `/metrics`.
+    fn metrics(&self) -> Option<&crate::storage::StorageMetrics> {
+        None
+    }
+    /// The last snapshot this process completed: (zxid, wall-clock ms).
+    fn last_snapshot(&self) -> Option<(Zxid, i64)> {
+        None
+    }
 }
 
 /// Static settings of the loop.
@@ -149,6 +160,8 @@ pub struct LoopConfig {
     pub global_outstanding_limit: usize,
     /// Client connections in all; 0 = unlimited (`maxCnxns`).
     pub max_cnxns: u32,
+    /// The admin HTTP server (`admin.*`), and what it reports beyond the loop's state.
+    pub admin: admin::AdminSettings,
 }
 
 struct Conn {
@@ -180,6 +193,8 @@ struct Conn {
 enum ConnRole {
     Client,
     Peer(PeerLink),
+    /// An HTTP request on the admin port (`admin`).
+    Admin,
 }
 
 /// The loop's side of `Outbox`: writes go into connection buffers, txns into the sink,
@@ -276,6 +291,8 @@ pub struct EventLoop {
     /// Where socket reads land before they are appended to a connection's buffer
     /// (allocated once: zeroing 64 KiB on every read showed in profiles).
     scratch: Vec<u8>,
+    /// The admin HTTP server, metrics the loop records, recent replication events.
+    admin: admin::AdminState,
 }
 
 fn wall_ms() -> i64 {
@@ -326,6 +343,7 @@ impl EventLoop {
         let mut sink = sink;
         sink.attach_waker(waker.clone())?;
         let durable = sink.durable()?;
+        let admin = admin::AdminState::new(cfg.admin.clone(), ens.is_some(), poll.registry());
         Ok(EventLoop {
             poll,
             listener,
@@ -345,6 +363,7 @@ impl EventLoop {
             gated: Vec::new(),
             throttled: Vec::new(),
             scratch: vec![0; READ_CHUNK],
+            admin,
         })
     }
 
@@ -383,6 +402,8 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            // The turn's busy time, for `arbor_loop_turn_time_us` (a stall is its max).
+            let turn_start = Instant::now();
             let mut sink_error = None;
             // Round robin: each connection left over from the last turn reads one budget.
             let mut again = std::mem::take(&mut self.resumed);
@@ -397,6 +418,7 @@ impl EventLoop {
                     // The turn below takes in whatever the sync thread finished.
                     WAKER => {}
                     LISTENER => self.accept(),
+                    ADMIN_LISTENER => self.admin_accept(),
                     ELECTION_LISTENER => self.accept_peer(peers::PeerKind::ElectionIn),
                     QUORUM_LISTENER => self.accept_peer(peers::PeerKind::QuorumIn),
                     Token(slot) => {
@@ -438,6 +460,8 @@ impl EventLoop {
             }
             self.flush_dirty();
             self.sink.after_sync(&mut self.service);
+            self.admin_sweep(self.now());
+            self.admin.observer.metrics.loop_turn.record_duration(turn_start.elapsed());
         }
     }
 
@@ -467,7 +491,10 @@ impl EventLoop {
                     ens.inputs.push_back(Input::LogSynced { zxid: durable });
                 }
             }
-            None => self.release_gates(),
+            None => {
+                self.service.log_durable(durable);
+                self.release_gates();
+            }
         }
     }
 
@@ -631,7 +658,14 @@ impl EventLoop {
             return;
         }
         let is_peer = matches!(conn.role, ConnRole::Peer(_));
-        let budget = if is_peer { PEER_READ_BUDGET } else { READ_BUDGET.max(self.cfg.max_frame + 8) };
+        let is_admin = matches!(conn.role, ConnRole::Admin);
+        let budget = if is_peer {
+            PEER_READ_BUDGET
+        } else if is_admin {
+            admin::http::MAX_REQUEST_BYTES
+        } else {
+            READ_BUDGET.max(self.cfg.max_frame + 8)
+        };
         let mut eof = false;
         let mut more = false;
         let mut taken = 0usize;
@@ -661,6 +695,11 @@ impl EventLoop {
                     break;
                 }
             }
+        }
+        if is_admin {
+            // Past the budget the head is too large: answered with 431 (no more reads).
+            self.admin_input(slot, eof);
+            return;
         }
         if is_peer {
             self.process_peer_frames(slot);
@@ -751,8 +790,14 @@ impl EventLoop {
             max_fds,
             now_wall_ms: wall_ms(),
             ensemble: self.ens.as_ref().map(|e| e.zab.status()),
+            quorum_conf: self.quorum_conf(),
         };
-        let text = fourlw::answer(word, allowed, &mut self.service, &facts);
+        let text = if word == "mntr" && allowed {
+            // The same list as `/commands/monitor` and `/metrics`.
+            admin::metrics::mntr_text(self)
+        } else {
+            fourlw::answer(word, allowed, &mut self.service, &facts)
+        };
         if let Some(conn) = self.conns.get_mut(id.slot()) {
             conn.write_buf.extend_from_slice(text.as_bytes());
             conn.read_buf.clear();
@@ -799,7 +844,11 @@ impl EventLoop {
                 }
             }
             if conn.write_buf.len() > MAX_PENDING_OUT {
-                let who = if matches!(conn.role, ConnRole::Peer(_)) { "peer" } else { "client" };
+                let who = match conn.role {
+                    ConnRole::Peer(_) => "peer",
+                    ConnRole::Admin => "admin",
+                    ConnRole::Client => "client",
+                };
                 eprintln!("{who} {}: {} bytes of unread output; closing", conn.peer, conn.write_buf.len());
                 dead = true;
             }
@@ -829,6 +878,10 @@ impl EventLoop {
         }
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let ConnRole::Admin = conn.role {
+            self.admin_removed(slot);
+            return;
+        }
         if let ConnRole::Peer(link) = conn.role {
             self.peer_removed(slot, link);
             return;

@@ -419,7 +419,11 @@ impl EventLoop {
             }
         }
         if let Some(conn) = self.conns.get_mut(slot) {
+            let before = conn.write_buf.len();
             peer::encode(&mut conn.write_buf, msg);
+            if let QuorumMsg::Proposal(_) = msg {
+                self.admin.observer.proposal_sent(conn.write_buf.len() - before);
+            }
             self.dirty.push(slot);
         }
     }
@@ -570,9 +574,11 @@ impl EventLoop {
                 self.service.sync_done(now, super::wall_ms(), session, cxid, path, &mut out);
                 continue;
             }
+            self.admin.observer.on_input(&input);
             let mut actions = Vec::new();
             ens.zab.step(now, input, &mut actions);
             for a in actions {
+                self.admin.observer.on_action(&a);
                 self.perform(a, sink_error);
             }
             self.sync_mode(sink_error);
@@ -588,6 +594,7 @@ impl EventLoop {
             _ => Mode::NotServing,
         };
         if mode != self.service.mode() {
+            self.admin.observer.serving_changed(mode != Mode::NotServing);
             let next = ens.zab.next_zxid();
             let now = self.now();
             let mut out = outbox!(self, sink_error);

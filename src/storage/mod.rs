@@ -74,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::metrics::Summary;
 use crate::config::Config;
 use crate::proto::{Millis, ServerId, Zxid};
 use crate::server::TxnSink;
@@ -220,7 +221,21 @@ pub struct StorageStats {
     /// Longest time the loop spent serializing the tree for one snapshot.
     pub longest_snapshot_stall_us: u64,
     pub last_snapshot_zxid: Zxid,
+    /// Wall-clock time (ms since the epoch) the last snapshot was completed.
+    pub last_snapshot_wall_ms: i64,
 }
+
+/// What the storage measures for `mntr` and `/metrics` (see `crate::metrics`).
+#[derive(Clone, Debug, Default)]
+pub struct StorageMetrics {
+    /// Each fdatasync of the txn log, µs (ZooKeeper's `fsynctime`).
+    pub fsync_time: Summary,
+    /// Txns covered by each fdatasync: the group commit (`sync_processor_batch_size`).
+    pub sync_batch_size: Summary,
+    /// Each snapshot from start to its file being complete, µs (`snapshottime`).
+    pub snapshot_time: Summary,
+}
+
 
 struct SnapshotJob {
     zxid: Zxid,
@@ -261,6 +276,9 @@ pub struct Storage {
     /// Every record up to this zxid is durable.
     durable: Zxid,
     pub stats: StorageStats,
+    pub metrics: StorageMetrics,
+    /// Txns appended since the last sync was started (its batch size).
+    unsynced_appends: u64,
 }
 
 /// A leader's snapshot being written to disk as its chunks arrive.
@@ -292,6 +310,8 @@ impl Storage {
             syncer: None,
             durable,
             stats: StorageStats::default(),
+            metrics: StorageMetrics::default(),
+            unsynced_appends: 0,
         }
     }
 
@@ -313,7 +333,10 @@ impl Storage {
             None => {
                 if let Some((file, z)) = written {
                     if self.cfg.force_sync {
+                        let t0 = Instant::now();
                         fsutil::datasync(&file).map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?;
+                        self.metrics.fsync_time.record_duration(t0.elapsed());
+                        self.metrics.sync_batch_size.record(std::mem::take(&mut self.unsynced_appends));
                     }
                     self.durable = z;
                 }
@@ -332,6 +355,7 @@ impl Storage {
         }
         if let Some(f) = file.or_else(|| self.log.active_file()) {
             s.request(f, written);
+            self.metrics.sync_batch_size.record(std::mem::take(&mut self.unsynced_appends));
         }
     }
 
@@ -340,6 +364,9 @@ impl Storage {
     /// fdatasync nobody knows what the disk holds.
     pub fn poll_durable(&mut self) -> Result<Zxid, StorageError> {
         if let Some(r) = self.syncer.as_mut().and_then(|s| s.poll()) {
+            if let Some(took) = self.syncer.as_mut().and_then(|s| s.take_took()) {
+                self.metrics.fsync_time.record_duration(took);
+            }
             self.durable = r.map_err(|e| StorageError::io(&self.cfg.data_log_dir, e))?.max(self.durable);
             self.kick_sync(None);
         }
@@ -598,6 +625,8 @@ impl Storage {
                 self.finished.push((job.zxid, true));
                 self.stats.snapshots_written += 1;
                 self.stats.last_snapshot_zxid = job.zxid;
+                self.stats.last_snapshot_wall_ms = wall_clock_ms();
+                self.metrics.snapshot_time.record_duration(job.started.elapsed());
                 eprintln!("arbor: snapshot at zxid {} done in {:.0} ms", job.zxid, job.started.elapsed().as_secs_f64() * 1000.0);
             }
             Err(e) => {
@@ -772,6 +801,7 @@ impl TxnSink for Storage {
     fn append(&mut self, txn: &Txn) -> io::Result<()> {
         self.log.append(txn).map_err(|e| io::Error::other(e.to_string()))?;
         self.since_snapshot += 1;
+        self.unsynced_appends += 1;
         Ok(())
     }
 
@@ -849,6 +879,14 @@ impl TxnSink for Storage {
 
     fn after_sync(&mut self, service: &mut Service) {
         self.housekeeping(service);
+    }
+
+    fn metrics(&self) -> Option<&StorageMetrics> {
+        Some(&self.metrics)
+    }
+
+    fn last_snapshot(&self) -> Option<(Zxid, i64)> {
+        (self.stats.snapshots_written > 0).then_some((self.stats.last_snapshot_zxid, self.stats.last_snapshot_wall_ms))
     }
 }
 

@@ -47,6 +47,8 @@ impl Wake for mio::Waker {
 struct State {
     request: Option<(Arc<File>, Zxid)>,
     done: Option<Result<Zxid, io::Error>>,
+    /// How long the fdatasync of `done` took.
+    took: std::time::Duration,
     stop: bool,
 }
 
@@ -59,6 +61,8 @@ pub struct Syncer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     in_flight: Option<Zxid>,
+    /// Duration of the last completed sync, until `take_took` reads it.
+    took: Option<std::time::Duration>,
 }
 
 impl Syncer {
@@ -67,7 +71,7 @@ impl Syncer {
         let s = shared.clone();
         let delay = std::env::var("ARBOR_FAULT_FSYNC_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis);
         let thread = std::thread::Builder::new().name("arbor-fsync".into()).spawn(move || run(&s, &*wake, delay))?;
-        Ok(Syncer { shared, thread: Some(thread), in_flight: None })
+        Ok(Syncer { shared, thread: Some(thread), in_flight: None, took: None })
     }
 
     pub fn in_flight(&self) -> Option<Zxid> {
@@ -86,11 +90,18 @@ impl Syncer {
     /// The sync that completed, if one did.
     pub fn poll(&mut self) -> Option<Result<Zxid, io::Error>> {
         self.in_flight?;
-        let done = lock(&self.shared).done.take();
+        let mut st = lock(&self.shared);
+        let done = st.done.take();
         if done.is_some() {
             self.in_flight = None;
+            self.took = Some(st.took);
         }
         done
+    }
+
+    /// How long the fdatasync that `poll` or `wait` last returned took (once).
+    pub fn take_took(&mut self) -> Option<std::time::Duration> {
+        self.took.take()
     }
 
     /// Block until no sync is in flight; its result.
@@ -100,6 +111,7 @@ impl Syncer {
         loop {
             if let Some(done) = st.done.take() {
                 self.in_flight = None;
+                self.took = Some(st.took);
                 return Some(done);
             }
             st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -137,12 +149,17 @@ fn run(shared: &Shared, wake: &dyn Wake, delay: Option<std::time::Duration>) {
                 st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
+        let t0 = std::time::Instant::now();
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
         let result = datasync(&file).map(|()| upto);
+        let took = t0.elapsed();
         drop(file);
-        lock(shared).done = Some(result);
+        let mut st = lock(shared);
+        st.done = Some(result);
+        st.took = took;
+        drop(st);
         shared.cv.notify_all();
         wake.wake();
     }
@@ -185,6 +202,8 @@ mod tests {
             };
             assert_eq!(got.expect("done").expect("fsync"), Zxid(i));
             assert_eq!(s.in_flight(), None);
+            assert!(s.take_took().is_some(), "a completed sync reports its duration");
+            assert!(s.take_took().is_none(), "once");
         }
         // The wake follows the result (it may land just after the loop saw the result).
         let t0 = std::time::Instant::now();

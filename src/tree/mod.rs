@@ -255,6 +255,19 @@ impl DataTree {
         out
     }
 
+    /// At most `max` child names, in the tree's own (unsorted) order: a bounded look at a
+    /// node that may have millions of children (the admin console).
+    pub fn some_children(&self, id: NodeId, max: usize) -> Vec<String> {
+        let mut out = Vec::with_capacity(max.min(self.node(id).num_children as usize));
+        let mut c = self.node(id).first_child;
+        while c != NIL && out.len() < max {
+            let n = &self.nodes[c as usize];
+            out.push(n.name().to_string());
+            c = n.next;
+        }
+        out
+    }
+
     pub fn num_children(&self, id: NodeId) -> u32 {
         self.node(id).num_children
     }

@@ -19,6 +19,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     pub cfg_path: PathBuf,
     clients: BTreeMap<u64, u16>,
+    /// Admin HTTP ports, when started with `admin.enableServer=true`.
+    admin_ports: BTreeMap<u64, u16>,
     children: BTreeMap<u64, Option<Child>>,
     /// Extra environment for every node (fault-injection knobs).
     env: Vec<(String, String)>,
@@ -56,12 +58,26 @@ impl Cluster {
             }
         }
         cfg.push_str(&format!("dataDir={}/{{id}}\n", dir.path().display()));
+        // The admin server is off unless a test turns it on with `admin.enableServer=true`:
+        // then each node gets its own free port on 127.0.0.1 (8080 would collide).
+        let admin = extra.iter().any(|l| l.replace(' ', "") == "admin.enableServer=true");
+        if admin {
+            cfg.push_str("admin.serverAddress=127.0.0.1\n");
+        } else if !extra.iter().any(|l| l.trim_start().starts_with("admin.")) {
+            cfg.push_str("admin.enableServer=false\n");
+        }
         let mut clients = BTreeMap::new();
+        let mut admin_ports = BTreeMap::new();
         for id in 1..=n {
             let (c, q, e) = (free_port(), free_port(), free_port());
             let role = if id > n - observers { ":observer" } else { "" };
             cfg.push_str(&format!("server.{id}=127.0.0.1:{q}:{e}{role};127.0.0.1:{c}\n"));
             clients.insert(id, c);
+            if admin {
+                let a = free_port();
+                cfg.push_str(&format!("admin.serverPort.{id}={a}\n"));
+                admin_ports.insert(id, a);
+            }
         }
         for l in extra {
             cfg.push_str(l);
@@ -70,7 +86,7 @@ impl Cluster {
         let cfg_path = dir.path().join("zoo.cfg");
         fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut cl = Cluster { dir, cfg_path, clients, children: BTreeMap::new(), env };
+        let mut cl = Cluster { dir, cfg_path, clients, admin_ports, children: BTreeMap::new(), env };
         for id in 1..=n {
             cl.start_node(id);
         }
@@ -84,6 +100,12 @@ impl Cluster {
 
     pub fn addr(&self, id: u64) -> String {
         format!("127.0.0.1:{}", self.clients[&id])
+    }
+
+    /// Node `id`'s admin server, `127.0.0.1:port` (only with `admin.enableServer=true`).
+    #[allow(dead_code)]
+    pub fn admin_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.admin_ports[&id])
     }
 
     pub fn connect_string(&self) -> String {

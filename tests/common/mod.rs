@@ -80,6 +80,10 @@ impl Node {
         for (k, v) in defaults.iter().filter(|(k, _)| !extra_keys.contains(k)) {
             cfg.push_str(&format!("{k}={v}\n"));
         }
+        // The admin server is off unless the test sets an admin.* key (8080 would collide).
+        if !extra_keys.iter().any(|k| k.starts_with("admin.")) {
+            cfg.push_str("admin.enableServer=false\n");
+        }
         for l in extra_cfg_lines {
             cfg.push_str(l);
             cfg.push('\n');
@@ -708,4 +712,33 @@ pub fn test_root(name: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("/{name}_{}_{nanos}", std::process::id())
+}
+
+/// An HTTP/1.1 GET (or any raw request text) to `addr`, read until the server closes:
+/// (status, head, body). Panics if the server does not answer within `IO_TIMEOUT`.
+pub fn http_raw(addr: &str, request: &[u8]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+    // The server may answer and close before reading everything (a refused oversized head).
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no HTTP status from {addr}: {text:?}"));
+    (status, head.to_string(), body.to_string())
+}
+
+/// GET `path` from the admin server at `addr`.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes());
+    (status, body)
+}
+
+/// GET `path` and parse the JSON body (asserting status 200).
+pub fn http_json(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(addr, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
 }
