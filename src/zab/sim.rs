@@ -142,11 +142,17 @@ struct Sim {
 
 impl Sim {
     fn new(seed: u64, n: u64, committed_log_max: usize) -> Sim {
+        Sim::with_observers(seed, n, 0, committed_log_max)
+    }
+
+    /// `n` voters (ids 1..=n) and `observers` observers (the next ids).
+    fn with_observers(seed: u64, n: u64, observers: u64, committed_log_max: usize) -> Sim {
         let voters: BTreeSet<ServerId> = (1..=n).map(ServerId).collect();
+        let observer_ids: BTreeSet<ServerId> = (n + 1..=n + observers).map(ServerId).collect();
         let cfg = ZabConfig {
             me: ServerId(0),
             voters: voters.clone(),
-            observers: Default::default(),
+            observers: observer_ids.clone(),
             tick_ms: TICK,
             init_limit: 10,
             sync_limit: 5,
@@ -155,6 +161,7 @@ impl Sim {
         };
         let nodes = voters
             .iter()
+            .chain(observer_ids.iter())
             .map(|&id| Node {
                 id,
                 core: None,
@@ -313,10 +320,12 @@ impl Sim {
 
     fn step_node(&mut self, id: ServerId, input: Input) {
         let now = self.now;
+        let voter = self.cfg.is_voter(id);
         let Some(core) = self.node(id).core.as_mut() else { return };
         let mut out = Vec::new();
         core.step(now, input, &mut out);
         if let Role::Leading { epoch } = core.role() {
+            assert!(voter, "seed {}: observer {id} leads", self.seed);
             if core.serving() {
                 let prev = *self.leaders.entry(epoch).or_insert(id);
                 assert_eq!(prev, id, "seed {}: two leaders in epoch {epoch}", self.seed);
@@ -981,7 +990,10 @@ fn randomized_faults_keep_zab_invariants() {
         let r = std::panic::catch_unwind(|| {
             let n = if seed % 2 == 0 { 3 } else { 5 };
             let log_max = if seed % 3 == 0 { 4 } else { 200 };
-            let mut sim = Sim::new(seed, n, log_max);
+            // Every fifth seed adds observers: they must never lead or count, and must
+            // end with the same history as everyone else.
+            let observers = if seed % 5 == 4 { 1 + seed % 2 } else { 0 };
+            let mut sim = Sim::with_observers(seed, n, observers, log_max);
             sim.start_all();
             sim.start_client();
             let steps = std::env::var("ZAB_SIM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
