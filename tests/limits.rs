@@ -23,12 +23,13 @@ fn outstanding_requests_stop_at_global_outstanding_limit_and_mntr_shows_them() {
     let addr = cl.addr(leader);
     let mut c = RawClient::connect(&addr, 30_000);
     c.create("/lim", None, 0).expect("create");
-    // 30 pipelined setData from one session, 30 more from another (a session's writes
-    // pipeline; past the limit the rest wait unread, so the count stops at 10).
+    // 150 pipelined setData from one session, 150 more from another (a session's writes
+    // pipeline; past the limit the rest wait unread, so the count stops at 10 and the
+    // 300 writes take ~30 fsyncs of 150 ms: long enough to watch).
     let mut d = RawClient::connect(&addr, 30_000);
     let set = |i: usize| Request::SetData { path: "/lim".into(), data: Some(format!("{i}").into_bytes()), version: -1 };
-    let xc: Vec<i32> = (0..30).map(|i| c.send(&set(i))).collect();
-    let xd: Vec<i32> = (0..30).map(|i| d.send(&set(1000 + i))).collect();
+    let xc: Vec<i32> = (0..150).map(|i| c.send(&set(i))).collect();
+    let xd: Vec<i32> = (0..150).map(|i| d.send(&set(1000 + i))).collect();
     let waiter = std::thread::spawn(move || {
         for x in xc {
             let (h, _) = c.wait_reply(x).expect("reply");
@@ -50,7 +51,7 @@ fn outstanding_requests_stop_at_global_outstanding_limit_and_mntr_shows_them() {
     }
     waiter.join().expect("every reply arrives, in order, without error");
     let max = seen.iter().copied().max().unwrap_or(0);
-    eprintln!("zk_outstanding_requests over {samples} samples: max {max} (limit 10); all 60 writes done in {:?}", t0.elapsed());
+    eprintln!("zk_outstanding_requests over {samples} samples: max {max} (limit 10); all 300 writes done in {:?}", t0.elapsed());
     assert!(max > 0, "mntr never reported a request in progress: {seen:?}");
     assert!(max <= 10, "outstanding went past globalOutstandingLimit=10: {seen:?}");
     let done = mntr_outstanding(&addr).expect("mntr");

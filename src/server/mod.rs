@@ -727,7 +727,10 @@ impl EventLoop {
                 }
                 return;
             }
-            if overloaded || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
+            // A connection's first frame (a four-letter word or a ConnectRequest) is read
+            // even when overloaded: it adds no request to wait on, and a monitoring `mntr`
+            // must not starve behind the clients that filled the limit.
+            if (overloaded && !conn.first_frame) || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
                 // Its frames wait in `read_buf` (at most one read budget) and the kernel.
                 if !conn.throttled {
                     conn.throttled = true;
