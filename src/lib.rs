@@ -16,7 +16,8 @@
 //! - `cli`: `arbor cli`, the one-shot client command.
 //! - `client`: a minimal ZooKeeper client (sans-IO core + mio driver) for bench, cli, demo, tests.
 //! - `demo`: `arbor demo`, a 3-server failover under load, checked for lost writes.
-//! - `config`: zoo.cfg parsing. `node`: wires a process together.
+//! - `config`: zoo.cfg parsing. `node`: wires a process together. `logging`: the server's
+//!   log lines (tracing). `tools`: `arbor log dump`, `snapshot dump`, `data check` (read-only).
 
 pub mod acl;
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod jute;
 pub mod local;
+pub mod logging;
 pub mod node;
 pub mod peer;
 pub mod prep;
@@ -34,6 +36,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod storage;
+pub mod tools;
 pub mod tree;
 pub mod txn;
 pub mod watch;
