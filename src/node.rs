@@ -42,18 +42,33 @@ pub const MYID: &str = "myid";
 /// says otherwise is an error: two servers would share a data directory); without, the id
 /// in `dataDir/myid`, as ZooKeeper reads it. Returns the config's warnings too.
 pub fn load(id: Option<ServerId>, config_path: &Path) -> Result<(ServerId, config::Config, Vec<String>), NodeError> {
-    let id = match id {
-        Some(id) => id,
-        None => {
-            let (cfg, _) = config::load(config_path, None)?;
-            read_myid(&cfg.data_dir)?.ok_or_else(|| {
-                NodeError::MyId(format!(
-                    "{}: no server id given and no {} in dataDir {} (write the id there, as for ZooKeeper, or run `arbor node ID CONFIG`)",
-                    config_path.display(),
-                    MYID,
-                    cfg.data_dir.display()
-                ))
-            })?
+    // The dataDir as written, where ZooKeeper keeps myid (a dataDir with `{id}` in it is
+    // arbor's one-file layout: the id must come from the command line).
+    let myid_at = match config::load(config_path, None) {
+        Ok((cfg, _)) => Some(cfg.data_dir),
+        Err(e) if id.is_none() => return Err(e.into()),
+        Err(_) => None,
+    };
+    let myid = match &myid_at {
+        Some(dir) => read_myid(dir)?,
+        None => None,
+    };
+    let id = match (id, myid) {
+        (Some(given), Some(mine)) if given != mine => {
+            let dir = myid_at.unwrap_or_default();
+            return Err(NodeError::MyId(format!(
+                "{} says this is server {mine}, the command line says {given}",
+                dir.join(MYID).display()
+            )));
+        }
+        (Some(given), _) => given,
+        (None, Some(mine)) => mine,
+        (None, None) => {
+            return Err(NodeError::MyId(format!(
+                "{}: no server id given and no {MYID} in dataDir {} (write the id there, as for ZooKeeper, or run `arbor node ID CONFIG`)",
+                config_path.display(),
+                myid_at.unwrap_or_default().display()
+            )))
         }
     };
     let (cfg, warnings) = config::load(config_path, Some(id))?;

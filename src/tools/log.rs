@@ -1,7 +1,7 @@
 //! `arbor log dump DIR|FILE [--json]`: every txn in zxid order, one per line.
 //!
 //! Human form (like zkTxnLogToolkit): `TIME session 0x… cxid 0x… zxid 0x… OP details`.
-//! `--json`: one object per txn, then `{"summary": …}`. A torn tail (what recovery would
+//! `--json`: one object per txn (with its segment file and byte offset), then `{"summary": …}`. A torn tail (what recovery would
 //! truncate) is noted on stderr after the records before it; damage that recovery refuses
 //! ends the dump with that error (exit 1) after every record before it.
 
@@ -46,9 +46,17 @@ pub fn log_dump(path: &Path, json: bool) -> Result<(), ToolError> {
     let mut out_failed = None;
     for (i, (name_zxid, seg)) in segs.iter().enumerate() {
         let bytes = fs::read(seg).map_err(|source| ToolError::Io { path: seg.display().to_string(), source })?;
+        let seg_name = seg.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let scanned = txnlog::scan_segment(seg, &bytes, *name_zxid, i + 1 == segs.len(), &mut prev, |off, zxid, payload| {
             let txn = txnlog::decode_record(seg, off, payload)?;
-            let line = if json { txn_json(&txn).to_string() } else { txn_text(&txn) };
+            let line = if json {
+                let mut v = txn_json(&txn);
+                v["segment"] = json!(seg_name);
+                v["offset"] = json!(off);
+                v.to_string()
+            } else {
+                txn_text(&txn)
+            };
             if let Err(e) = out.line(&line) {
                 // Stop the scan; the output error is what is reported.
                 out_failed = Some(e);
