@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 use common::{four_letter, free_port, Node, RawClient};
 
 const ARBOR: &str = env!("CARGO_BIN_EXE_arbor");
-/// Znodes the test writes (each a create, every third also a setData).
+/// Znodes the test writes (each a create, every third also a setData): with the
+/// createSession that is 161 txns, so the 4th snapshot is at 0xa0 ...
 const WRITES: usize = 120;
+/// ... and these creates (/t00../t19) are in the last log segment, after it.
+const TAIL: usize = 20;
 
 fn arbor(args: &[&str]) -> Output {
     Command::new(ARBOR).args(args).stdin(Stdio::null()).output().expect("run arbor")
@@ -54,6 +57,9 @@ fn written_data_dir() -> (Node, PathBuf) {
         if i % 3 == 0 {
             c.set_data(&format!("/k{i:03}"), b"changed", 0).expect("set");
         }
+    }
+    for i in 0..TAIL {
+        c.create(&format!("/t{i:02}"), Some(b"tail"), 0).expect("create");
     }
     node.kill9();
     let data = node.data_dir.clone();
@@ -138,9 +144,9 @@ fn tools_read_a_real_data_dir_and_change_nothing() {
     }
     assert!(out.contains("data=0x00ff00 "), "binary data shown as hex:\n{out}");
     assert!(out.contains("setData /k003 data=\"changed\" version=1"), "{out}");
-    // One createSession + WRITES creates + WRITES/3 setData + the closeSession (none: kill9).
+    // One createSession + the creates + WRITES/3 setData; no closeSession (kill9).
     let txns = out.lines().filter(|l| l.contains(" zxid 0x")).count();
-    assert_eq!(txns, 1 + WRITES + WRITES.div_ceil(3), "{out}");
+    assert_eq!(txns, 1 + WRITES + WRITES.div_ceil(3) + TAIL, "{out}");
 
     let json = arbor(&["log", "dump", "--json", d]);
     assert!(json.status.success(), "{}", text(&json));
@@ -251,8 +257,8 @@ fn damage_is_named_and_recovery_does_what_check_says() {
     let nl = fs::read_to_string(&log).expect("log");
     assert!(nl.contains(&format!("offset={last} ")) && nl.contains("torn"), "{nl}");
     let mut c = RawClient::connect(&format!("127.0.0.1:{port}"), 30_000);
-    assert!(c.exists("/k118", false).is_ok(), "a txn before the torn one was lost");
-    assert!(c.exists("/k119", false).is_err(), "the torn txn (create /k119) was not truncated");
+    assert!(c.exists("/t18", false).is_ok(), "a txn before the torn one was lost");
+    assert!(c.exists("/t19", false).is_err(), "the torn txn (create /t19) was not truncated");
     stop(child);
     let check = arbor(&["data", "check", d2.to_str().expect("utf8")]);
     assert_eq!(check.status.code(), Some(0), "after recovery:\n{}", text(&check));
@@ -289,7 +295,7 @@ fn damage_is_named_and_recovery_does_what_check_says() {
         "check said {prev_zxid:#x} + {replay} txns; the server: {recovered}"
     );
     let mut c = RawClient::connect(&format!("127.0.0.1:{port}"), 30_000);
-    assert!(c.exists(&format!("/k{:03}", WRITES - 1), false).is_ok(), "the last write is back");
+    assert!(c.exists(&format!("/t{:02}", TAIL - 1), false).is_ok(), "the last write is back");
     stop(child);
 }
 
