@@ -10,7 +10,7 @@
 //! The checks read through an `Overlay`: the tree plus the effects of ops prepared but not
 //! yet applied (within one multi today; the ensemble leader keeps one across proposals).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::acl;
 use crate::jute::{CreateKind, CreateRequest, MultiOp};
@@ -36,24 +36,33 @@ pub struct NodeInfo {
 #[derive(Default, Debug)]
 pub struct Pending {
     changes: HashMap<String, (Zxid, Option<NodeInfo>)>,
+    /// The paths of `changes` in the order they were recorded (zxid order), so that
+    /// dropping what the tree applied costs O(dropped), not a scan of every change.
+    order: VecDeque<(Zxid, String)>,
 }
 
 impl Pending {
     /// The tree has applied everything up to `zxid`.
     pub fn applied(&mut self, zxid: Zxid) {
-        if !self.changes.is_empty() {
-            self.changes.retain(|_, (z, _)| *z > zxid);
+        while self.order.front().is_some_and(|(z, _)| *z <= zxid) {
+            let Some((z, path)) = self.order.pop_front() else { break };
+            // A later txn in flight may have changed the path again: its entry stays.
+            if self.changes.get(&path).is_some_and(|(cz, _)| *cz == z) {
+                self.changes.remove(&path);
+            }
         }
     }
     /// The changes of a txn just proposed with `zxid`.
     pub fn record(&mut self, changes: Changes, zxid: Zxid) {
         for (path, info) in changes.0 {
+            self.order.push_back((zxid, path.clone()));
             self.changes.insert(path, (zxid, info));
         }
     }
     /// Forget everything (the leader lost leadership: its proposals are gone).
     pub fn clear(&mut self) {
         self.changes.clear();
+        self.order.clear();
     }
     pub fn len(&self) -> usize {
         self.changes.len()
@@ -325,6 +334,35 @@ pub fn multi(ov: &mut Overlay, ctx: &Context, ops: &[MultiOp]) -> TxnOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(version: i32) -> Option<NodeInfo> {
+        Some(NodeInfo { version, aversion: 0, cversion: 0, num_children: 0, ephemeral_owner: 0, acl: Vec::new() })
+    }
+
+    fn changes(items: &[(&str, i32)]) -> Changes {
+        Changes(items.iter().map(|(p, v)| (p.to_string(), info(*v))).collect())
+    }
+
+    #[test]
+    fn pending_drops_a_change_only_once_the_txn_that_made_it_is_applied() {
+        let mut p = Pending::default();
+        let z = |c| Zxid::new(1, c);
+        p.record(changes(&[("/a", 1), ("/b", 1)]), z(1));
+        p.record(changes(&[("/a", 2)]), z(2));
+        p.record(changes(&[("/c", 1)]), z(3));
+        p.applied(z(1));
+        // /a was changed again by txn 2, still in flight: its newer change stays.
+        assert_eq!(p.changes.get("/a").map(|(z, i)| (*z, i.as_ref().map(|i| i.version))), Some((z(2), Some(2))));
+        assert!(!p.changes.contains_key("/b"));
+        assert_eq!(p.len(), 2);
+        p.applied(z(2));
+        assert_eq!(p.len(), 1);
+        p.applied(z(3));
+        assert!(p.is_empty() && p.order.is_empty());
+        p.record(changes(&[("/d", 1)]), z(4));
+        p.clear();
+        assert!(p.is_empty() && p.order.is_empty());
+    }
 
     #[test]
     fn path_validation() {

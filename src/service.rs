@@ -152,6 +152,13 @@ enum ReplyKind {
     Sync,
 }
 
+/// A write in flight: who gets the reply and how it is built once its txn is applied.
+struct Waiter {
+    cxid: i32,
+    client: ClientId,
+    kind: ReplyKind,
+}
+
 /// A request held back because an earlier write of its session is still in flight
 /// (a session's replies leave in request order).
 struct Queued {
@@ -188,10 +195,15 @@ pub struct Service {
     pending: Pending,
     /// Leader: the zxid the next proposal carries.
     next_zxid: Zxid,
-    /// Writes in flight, by (session, cxid): who gets the reply and how it is built.
-    waiting: HashMap<(SessionId, i32), (ClientId, ReplyKind)>,
-    /// Writes in flight per session (requests behind them wait in `queued`).
-    inflight: HashMap<SessionId, u32>,
+    /// Writes in flight per session, oldest first. A session's writes are proposed (or
+    /// forwarded) in request order and so commit in that order: a commit answers the
+    /// front waiter when its cxid matches (a txn of the session made elsewhere, by an
+    /// earlier connection of a session that moved, matches none).
+    inflight: HashMap<SessionId, VecDeque<Waiter>>,
+    /// Writes in `inflight`, all sessions together.
+    inflight_total: usize,
+    /// Requests that must wait for the session's writes in flight: a read (its result
+    /// must show them) and whatever arrives behind a queued request.
     queued: HashMap<SessionId, VecDeque<Queued>>,
     /// Requests in `queued`, all sessions together.
     queued_total: usize,
@@ -235,8 +247,8 @@ impl Service {
             mode: Mode::Standalone,
             pending: Pending::default(),
             next_zxid: last_zxid.next(),
-            waiting: HashMap::new(),
             inflight: HashMap::new(),
+            inflight_total: 0,
             queued: HashMap::new(),
             queued_total: 0,
             pending_connects: HashMap::new(),
@@ -272,8 +284,8 @@ impl Service {
             out.close_client(c);
         }
         self.owners.clear();
-        self.waiting.clear();
         self.inflight.clear();
+        self.inflight_total = 0;
         self.queued.clear();
         self.queued_total = 0;
         self.pending_connects.clear();
@@ -352,13 +364,13 @@ impl Service {
     /// them (`Outstanding` in srvr, `zk_outstanding_requests` in mntr; the loop stops
     /// reading clients past `globalOutstandingLimit`).
     pub fn outstanding(&self) -> usize {
-        self.waiting.len() + self.queued_total
+        self.inflight_total + self.queued_total
     }
 
     /// Requests of `client`'s session in progress (in flight or queued behind one).
     pub fn backlog(&self, client: ClientId) -> usize {
         let Some(ClientState::Session(s)) = self.clients.get(&client).map(|c| &c.state) else { return 0 };
-        self.inflight.get(s).copied().unwrap_or(0) as usize + self.queued.get(s).map_or(0, |q| q.len())
+        self.inflight.get(s).map_or(0, |w| w.len()) + self.queued.get(s).map_or(0, |q| q.len())
     }
 
     pub fn client_count(&self) -> usize {
@@ -601,8 +613,13 @@ impl Service {
         payload: &[u8],
         out: &mut dyn Outbox,
     ) {
-        // A session's replies leave in request order: behind a write in flight, wait.
-        if self.inflight.get(&session).is_some_and(|n| *n > 0) && !matches!(req, Request::Ping) {
+        // A session's replies leave in request order. Writes pipeline: they are proposed
+        // (or forwarded) in order and commit in order, so a write may go while earlier
+        // ones are in flight. Anything else behind a write in flight waits, and so does
+        // everything behind a request that waits.
+        let busy = self.inflight.contains_key(&session);
+        let held = self.queued.contains_key(&session);
+        if (busy || held) && !matches!(req, Request::Ping) && (held || !self.pipelines(&req)) {
             self.queued.entry(session).or_default().push_back(Queued { client, xid, op, req, payload: payload.to_vec() });
             self.queued_total += 1;
             return;
@@ -610,9 +627,34 @@ impl Service {
         self.dispatch(now, wall_ms, client, session, xid, op, req, payload, out);
     }
 
-    /// Requests that waited behind a session's write, now that it completed.
+    /// Whether `req` may be dispatched while earlier writes of its session are in flight:
+    /// a write whose reply is certain to come after theirs. Not so when writes are
+    /// refused (the refusal is answered at once) or on a server that answers a write
+    /// itself (standalone writes never stay in flight).
+    fn pipelines(&self, req: &Request) -> bool {
+        self.writes_refused.is_none()
+            && matches!(self.mode, Mode::Leader | Mode::Follower)
+            && match req {
+                Request::Create(_)
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::SetAcl { .. }
+                | Request::Check { .. }
+                | Request::Multi(_) => true,
+                // A follower forwards a sync on the same connection as the writes.
+                Request::Sync { .. } => self.mode == Mode::Follower,
+                _ => false,
+            }
+    }
+
+    /// Requests that waited behind a session's writes, now that one completed: in order,
+    /// each write at once, anything else once no write is in flight.
     fn drain_queue(&mut self, now: Millis, wall_ms: i64, session: SessionId, out: &mut dyn Outbox) {
-        while self.inflight.get(&session).is_none_or(|n| *n == 0) {
+        loop {
+            let Some(front) = self.queued.get(&session).and_then(|q| q.front()) else { break };
+            if self.inflight.contains_key(&session) && !self.pipelines(&front.req) {
+                break;
+            }
             let Some(q) = self.queued.get_mut(&session).and_then(|q| q.pop_front()) else { break };
             self.queued_total -= 1;
             if !self.clients.contains_key(&q.client) {
@@ -675,19 +717,23 @@ impl Service {
     }
 
     fn wait(&mut self, session: SessionId, cxid: i32, client: ClientId, kind: ReplyKind) {
-        self.waiting.insert((session, cxid), (client, kind));
-        *self.inflight.entry(session).or_default() += 1;
+        self.inflight.entry(session).or_default().push_back(Waiter { cxid, client, kind });
+        self.inflight_total += 1;
     }
 
+    /// The waiter a completed write of `session` answers: the oldest in flight, if it is
+    /// this one (commits of a session come in the order its writes went out).
     fn done_waiting(&mut self, session: SessionId, cxid: i32) -> Option<(ClientId, ReplyKind)> {
-        let w = self.waiting.remove(&(session, cxid))?;
-        if let Some(n) = self.inflight.get_mut(&session) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.inflight.remove(&session);
-            }
+        let q = self.inflight.get_mut(&session)?;
+        if q.front()?.cxid != cxid {
+            return None;
         }
-        Some(w)
+        let w = q.pop_front()?;
+        if q.is_empty() {
+            self.inflight.remove(&session);
+        }
+        self.inflight_total -= 1;
+        Some((w.client, w.kind))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1040,6 +1086,10 @@ impl Service {
             }
             if let Some(q) = self.queued.remove(&session) {
                 self.queued_total -= q.len();
+            }
+            // Writes pipelined behind the close fail on the closed session; nobody waits.
+            if let Some(w) = self.inflight.remove(&session) {
+                self.inflight_total -= w.len();
             }
             return;
         }

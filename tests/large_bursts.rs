@@ -87,3 +87,43 @@ fn follower_answers_every_request_of_an_800kb_create_burst() {
         assert_eq!(stat.num_children, BURST as i32, "server {id}");
     }
 }
+
+#[test]
+fn leader_paces_a_1mb_setdata_burst_to_paused_followers_without_dropping_them() {
+    // Pipelined writes reach the proposal stream at once. With both followers paused
+    // (SIGSTOP, well within syncLimit), 200 MB of proposals must wait in the client's
+    // socket (the leader stops reading it while no quorum of followers takes its output),
+    // not pile up until the followers' connections are closed for unsent output.
+    let cl = Cluster::start(3, &["tickTime=2000"]);
+    let leader = (1..=3).find(|id| cl.mode(*id).as_deref() == Some("leader")).expect("a leader");
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let mut c = RawClient::connect(&cl.addr(leader), 30_000);
+    c.create("/lburst", None, 0).expect("create /lburst");
+    let data = vec![0x3cu8; 1_000_000];
+    let bytes = burst(|_| Request::SetData { path: "/lburst".into(), data: Some(data.clone()), version: -1 });
+    for &f in &followers {
+        cl.sigstop(f);
+    }
+    let mut writer: TcpStream = c.stream.try_clone().expect("clone stream");
+    let sender = std::thread::spawn(move || writer.write_all(&bytes));
+    std::thread::sleep(Duration::from_millis(2000));
+    for &f in &followers {
+        cl.sigcont(f);
+    }
+    c.stream.set_read_timeout(Some(Duration::from_secs(90))).expect("read timeout");
+    for xid in 1..=BURST as i32 {
+        let (h, _) = c.wait_reply(xid).unwrap_or_else(|e| panic!("reply {xid} of {BURST}: {e}"));
+        assert_eq!(h.err, 0, "request {xid} failed with {}", h.err);
+    }
+    sender.join().expect("writer thread").expect("write the burst");
+    for id in 1..=3 {
+        let mut r = RawClient::connect(&cl.addr(id), 30_000);
+        r.call(&Request::Sync { path: "/lburst".into() }).expect("sync");
+        let (d, stat) = r.get_data("/lburst", false).expect("read back");
+        assert_eq!(stat.version, BURST as i32, "server {id} applied every setData once");
+        assert_eq!(d.as_deref(), Some(&data[..]), "server {id}");
+        let log = cl.log(id);
+        assert!(!log.contains("unread output"), "server {id} closed a connection for unsent output:\n{log}");
+        assert!(!log.contains("role changed role=looking"), "server {id} lost its leader during the burst:\n{log}");
+    }
+}

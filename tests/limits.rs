@@ -24,7 +24,7 @@ fn outstanding_requests_stop_at_global_outstanding_limit_and_mntr_shows_them() {
     let mut c = RawClient::connect(&addr, 30_000);
     c.create("/lim", None, 0).expect("create");
     // 30 pipelined setData from one session, 30 more from another (a session's writes
-    // go one at a time; the rest of its pipeline waits behind, and counts).
+    // pipeline; past the limit the rest wait unread, so the count stops at 10).
     let mut d = RawClient::connect(&addr, 30_000);
     let set = |i: usize| Request::SetData { path: "/lim".into(), data: Some(format!("{i}").into_bytes()), version: -1 };
     let xc: Vec<i32> = (0..30).map(|i| c.send(&set(i))).collect();

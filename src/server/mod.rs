@@ -55,6 +55,10 @@ const PEER_READ_BUDGET: usize = 4 << 20;
 /// Requests of one session in progress (a write in flight and what is pipelined behind
 /// it) past which its connection is not read until some complete.
 const SESSION_BACKLOG_MAX: usize = 1000;
+/// A leader stops reading from its clients while this many proposals await their commit
+/// (ZooKeeper has no such cap: its window is bounded only by its clients' limits). A few
+/// thousand covers a quorum's fsync latency at full throughput many times over.
+const PROPOSALS_IN_FLIGHT_MAX: u64 = 5000;
 
 /// Where txns go before they are acknowledged (the storage layer).
 ///
@@ -439,7 +443,7 @@ impl EventLoop {
             again.sort_unstable();
             again.dedup();
             for slot in again {
-                self.read_ready(slot, &mut sink_error);
+                self.read_ready(slot, false, &mut sink_error);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -455,7 +459,8 @@ impl EventLoop {
                             self.dirty.push(slot);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read_ready(slot, &mut sink_error);
+                            let open = !ev.is_read_closed() && !ev.is_error();
+                            self.read_ready(slot, open, &mut sink_error);
                         }
                     }
                 }
@@ -569,9 +574,22 @@ impl EventLoop {
         self.gated = still;
     }
 
+    /// Past a limit that stops reading from every client: this server's outstanding
+    /// requests (`globalOutstandingLimit`); on a leader, its proposals in flight
+    /// (`PROPOSALS_IN_FLIGHT_MAX`); replication output backed up past `HIGH_WATER`
+    /// (`Ensemble::replication_backed_up`). Writes forwarded by followers are not throttled here:
+    /// each follower bounds its own by its `globalOutstandingLimit`, so the leader's window
+    /// stays below the cap plus the followers' limits, and its acks keep flowing.
+    fn overloaded(&self) -> bool {
+        self.service.outstanding() >= self.cfg.global_outstanding_limit
+            || self.ens.as_ref().is_some_and(|e| {
+                e.zab.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX || e.replication_backed_up(&self.conns, HIGH_WATER)
+            })
+    }
+
     /// Throttled connections whose limits allow it again are read next turn.
     fn unthrottle(&mut self) {
-        if self.throttled.is_empty() || self.service.outstanding() >= self.cfg.global_outstanding_limit {
+        if self.throttled.is_empty() || self.overloaded() {
             return;
         }
         let service = &self.service;
@@ -655,7 +673,13 @@ impl EventLoop {
     /// unless it stopped because it is paused for backpressure: the flush that un-pauses it
     /// puts it on `resumed`, which reads it the same way. The budget keeps one busy
     /// connection from starving the others within a turn.
-    fn read_ready(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+    ///
+    /// `open`: the readiness event said nothing of a hang-up or error. Then a read that
+    /// fills less than the scratch buffer has emptied the socket, and the read that would
+    /// only say `WouldBlock` is skipped (half of all reads under load): bytes that arrive
+    /// later raise a new edge. Otherwise (or when reading on our own initiative) we read on
+    /// until `WouldBlock` or end of stream, so a FIN behind the data is not missed.
+    fn read_ready(&mut self, slot: usize, open: bool, sink_error: &mut Option<io::Error>) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         if conn.closing {
             return;
@@ -680,6 +704,9 @@ impl EventLoop {
                 Ok(n) => {
                     conn.read_buf.extend_from_slice(&scratch[..n]);
                     taken += n;
+                    if open && n < scratch.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -703,6 +730,7 @@ impl EventLoop {
 
     fn process_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
         loop {
+            let overloaded = self.overloaded();
             let Some(conn) = self.conns.get_mut(slot) else { return };
             if conn.closing {
                 return;
@@ -714,9 +742,7 @@ impl EventLoop {
                 }
                 return;
             }
-            if self.service.outstanding() >= self.cfg.global_outstanding_limit
-                || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX
-            {
+            if overloaded || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
                 // Its frames wait in `read_buf` (at most one read budget) and the kernel.
                 if !conn.throttled {
                     conn.throttled = true;
@@ -825,7 +851,7 @@ impl EventLoop {
             }
             if conn.write_buf.len() > MAX_PENDING_OUT {
                 let who = if matches!(conn.role, ConnRole::Peer(_)) { "peer" } else { "client" };
-                tracing::warn!(addr = %conn.peer, bytes = conn.write_buf.len(), "{who} does not read its output; closing");
+                tracing::warn!(addr = %conn.peer, bytes = conn.write_buf.len(), "{who} has too much unread output; closing");
                 dead = true;
             }
             if dead || (conn.closing && conn.write_buf.is_empty()) {

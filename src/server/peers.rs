@@ -108,6 +108,25 @@ enum SnapStream {
 const SNAP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Ensemble {
+    /// Whether replication output is so backed up that this server should stop reading
+    /// its clients until it drains (client requests are bounded in count elsewhere; this
+    /// bounds them in bytes). A follower: its forwards to the leader wait unsent past
+    /// `limit` (a session's writes pipeline, so a burst of 1 MB writes would otherwise
+    /// pile up here). A leader: fewer than a quorum of followers take its output within
+    /// `limit`, so more proposals could not commit sooner; one slow follower alone does
+    /// not stop it (its connection is closed at `MAX_PENDING_OUT` instead).
+    pub(super) fn replication_backed_up(&self, conns: &slab::Slab<Conn>, limit: usize) -> bool {
+        let backlog = |slot: &usize| conns.get(*slot).map_or(0, |c| c.write_buf.len());
+        match self.zab.role() {
+            Role::Following { leader, .. } => self.quorum.get(&leader).is_some_and(|s| backlog(s) > limit),
+            Role::Leading { .. } => {
+                let keeping_up = self.quorum.values().filter(|s| backlog(s) <= limit).count();
+                keeping_up + 1 < self.zab.quorum_size()
+            }
+            _ => false,
+        }
+    }
+
     /// `listeners`: this server's election and quorum ports, bound before recovery (so a
     /// port in use is reported before anything touches the disk).
     pub fn new(

@@ -111,6 +111,16 @@ impl Leader {
     pub fn deadline(&self) -> Millis {
         self.next_tick
     }
+    /// Proposals logged here and not yet committed (the leader's window; the loop stops
+    /// reading clients while it is full).
+    pub(crate) fn in_flight(&self, core: &Core) -> u64 {
+        let last = core.hist.last_logged();
+        if last.epoch() != self.committed.epoch() {
+            // The committed point is still in an earlier epoch: count this epoch's txns.
+            return u64::from(last.counter());
+        }
+        u64::from(last.counter().saturating_sub(self.committed.counter()))
+    }
     pub fn follower_status(&self) -> Vec<(ServerId, bool, Zxid)> {
         self.handlers.iter().map(|(id, h)| (*id, h.stage == Stage::Acked, h.acked)).collect()
     }

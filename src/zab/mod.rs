@@ -335,6 +335,19 @@ impl Zab {
     }
 
     /// Leader: the zxid the next `Input::Propose` must carry.
+    /// Votes needed for a quorum (self included).
+    pub fn quorum_size(&self) -> usize {
+        self.core.cfg.quorum()
+    }
+
+    /// Leader: proposals not yet committed; 0 in any other role.
+    pub fn proposals_in_flight(&self) -> u64 {
+        match &self.state {
+            State::Leading(l) => l.in_flight(&self.core),
+            _ => 0,
+        }
+    }
+
     pub fn next_zxid(&self) -> Zxid {
         let epoch = match &self.state {
             State::Leading(l) => l.epoch().unwrap_or(self.core.durable.current_epoch),
