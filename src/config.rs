@@ -360,13 +360,11 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
 pub fn load(path: &Path, id: Option<ServerId>) -> Result<(Config, Vec<String>), ConfigError> {
     let file = path.display().to_string();
     let text = read_file(path)?;
-    let dynamic = properties(&text)
-        .into_iter()
-        .filter_map(|(line, l)| {
-            let (k, v) = split_property(&l);
-            (k == "dynamicConfigFile").then_some((line, v))
-        })
-        .last();
+    // The last one wins, as for every repeated key.
+    let dynamic = properties(&text).into_iter().rev().find_map(|(line, l)| {
+        let (k, v) = split_property(&l);
+        (k == "dynamicConfigFile").then_some((line, v))
+    });
     let Some((line, dyn_path)) = dynamic else {
         return parse(&text, &file, id);
     };

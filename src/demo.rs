@@ -177,7 +177,7 @@ fn sync_kind(log: Option<&Path>) -> &'static str {
     // Only the part written since the last start (the log is appended to; each start
     // begins with the `starting` line).
     let tail = text.rsplit(" starting ").next().unwrap_or(&text);
-    let mode = tail.lines().filter(|l| l.contains("synced with the leader")).last().and_then(|l| l.split("mode=").nth(1));
+    let mode = tail.lines().rfind(|l| l.contains("synced with the leader")).and_then(|l| l.split("mode=").nth(1));
     match mode.and_then(|m| m.split_whitespace().next()) {
         Some("SNAP") => "synced by SNAP: a snapshot from the leader",
         Some("TRUNC") => "synced by TRUNC + DIFF: dropped txns the leader never committed",

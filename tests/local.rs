@@ -88,7 +88,7 @@ fn pid_of(out: &str, id: u64) -> u32 {
     out.lines()
         .filter(|l| l.starts_with(&format!("started server {id} ")) || l.starts_with(&format!("restarted server {id} ")))
         .filter_map(|l| l.split("(pid ").nth(1)?.split(')').next()?.parse().ok())
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no pid for server {id} in:\n{out}"))
 }
 

@@ -56,7 +56,7 @@ fn every_line_has_time_level_and_server_id_and_sigterm_stops_cleanly() {
     node.start_again();
     let mut c = RawClient::connect(&node.addr(), 30_000);
     assert!(c.exists("/n49", false).is_ok());
-    let rec = node.log().lines().filter(|l| l.contains(" recovered ")).last().expect("second recovery").to_string();
+    let rec = node.log().lines().rfind(|l| l.contains(" recovered ")).expect("second recovery").to_string();
     // createSession + 50 creates, no snapshot yet (snapCount is 100000).
     assert!(rec.contains("txns_replayed=51 ") && rec.contains("snapshot_zxid=none"), "{rec}");
 }
