@@ -61,6 +61,12 @@ fn written_data_dir() -> (Node, PathBuf) {
     for i in 0..TAIL {
         c.create(&format!("/t{i:02}"), Some(b"tail"), 0).expect("create");
     }
+    // Let a snapshot being written finish, so the complete ones are known (recovery would
+    // just delete a half-written one).
+    common::wait_for(Duration::from_secs(20), "snapshots to finish", || {
+        let log = node.log();
+        (log.matches("snapshot started").count() == log.matches("snapshot done").count()).then_some(())
+    });
     node.kill9();
     let data = node.data_dir.clone();
     (node, data)
@@ -196,13 +202,26 @@ fn tools_read_a_real_data_dir_and_change_nothing() {
     assert_eq!(digest(&again), digest(&sd), "{}", text(&again));
 }
 
-/// The byte offset of the `n`th-from-last record of the last segment (from `log dump --json`).
-fn record_offsets(data: &Path) -> (PathBuf, Vec<u64>) {
+/// Each segment's records (zxid, byte offset), from `log dump --json`, in log order.
+fn records(data: &Path) -> Vec<(PathBuf, Vec<(i64, u64)>)> {
     let j = arbor(&["log", "dump", "--json", data.to_str().expect("utf8")]);
-    let lines = json_lines(&j);
-    let last_seg = lines[lines.len() - 2]["segment"].as_str().expect("segment").to_string();
-    let offs = lines.iter().filter(|t| t["segment"] == last_seg.as_str()).map(|t| t["offset"].as_u64().expect("offset")).collect();
-    (data.join(last_seg), offs)
+    let mut out: Vec<(PathBuf, Vec<(i64, u64)>)> = Vec::new();
+    for t in json_lines(&j).iter().filter(|t| t.get("summary").is_none()) {
+        let seg = data.join(t["segment"].as_str().expect("segment"));
+        let zxid = i64::from_str_radix(t["zxid"].as_str().expect("zxid").trim_start_matches("0x"), 16).expect("hex");
+        let rec = (zxid, t["offset"].as_u64().expect("offset"));
+        match out.last_mut() {
+            Some((p, v)) if *p == seg => v.push(rec),
+            _ => out.push((seg, vec![rec])),
+        }
+    }
+    out
+}
+
+/// The last segment and its records' offsets.
+fn record_offsets(data: &Path) -> (PathBuf, Vec<u64>) {
+    let (seg, recs) = records(data).pop().expect("a segment");
+    (seg, recs.iter().map(|r| r.1).collect())
 }
 
 #[test]
@@ -214,9 +233,15 @@ fn damage_is_named_and_recovery_does_what_check_says() {
     //    must refuse, naming the same file and offset as the check.
     let d1 = work.path().join("flip");
     copy_dir(&data, &d1);
-    let (seg, offs) = record_offsets(&d1);
-    assert!(offs.len() >= 4, "records in the last segment: {offs:?}");
-    let mid = offs[offs.len() / 2];
+    // The fullest segment recovery replays from (records above the newest snapshot).
+    let (newest_zxid, _) = newest_snapshot(&d1);
+    let (seg, recs) = records(&d1)
+        .into_iter()
+        .filter(|(_, r)| r.iter().any(|(z, _)| *z > newest_zxid))
+        .max_by_key(|(_, r)| r.len())
+        .expect("a segment after the newest snapshot");
+    assert!(recs.len() >= 3, "records after snapshot {newest_zxid:#x}: {recs:?}");
+    let mid = recs[recs.len() / 2].1;
     let mut bytes = fs::read(&seg).expect("read");
     bytes[mid as usize + 20] ^= 0x40;
     fs::write(&seg, &bytes).expect("write");
@@ -233,9 +258,10 @@ fn damage_is_named_and_recovery_does_what_check_says() {
     assert!(nl.contains(&named), "the server does not name {named:?}:\n{nl}");
     let mut after = files(&d1);
     let mut before = before;
-    // The prepared spare segment is dropped by any start; nothing else may change.
-    before.remove("log.next");
-    after.remove("log.next");
+    // Any start drops the prepared spare segment and half-written snapshots; nothing else
+    // may change.
+    before.retain(|name, _| name != "log.next" && !name.ends_with(".tmp"));
+    after.retain(|name, _| name != "log.next" && !name.ends_with(".tmp"));
     assert!(before == after, "a refused recovery changed files");
 
     // 2. A torn tail: the last record cut short. Check says recovery truncates it there;
