@@ -26,7 +26,7 @@ but from a config written here so tickTime can vary, and on its own ports (24181
 24888-24890, 24988-24990) so it cannot collide with a zk-cluster.sh ensemble. arbor uses
 23181-23183 / 23888-23890 / 23988-23990. initLimit=10, syncLimit=5 for both.
 
-arbor's stderr (its `role: ...` lines) is kept per server with wall-clock and
+arbor's stderr (its `role changed` lines) is kept per server with wall-clock and
 since-signal timestamps in <out>/<run>/node<id>.log.
 """
 import argparse

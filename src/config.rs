@@ -1,11 +1,20 @@
 //! Server configuration in Apache ZooKeeper's `zoo.cfg` format.
 //!
 //! # Format
-//! One `key=value` per line. Leading and trailing whitespace around the line, the key and the
-//! value is trimmed; blank lines and lines starting with `#` are skipped. The split is at the
-//! first `=`, so values may contain `=` (`superDigest=super:…=`). Java `Properties` extras
-//! (`:` as separator, `\` continuations, `!` comments) are not supported. When a key repeats,
-//! the last value wins (as in `Properties`) and a warning is returned.
+//! A Java properties file, as ZooKeeper reads it (`java.util.Properties.load`, then each value
+//! trimmed): `key=value`, `key: value` and `key value` are the same line; the key ends at the
+//! first unescaped `=`, `:` or whitespace, so values may contain `=` and `:`
+//! (`superDigest=super:…=`, `server.1=h:2888:3888`). Blank lines and lines whose first
+//! non-blank character is `#` or `!` are skipped. A line ending in an odd number of `\`
+//! continues on the next one (its leading whitespace dropped). Escapes `\t \n \r \f \uXXXX`
+//! are decoded and `\x` stands for `x`. Messages name the line where a logical line starts.
+//! When a key repeats, the last value wins (as in `Properties`) and a warning is returned.
+//!
+//! `dynamicConfigFile=PATH` (ZooKeeper 3.5+'s layout, e.g. `zoo.cfg.dynamic.100000000`) names
+//! a second properties file holding the `server.N` lines (and `group.`/`weight.`/`version`);
+//! `load` reads it (a relative PATH is taken from the config file's directory, then from the
+//! working directory) and its lines count as if they were in the main file, with messages
+//! naming that file. Any other key in it is an error, as in ZooKeeper.
 //!
 //! Keys arbor understands (ZooKeeper's names, ZooKeeper's defaults):
 //!
@@ -50,12 +59,15 @@
 //!
 //! ZooKeeper keys that arbor does not implement (`admin.commandURL`, `reconfigEnabled`,
 //! `standaloneEnabled`, `localSessionsEnabled`, …) are accepted and ignored
-//! with a warning; unknown keys also only warn. Warnings are returned, never printed here.
+//! with a warning; unknown keys also only warn, naming the closest known key when one is
+//! near (`tickTmie: unknown key; ignored (did you mean tickTime?)`). Warnings are returned,
+//! never printed here.
 //!
 //! # The `{id}` extension
 //! `{id}` in `dataDir` and `dataLogDir` is replaced by the server id given on the command line
 //! (`dataDir=/var/lib/arbor/{id}`), so one file serves every node of an ensemble on one
-//! machine. ZooKeeper reads the id from `dataDir/myid` instead; arbor takes it from the CLI.
+//! machine. ZooKeeper's way works too: one zoo.cfg per server and the id in `dataDir/myid`
+//! (`arbor node CONFIG` reads it; see `node::load`).
 //!
 //! # Errors
 //! Every error names the file; errors about one line name the line too, e.g.
@@ -89,7 +101,6 @@ const IGNORED_KEYS: &[&str] = &[
     "clientPortListenBacklog",
     "cnxTimeout",
     "connectToLearnerMasterLimit",
-    "dynamicConfigFile",
     "electionAlg",
     "electionPortBindRetry",
     "leaderServes",
@@ -339,14 +350,194 @@ impl Config {
     }
 }
 
-/// Read and parse `path`; see [`parse`].
+/// Keys arbor reads (the closest one is suggested for an unknown key).
+const KNOWN_KEYS: &[&str] = &[
+    "tickTime",
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "initLimit",
+    "syncLimit",
+    "maxClientCnxns",
+    "globalOutstandingLimit",
+    "maxCnxns",
+    "jute.maxbuffer",
+    "4lw.commands.whitelist",
+    "superDigest",
+    "snapCount",
+    "commitLogCount",
+    "forceSync",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "preAllocSize",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "dynamicConfigFile",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "admin.idleTimeout",
+];
+
+/// The known key closest to `key` (optimal string alignment distance, case-insensitive), if
+/// it is close enough to be a typo: at most 2 edits, and fewer than a third of the key.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let k = key.to_ascii_lowercase();
+    KNOWN_KEYS
+        .iter()
+        .chain(IGNORED_KEYS)
+        .map(|known| (strsim::osa_distance(&k, &known.to_ascii_lowercase()), *known))
+        .filter(|(d, known)| *d <= 2 && *d * 3 < known.len().max(k.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+/// Read and parse `path`, and the `dynamicConfigFile` it names; see [`parse`].
 pub fn load(path: &Path, id: Option<ServerId>) -> Result<(Config, Vec<String>), ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_file(path)?;
+    // The last one wins, as for every repeated key.
+    let dynamic = properties(&text).into_iter().rev().find_map(|(line, l)| {
+        let (k, v) = split_property(&l);
+        (k == "dynamicConfigFile").then_some((line, v))
+    });
+    let Some((line, dyn_path)) = dynamic else {
+        return parse(&text, &file, id);
+    };
+    let dyn_path = resolve_dynamic(path, &dyn_path).map_err(|reason| ConfigError::BadValue {
         file: file.clone(),
-        source,
+        line,
+        key: "dynamicConfigFile".into(),
+        reason,
     })?;
-    parse(&text, &file, id)
+    let dyn_text = read_file(&dyn_path)?;
+    parse_with_dynamic(&text, &file, Some((&dyn_text, &dyn_path.display().to_string())), id)
+}
+
+/// A relative `dynamicConfigFile` is looked for next to the config file, then in the
+/// working directory (where ZooKeeper resolves it).
+fn resolve_dynamic(config: &Path, value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("empty value".into());
+    }
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let beside = config.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_path_buf());
+    if beside.exists() || !p.exists() {
+        Ok(beside)
+    } else {
+        Ok(p.to_path_buf())
+    }
+}
+
+/// The logical lines of a properties file: (line number where it starts, text with
+/// continuations joined), comments and blank lines dropped (`Properties.load`'s LineReader).
+fn properties(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start_matches([' ', '\t', '\x0c']);
+        let (start, mut acc) = match cur.take() {
+            Some(c) => c,
+            None => {
+                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                    continue;
+                }
+                (i + 1, String::new())
+            }
+        };
+        let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
+        if trailing % 2 == 1 {
+            acc.push_str(&line[..line.len() - 1]);
+            cur = Some((start, acc));
+        } else {
+            acc.push_str(line);
+            out.push((start, acc));
+        }
+    }
+    if let Some(c) = cur {
+        out.push(c);
+    }
+    out
+}
+
+/// Split a logical line into key and value as `Properties` does, decoding escapes; the value
+/// is trimmed (ZooKeeper trims it).
+fn split_property(line: &str) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let is_ws = |c: char| c == ' ' || c == '\t' || c == '\x0c';
+    let mut i = 0;
+    let mut escaped = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '=' || c == ':' || is_ws(c) {
+            break;
+        }
+        i += 1;
+    }
+    let key: String = chars[..i].iter().collect();
+    let mut j = i;
+    while j < chars.len() && is_ws(chars[j]) {
+        j += 1;
+    }
+    if j < chars.len() && (chars[j] == '=' || chars[j] == ':') {
+        j += 1;
+    }
+    while j < chars.len() && is_ws(chars[j]) {
+        j += 1;
+    }
+    let value: String = chars[j..].iter().collect();
+    (unescape(&key), unescape(&value).trim().to_string())
+}
+
+/// `Properties`' escapes: `\t \n \r \f`, `\uXXXX`, and `\x` for any other `x`.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = it.clone().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).filter(|_| hex.len() == 4) {
+                    Some(ch) => {
+                        out.push(ch);
+                        for _ in 0..4 {
+                            it.next();
+                        }
+                    }
+                    None => out.push('u'),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 /// Parse zoo.cfg text. `file_name` is used in messages only. `id` is the server id this
@@ -358,14 +549,31 @@ pub fn parse(
     file_name: &str,
     id: Option<ServerId>,
 ) -> Result<(Config, Vec<String>), ConfigError> {
+    parse_with_dynamic(text, file_name, None, id)
+}
+
+/// `parse`, plus the text and name of the `dynamicConfigFile` (server lines only).
+pub fn parse_with_dynamic(
+    text: &str,
+    file_name: &str,
+    dynamic: Option<(&str, &str)>,
+    id: Option<ServerId>,
+) -> Result<(Config, Vec<String>), ConfigError> {
     let mut p = Parser {
         file: file_name.to_string(),
         warnings: Vec::new(),
         seen: BTreeMap::new(),
         raw: Raw::default(),
     };
-    for (i, line) in text.lines().enumerate() {
-        p.line(i + 1, line)?;
+    for (n, line) in properties(text) {
+        p.line(n, &line)?;
+    }
+    if let Some((dyn_text, dyn_name)) = dynamic {
+        p.file = dyn_name.to_string();
+        for (n, line) in properties(dyn_text) {
+            p.dynamic_line(n, &line)?;
+        }
+        p.file = file_name.to_string();
     }
     let config = p.finish(id)?;
     Ok((config, p.warnings))
@@ -422,24 +630,31 @@ impl Parser {
         self.warnings.push(format!("{}:{line}: {msg}", self.file));
     }
 
-    fn line(&mut self, n: usize, line: &str) -> Result<(), ConfigError> {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    /// A line of the dynamic config file: membership only.
+    fn dynamic_line(&mut self, n: usize, line: &str) -> Result<(), ConfigError> {
+        let (key, _) = split_property(line);
+        let membership = key.starts_with("server.") || key.starts_with("group.") || key.starts_with("weight.");
+        if key == "version" {
             return Ok(());
         }
-        let Some((key, value)) = line.split_once('=') else {
+        if !membership {
             return Err(ConfigError::BadLine {
                 file: self.file.clone(),
                 line: n,
-                reason: format!("expected key=value, got {:?}", truncate(line, 60)),
+                reason: format!("{key}: only server.N, group.N, weight.N and version lines belong in a dynamic config file"),
             });
-        };
-        let (key, value) = (key.trim(), value.trim());
+        }
+        self.line(n, line)
+    }
+
+    fn line(&mut self, n: usize, line: &str) -> Result<(), ConfigError> {
+        let (key, value) = split_property(line);
+        let (key, value) = (key.as_str(), value.as_str());
         if key.is_empty() {
             return Err(ConfigError::BadLine {
                 file: self.file.clone(),
                 line: n,
-                reason: "empty key before '='".into(),
+                reason: format!("empty key in {:?}", truncate(line, 60)),
             });
         }
         if let Some(first) = self.seen.get(key).copied() {
@@ -524,7 +739,12 @@ impl Parser {
             {
                 self.warn(n, format!("{key}: not implemented by arbor; ignored"))
             }
-            _ => self.warn(n, format!("{key}: unknown key; ignored")),
+            // Read by `load` (the dynamic file's lines are fed separately).
+            "dynamicConfigFile" => {}
+            _ => match closest_key(key) {
+                Some(k) => self.warn(n, format!("{key}: unknown key; ignored (did you mean {k}?)")),
+                None => self.warn(n, format!("{key}: unknown key; ignored")),
+            },
         }
         Ok(())
     }
@@ -1244,13 +1464,62 @@ mod tests {
         }
     }
 
+    /// `java.util.Properties` rules, as ZooKeeper reads zoo.cfg.
     #[test]
-    fn line_without_equals_is_an_error() {
+    fn java_properties_separators_comments_and_continuations() {
+        let text = "! a bang comment\ndataDir /d\nclientPort: 2181\ntickTime   =  3000\n\
+                    4lw.commands.whitelist=ruok, \\\n    srvr,\\\n\tmntr\nsuperDigest\\u003dx=super:a\\=b\n";
+        let (c, w) = ok(text, None);
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.client_port, Some(2181));
+        assert_eq!(c.tick_time_ms, 3000);
+        assert!(c.four_lw_whitelist.allows("mntr") && c.four_lw_whitelist.allows("ruok"));
+        // An escaped '=' belongs to the key: `superDigest=x` is not a known key.
+        assert!(c.super_digest.is_none());
+        assert_eq!(w, ["t.cfg:8: superDigest=x: unknown key; ignored (did you mean superDigest?)"]);
+        // A continued line's errors name the line it starts on.
+        assert_eq!(err("dataDir=/d\nclientPort=1\ntickTime=\\\n  20x0\n", None), "t.cfg:3: tickTime: bad number \"20x0\"");
+        assert_eq!(err("=5\n", None), "t.cfg:1: empty key in \"=5\"");
+        // A key alone has an empty value.
+        assert_eq!(err("dataDir=/d\nclientPort\n", None), "t.cfg:2: clientPort: bad port \"\"");
+    }
+
+    #[test]
+    fn unknown_key_names_the_closest_known_one() {
+        let (_, w) = ok("dataDir=/d\nclientPort=1\ntickTmie=2000\nsnapcount=5\nmaxClientCnxn=3\nzzz=1\n", None);
         assert_eq!(
-            err("dataDir=/d\n\nclientPort 2181\n", None),
-            "t.cfg:3: expected key=value, got \"clientPort 2181\""
+            w,
+            [
+                "t.cfg:3: tickTmie: unknown key; ignored (did you mean tickTime?)",
+                "t.cfg:4: snapcount: unknown key; ignored (did you mean snapCount?)",
+                "t.cfg:5: maxClientCnxn: unknown key; ignored (did you mean maxClientCnxns?)",
+                "t.cfg:6: zzz: unknown key; ignored",
+            ]
         );
-        assert_eq!(err("=5\n", None), "t.cfg:1: empty key before '='");
+    }
+
+    #[test]
+    fn dynamic_config_file_holds_the_server_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dynamic = "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+                       server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+                       server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\nversion=100000000\n";
+        std::fs::write(dir.path().join("zoo.cfg.dynamic.100000000"), dynamic).expect("write");
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, "dataDir=/d\nclientPort=2182\ndynamicConfigFile=zoo.cfg.dynamic.100000000\n").expect("write");
+        let (c, w) = load(&cfg, Some(ServerId(2))).expect("loads");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers[&ServerId(3)].role, Role::Observer);
+        assert_eq!(c.client_addr(ServerId(2)).unwrap(), sa("0.0.0.0:2182"));
+        // Anything but membership in the dynamic file is an error naming it and the line.
+        std::fs::write(dir.path().join("zoo.cfg.dynamic.100000000"), format!("{dynamic}tickTime=5\n")).expect("write");
+        let e = load(&cfg, Some(ServerId(2))).unwrap_err().to_string();
+        assert!(e.contains("zoo.cfg.dynamic.100000000:5: tickTime: only server.N"), "{e}");
+        // A missing dynamic file names it.
+        std::fs::write(&cfg, "dataDir=/d\nclientPort=2182\ndynamicConfigFile=/nonexistent/zoo.cfg.dynamic\n").expect("write");
+        let e = load(&cfg, Some(ServerId(2))).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/zoo.cfg.dynamic: cannot read"), "{e}");
     }
 
     #[test]

@@ -173,19 +173,18 @@ fn inject(ens: &Mutex<Ensemble>, second: &AtomicU32, kill_at: u32, out: &Mutex<(
     f
 }
 
-/// How the restarted server caught up, from its log's last start: arbor logs SNAP and TRUNC;
-/// otherwise the leader sent the missing txns (DIFF).
+/// How the restarted server caught up, from its log's last start: the follower logs
+/// `synced with the leader … mode=DIFF|TRUNC|SNAP`.
 fn sync_kind(log: Option<&Path>) -> &'static str {
     let text = log.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
     // Only the part written since the last start (the log is appended to; each start
-    // begins with the recovery line).
-    let tail = text.rsplit("arbor: recovered:").next().unwrap_or(&text);
-    if tail.contains("sync: SNAP: installing") {
-        "synced by SNAP: a snapshot from the leader"
-    } else if tail.contains("sync: TRUNC") {
-        "synced by TRUNC + DIFF: dropped txns the leader never committed"
-    } else {
-        "synced by DIFF: the txns it missed"
+    // begins with the `starting` line).
+    let tail = text.rsplit(" starting ").next().unwrap_or(&text);
+    let mode = tail.lines().rfind(|l| l.contains("synced with the leader")).and_then(|l| l.split("mode=").nth(1));
+    match mode.and_then(|m| m.split_whitespace().next()) {
+        Some("SNAP") => "synced by SNAP: a snapshot from the leader",
+        Some("TRUNC") => "synced by TRUNC + DIFF: dropped txns the leader never committed",
+        _ => "synced by DIFF: the txns it missed",
     }
 }
 
@@ -332,10 +331,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("arbor-demo-sync-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let log = dir.join("arbor.log");
-        std::fs::write(&log, "arbor: recovered: x\nsync: SNAP: installing the leader's snapshot\narbor: recovered: y\nrole: Following\n").expect("write");
+        let line = |mode: &str| format!("T  INFO [myid:2] synced with the leader leader=1 mode={mode} txns=3 snap_bytes=0 took_ms=4\n");
+        let start = "T  INFO [myid:2] starting version=x\n";
+        std::fs::write(&log, format!("{start}{}{start}", line("SNAP"))).expect("write");
         assert!(sync_kind(Some(&log)).contains("DIFF"));
-        std::fs::write(&log, "arbor: recovered: y\nsync: TRUNC: dropping\n").expect("write");
+        std::fs::write(&log, format!("{start}{}", line("TRUNC"))).expect("write");
         assert!(sync_kind(Some(&log)).contains("TRUNC"));
+        std::fs::write(&log, format!("{}{start}{}", line("TRUNC"), line("SNAP"))).expect("write");
+        assert!(sync_kind(Some(&log)).contains("SNAP"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

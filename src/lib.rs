@@ -18,7 +18,8 @@
 //! - `cli`: `arbor cli`, the one-shot client command.
 //! - `client`: a minimal ZooKeeper client (sans-IO core + mio driver) for bench, cli, demo, tests.
 //! - `demo`: `arbor demo`, a 3-server failover under load, checked for lost writes.
-//! - `config`: zoo.cfg parsing. `node`: wires a process together.
+//! - `config`: zoo.cfg parsing. `node`: wires a process together. `logging`: the server's
+//!   log lines (tracing). `tools`: `arbor log dump`, `snapshot dump`, `data check` (read-only).
 
 pub mod acl;
 pub mod bench;
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod jute;
 pub mod local;
 pub mod metrics;
+pub mod logging;
 pub mod node;
 pub mod peer;
 pub mod prep;
@@ -37,6 +39,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod storage;
+pub mod tools;
 pub mod tree;
 pub mod txn;
 pub mod watch;

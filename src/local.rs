@@ -1,12 +1,17 @@
-//! `arbor local <config>`: run every server of a config as child processes of one command on
+//! `arbor local [config]`: run every server of a config as child processes of one command on
 //! this machine — the quickest way to a working ensemble.
 //!
 //! Starts `arbor node <id> <config>` for each `server.N` line (or the single node of a
 //! standalone config), waits until the ensemble answers (a leader and everyone else following,
-//! or `standalone`), prints the connect string and each server's mode, then supervises: on
-//! Ctrl-C / SIGTERM it stops every child by PID, and if one child dies unexpectedly it says
-//! which, stops the rest and exits non-zero. Each child's output goes to `arbor.log` in its
-//! dataDir.
+//! or `standalone`), prints the connect string and each server's mode, then supervises: a
+//! child that dies is reported (exit status, the tail of its log) and restarted after a
+//! second, at most `MAX_RESTARTS` times per server, while the others keep running — so a
+//! newcomer can kill a leader and watch the failover; mode changes are printed as they
+//! happen. Ctrl-C / SIGTERM stops every child by PID. Each child's output goes to
+//! `arbor.log` in its dataDir.
+//!
+//! Without a config: `config/local-3.cfg` when run from the source tree, else the same file
+//! built into the binary, written to the temp dir next to its data (`/tmp/arbor`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,6 +41,30 @@ pub enum LocalError {
     Timeout(Duration),
     #[error("server {id} (pid {pid}) exited unexpectedly ({status}); see {log}")]
     Died { id: ServerId, pid: u32, status: String, log: String },
+    #[error("every server has stopped and none may be restarted any more; see their logs")]
+    AllDown,
+}
+
+/// Restarts per server before `arbor local` gives up on it (the others keep running).
+pub const MAX_RESTARTS: u32 = 3;
+/// The default config, as shipped in the source tree.
+pub const DEFAULT_CONFIG: &str = "config/local-3.cfg";
+const BUILT_IN_CONFIG: &str = include_str!("../config/local-3.cfg");
+
+/// `config/local-3.cfg` when it exists here; else the built-in copy, written to
+/// `<tmp>/arbor/local-3.cfg` (where its dataDirs are).
+pub fn default_config() -> Result<PathBuf, LocalError> {
+    let here = Path::new(DEFAULT_CONFIG);
+    if here.is_file() {
+        return Ok(here.to_path_buf());
+    }
+    let dir = std::env::temp_dir().join("arbor");
+    std::fs::create_dir_all(&dir).map_err(|source| LocalError::Dir { path: dir.clone(), source })?;
+    let path = dir.join("local-3.cfg");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(BUILT_IN_CONFIG) {
+        std::fs::write(&path, BUILT_IN_CONFIG).map_err(|source| LocalError::Dir { path: path.clone(), source })?;
+    }
+    Ok(path)
 }
 
 struct Member {
@@ -180,6 +209,19 @@ impl Ensemble {
         Ok(())
     }
 
+    /// Children that exited since the last call (reaped): (id, pid, exit status).
+    pub fn take_exited(&mut self) -> Vec<(ServerId, u32, String)> {
+        let mut out = Vec::new();
+        for m in self.members.iter_mut() {
+            let Some(c) = m.child.as_mut() else { continue };
+            if let Ok(Some(status)) = c.try_wait() {
+                out.push((m.id, c.id(), status.to_string()));
+                m.child = None;
+            }
+        }
+        out
+    }
+
     /// SIGTERM every child by PID, SIGKILL what is left after 5 s.
     pub fn stop_all(&mut self) {
         for m in self.members.iter() {
@@ -238,13 +280,23 @@ fn loopback_if_unspecified(a: SocketAddr) -> SocketAddr {
     }
 }
 
-pub fn run(config_path: &Path) -> Result<(), LocalError> {
+pub fn run(config_path: Option<&Path>) -> Result<(), LocalError> {
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let mut e = Ensemble::start(config_path)?;
+    let config_path = match config_path {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = default_config()?;
+            if p != Path::new(DEFAULT_CONFIG) {
+                println!("using the built-in 3-server config (written to {})", p.display());
+            }
+            p
+        }
+    };
+    let mut e = Ensemble::start(&config_path)?;
     for id in e.ids() {
         let m = e.members.iter().find(|m| m.id == id).map(|m| (m.client, m.log.clone()));
         if let (Some(pid), Some((client, log))) = (e.pid(id), m) {
@@ -259,6 +311,70 @@ pub fn run(config_path: &Path) -> Result<(), LocalError> {
     result
 }
 
+/// The last `n` lines of a log file.
+fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+}
+
+/// Watching the ensemble after it is up: deaths, restarts, mode changes.
+struct Supervisor {
+    restarts: std::collections::BTreeMap<ServerId, u32>,
+    /// Servers to restart, and when.
+    pending: Vec<(ServerId, Instant)>,
+    modes: Vec<(ServerId, Option<String>)>,
+    next_modes: Instant,
+}
+
+impl Supervisor {
+    fn on_exit(&mut self, e: &Ensemble, id: ServerId, pid: u32, status: &str) {
+        println!("
+server {id} (pid {pid}) exited ({status}); the other servers keep running. Its log ends:");
+        if let Some(log) = e.log_path(id) {
+            for l in log_tail(&log, 5) {
+                println!("    {l}");
+            }
+        }
+        let n = self.restarts.entry(id).or_insert(0);
+        if *n < MAX_RESTARTS {
+            *n += 1;
+            println!("restarting server {id} in 1 s (restart {n} of {MAX_RESTARTS})");
+            self.pending.push((id, Instant::now() + Duration::from_secs(1)));
+        } else {
+            println!("server {id} has been restarted {MAX_RESTARTS} times already; not restarting it again");
+        }
+    }
+
+    fn restart_due(&mut self, e: &mut Ensemble) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(_, at)| *at <= now);
+        self.pending = later;
+        for (id, _) in due {
+            match e.spawn(id) {
+                Ok(pid) => println!("restarted server {id} (pid {pid})"),
+                Err(err) => println!("cannot restart server {id}: {err}"),
+            }
+        }
+    }
+
+    /// Print each server whose `srvr` mode changed (polled once a second).
+    fn report_modes(&mut self, e: &Ensemble) {
+        if Instant::now() < self.next_modes {
+            return;
+        }
+        self.next_modes = Instant::now() + Duration::from_secs(1);
+        let modes = e.modes();
+        for ((id, new), (_, old)) in modes.iter().zip(self.modes.iter()) {
+            if new != old {
+                let show = |m: &Option<String>| m.clone().unwrap_or_else(|| "down".into());
+                println!("server {id}: {} -> {}", show(old), show(new));
+            }
+        }
+        self.modes = modes;
+    }
+}
+
 fn supervise(e: &mut Ensemble) -> Result<(), LocalError> {
     let start = Instant::now();
     match e.wait_ready(Duration::from_secs(60)) {
@@ -267,13 +383,27 @@ fn supervise(e: &mut Ensemble) -> Result<(), LocalError> {
         Err(err) => return Err(err),
     }
     println!("\nensemble up in {:.1} s; connect string: {}", start.elapsed().as_secs_f64(), e.connect_string());
-    for (id, mode) in e.modes() {
-        let addr = e.client_addr(id).map(|a| a.to_string()).unwrap_or_default();
+    let modes = e.modes();
+    for (id, mode) in &modes {
+        let addr = e.client_addr(*id).map(|a| a.to_string()).unwrap_or_default();
         println!("  server {id}: {} on {addr}", mode.as_deref().unwrap_or("?"));
     }
-    println!("Ctrl-C stops every server.");
+    println!("Ctrl-C stops every server. A server that dies is restarted (up to {MAX_RESTARTS} times).");
+    let mut sup = Supervisor {
+        restarts: Default::default(),
+        pending: Vec::new(),
+        modes,
+        next_modes: Instant::now() + Duration::from_secs(1),
+    };
     while !STOP.load(Ordering::SeqCst) {
-        e.check_alive()?;
+        for (id, pid, status) in e.take_exited() {
+            sup.on_exit(e, id, pid, &status);
+        }
+        sup.restart_due(e);
+        if sup.pending.is_empty() && e.ids().iter().all(|id| e.pid(*id).is_none()) {
+            return Err(LocalError::AllDown);
+        }
+        sup.report_modes(e);
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("\nstopping");

@@ -21,21 +21,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run one server. <ID> picks this server's `server.N` line in <CONFIG> (any id works for
-    /// a standalone config with no server lines); the node serves clients until killed.
+    /// Run one server: `arbor node [ID] CONFIG`. ID picks this server's `server.N` line in
+    /// CONFIG (any id works for a standalone config); without ID it is read from
+    /// `dataDir/myid`, as ZooKeeper does. Serves clients until SIGTERM/SIGINT, which stop it
+    /// cleanly (the txn log sync in flight completes; exit status 0).
     Node {
-        /// This server's id (ZooKeeper's myid).
-        id: u64,
-        /// A zoo.cfg-format file, e.g. config/standalone.cfg.
-        config: PathBuf,
+        /// [ID] CONFIG: this server's id (ZooKeeper's myid; optional) and a zoo.cfg-format
+        /// file, e.g. config/standalone.cfg.
+        #[arg(num_args = 1..=2, required = true, value_names = ["ID", "CONFIG"])]
+        args: Vec<String>,
+        /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
+        /// (`arbor::server=debug,info`). Default: RUST_LOG, else info.
+        #[arg(long)]
+        log_level: Option<String>,
+        /// Append the log to FILE instead of stderr (errors still go to stderr as well).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
     },
-    /// Run every server of <CONFIG> as child processes on this machine, wait until they are up,
-    /// print the connect string and each server's mode; Ctrl-C stops them all (by PID), and
-    /// if one dies the others are stopped too. Each server logs to `arbor.log` in its dataDir.
+    /// Run every server of CONFIG as child processes on this machine, wait until they are up,
+    /// print the connect string and each server's mode. A server that dies is reported and
+    /// restarted (up to 3 times); the others keep running. Ctrl-C stops them all (by PID).
+    /// Each server logs to `arbor.log` in its dataDir. Without CONFIG: `config/local-3.cfg`
+    /// if it exists here, else the same 3-server config built into arbor.
     Local {
         /// A zoo.cfg-format file listing the servers.
-        #[arg(default_value = "config/local-3.cfg")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+    },
+    /// Txn log tools (read-only): `arbor log dump DIR|FILE [--json]`.
+    Log {
+        #[command(subcommand)]
+        cmd: LogCmd,
+    },
+    /// Snapshot tools (read-only): `arbor snapshot dump FILE [--json]`.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// Data directory tools (read-only): `arbor data check DIR`.
+    Data {
+        #[command(subcommand)]
+        cmd: DataCmd,
     },
     /// Load generator: sessions spread round-robin over the endpoints, closed loop (up to
     /// --pipeline requests in flight per session) or open loop (--rate, latency counted from
@@ -67,6 +92,53 @@ enum Cmd {
         /// Keep the temporary directory (data and each server's log) instead of removing it.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Print every txn of a txn log segment file, or of every segment in a directory, in
+    /// zxid order (like ZooKeeper's zkTxnLogToolkit). Never writes.
+    Dump {
+        /// A dataLogDir, or one `log.<zxid>` file.
+        path: PathBuf,
+        /// One JSON object per txn (and a final summary object).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Print a snapshot's znodes (path, Stat, data size, ACL), sessions and digest
+    /// (like ZooKeeper's zkSnapShotToolkit). Never writes.
+    Dump {
+        /// A `snapshot.<zxid>` file.
+        file: PathBuf,
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Show each znode's data (as text when printable, else hex), up to this many bytes.
+        #[arg(long, default_value_t = 0)]
+        data: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Verify every CRC and the zxid order of every snapshot and txn log segment in DIR
+    /// (dataDir; also dataLogDir when given), and say what recovery would truncate or
+    /// refuse. Exits 0 when recovery would start cleanly, 1 when it would truncate a torn
+    /// tail, 2 on damage recovery refuses. Never writes.
+    Check {
+        /// The dataDir (snapshots; the txn log too unless --log-dir is given).
+        dir: PathBuf,
+        /// The dataLogDir, when it differs from DIR.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// The report as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,17 +245,73 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `arbor node [ID] CONFIG`: which server, its config, then the logger, then the server.
+/// Errors before the logger exists go to stderr as they are.
+fn run_node(args: &[String], log_level: Option<&str>, log_file: Option<&std::path::Path>) -> ExitCode {
+    let (id, config) = match args {
+        [config] => (None, PathBuf::from(config)),
+        [id, config] => match id.parse::<u64>() {
+            Ok(id) => (Some(arbor::proto::ServerId(id)), PathBuf::from(config)),
+            Err(_) => {
+                eprintln!("arbor node: bad server id {id:?} (expected `arbor node [ID] CONFIG`)");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => {
+            eprintln!("arbor node: expected `arbor node [ID] CONFIG`");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (id, cfg, warnings) = match arbor::node::load(id, &config) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("arbor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = arbor::logging::init(id.0, log_level, log_file) {
+        eprintln!("arbor: {e}");
+        return ExitCode::FAILURE;
+    }
+    match arbor::node::run(id, cfg, &warnings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A data tool's result: its output went to stdout; an error goes to stderr (exit 1).
+fn tool(name: &str, r: Result<(), arbor::tools::ToolError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(arbor::tools::ToolError::Pipe) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arbor {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Node { id, config } => match arbor::node::run(arbor::proto::ServerId(id), &config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("arbor: {e}");
-                ExitCode::FAILURE
+        Cmd::Node { args, log_level, log_file } => run_node(&args, log_level.as_deref(), log_file.as_deref()),
+        Cmd::Log { cmd: LogCmd::Dump { path, json } } => tool("log dump", arbor::tools::log_dump(&path, json)),
+        Cmd::Snapshot { cmd: SnapshotCmd::Dump { file, json, data } } => {
+            tool("snapshot dump", arbor::tools::snapshot_dump(&file, json, data))
+        }
+        Cmd::Data { cmd: DataCmd::Check { dir, log_dir, json } } => {
+            match arbor::tools::data_check(&dir, log_dir.as_deref(), json) {
+                Ok(verdict) => ExitCode::from(verdict.exit_code()),
+                Err(e) => {
+                    eprintln!("arbor data check: {e}");
+                    ExitCode::from(3)
+                }
             }
-        },
-        Cmd::Local { config } => match arbor::local::run(&config) {
+        }
+        Cmd::Local { config } => match arbor::local::run(config.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("arbor local: {e}");

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
+use mio::net::TcpListener;
+
 use crate::config;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{DurableState, Zab, ZabConfig};
@@ -22,22 +24,110 @@ pub fn version_string() -> String {
 pub enum NodeError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} ({what} port): {source}{hint}", hint = if source.kind() == std::io::ErrorKind::AddrInUse { " (is another server running on it?)" } else { "" })]
+    Listen { addr: std::net::SocketAddr, what: &'static str, source: std::io::Error },
     #[error("cannot recover the state from disk: {0}")]
     Storage(#[from] StorageError),
     #[error("event loop stopped: {0}")]
     Loop(std::io::Error),
     #[error("{0}")]
+    MyId(String),
+    #[error("{0}")]
     Unsupported(String),
 }
 
-pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
+/// ZooKeeper's id file in `dataDir`.
+pub const MYID: &str = "myid";
+
+/// Which server this process is and its config. With `id`, that id (a `dataDir/myid` that
+/// says otherwise is an error: two servers would share a data directory); without, the id
+/// in `dataDir/myid`, as ZooKeeper reads it. Returns the config's warnings too.
+pub fn load(id: Option<ServerId>, config_path: &Path) -> Result<(ServerId, config::Config, Vec<String>), NodeError> {
+    // The dataDir as written, where ZooKeeper keeps myid (a dataDir with `{id}` in it is
+    // arbor's one-file layout: the id must come from the command line).
+    let myid_at = match config::load(config_path, None) {
+        Ok((cfg, _)) => Some(cfg.data_dir),
+        Err(e) if id.is_none() => return Err(e.into()),
+        Err(_) => None,
+    };
+    let myid = match &myid_at {
+        Some(dir) => read_myid(dir)?,
+        None => None,
+    };
+    let id = match (id, myid) {
+        (Some(given), Some(mine)) if given != mine => {
+            let dir = myid_at.unwrap_or_default();
+            return Err(NodeError::MyId(format!(
+                "{} says this is server {mine}, the command line says {given}",
+                dir.join(MYID).display()
+            )));
+        }
+        (Some(given), _) => given,
+        (None, Some(mine)) => mine,
+        (None, None) => {
+            return Err(NodeError::MyId(format!(
+                "{}: no server id given and no {MYID} in dataDir {} (write the id there, as for ZooKeeper, or run `arbor node ID CONFIG`)",
+                config_path.display(),
+                myid_at.unwrap_or_default().display()
+            )))
+        }
+    };
     let (cfg, warnings) = config::load(config_path, Some(id))?;
-    for w in &warnings {
-        eprintln!("arbor: warning: {w}");
+    if let Some(mine) = read_myid(&cfg.data_dir)? {
+        if mine != id {
+            return Err(NodeError::MyId(format!(
+                "{} says this is server {mine}, the command line says {id}",
+                cfg.data_dir.join(MYID).display()
+            )));
+        }
+    }
+    Ok((id, cfg, warnings))
+}
+
+/// `dataDir/myid`: the server id as decimal text (surrounding whitespace allowed). `None`
+/// when the file does not exist.
+pub fn read_myid(data_dir: &Path) -> Result<Option<ServerId>, NodeError> {
+    let path = data_dir.join(MYID);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(NodeError::MyId(format!("{}: cannot read: {e}", path.display()))),
+    };
+    match text.trim().parse::<u64>() {
+        Ok(id) if (1..=config::MAX_SERVER_ID).contains(&id) => Ok(Some(ServerId(id))),
+        _ => Err(NodeError::MyId(format!(
+            "{}: expected a server id (1..={}), found {:?}",
+            path.display(),
+            config::MAX_SERVER_ID,
+            text.trim()
+        ))),
+    }
+}
+
+fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).map_err(|source| NodeError::Listen { addr, what, source })
+}
+
+/// Run server `id` until a stop signal (`Ok`) or a fatal error. Logging is set up by the
+/// caller; `warnings` are the config's.
+pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(), NodeError> {
+    for w in warnings {
+        tracing::warn!("config: {w}");
     }
     let client_addr = cfg.client_addr(id)?;
+    let peers = if cfg.is_standalone() { None } else { Some(peer_addrs(&cfg)?) };
+    // Every port first: a port in use must stop the server before recovery creates the
+    // dataDir and preallocates a log segment.
+    let client_listener = bind(client_addr, "client")?;
+    let peer_listeners = match &peers {
+        None => None,
+        Some((election, quorum)) => {
+            let e = *election.get(&id).ok_or_else(|| NodeError::Unsupported(format!("no server.{id} line")))?;
+            let q = *quorum.get(&id).ok_or_else(|| NodeError::Unsupported(format!("no server.{id} line")))?;
+            Some((bind(e, "election")?, bind(q, "quorum")?))
+        }
+    };
+    log_start(id, &cfg, client_addr);
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -51,15 +141,15 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         container_check_ms: 60_000,
     };
     if !cfg.force_sync {
-        eprintln!(
-            "arbor: WARNING: forceSync=no: the txn log is not fsynced; acknowledged writes can be \
-             lost on a crash or power failure. For benchmarks only."
+        tracing::warn!(
+            "forceSync=no: the txn log is not fsynced; acknowledged writes can be lost on a crash or power \
+             failure. For benchmarks only."
         );
     }
     // The loop's monotonic clock starts at 0 when it is created; recovered sessions count
     // their timeout from there.
     let recovered = storage::recover(StorageConfig::from_config(&cfg), id, wall, 0)?;
-    eprintln!("arbor: recovered: {}", recovered.report);
+    log_recovery(&recovered.report, recovered.sessions.len());
     let r = &recovered.report;
     let startup = StartupTimes {
         snap_load_ms: r.snapshot_load_ms,
@@ -70,13 +160,14 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
     let mut storage = recovered.storage;
     let last_logged = recovered.tree.last_applied();
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
-    let ens = if cfg.is_standalone() {
-        None
-    } else {
-        // Until the election settles nobody serves clients.
-        service.set_initial_mode(Mode::NotServing);
-        service.set_membership(membership(&cfg));
-        Some(ensemble(&cfg, id, last_logged)?)
+    let ens = match (peers, peer_listeners) {
+        (Some((election, quorum)), Some(listeners)) => {
+            // Until the election settles nobody serves clients.
+            service.set_initial_mode(Mode::NotServing);
+            service.set_membership(membership(&cfg));
+            Some(ensemble(&cfg, id, last_logged, election, quorum, listeners)?)
+        }
+        _ => None,
     };
     // Notice a full disk before the first write arrives.
     storage.housekeeping(&mut service);
@@ -95,21 +186,13 @@ pub fn run(id: ServerId, config_path: &Path) -> Result<(), NodeError> {
         force_sync: cfg.force_sync,
         global_outstanding_limit: cfg.global_outstanding_limit as usize,
         max_cnxns: cfg.max_cnxns,
-        admin: admin_settings(&cfg, id, config_path, startup),
+        admin: admin_settings(&cfg, id, Path::new(&cfg.file_name), startup),
     };
-    let standalone = ens.is_none();
-    let mut ev = EventLoop::new(loop_cfg, service, Box::new(storage), ens)
-        .map_err(|source| NodeError::Listen { addr: client_addr, source })?;
-    eprintln!(
-        "arbor {} node {id} serving clients on {} ({}; txn log in {}, snapshots in {})",
-        version_string(),
-        ev.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        if standalone { "standalone".to_string() } else { format!("one of {} servers", cfg.servers.len()) },
-        cfg.data_log_dir.display(),
-        cfg.data_dir.display()
-    );
+    let mut ev = EventLoop::new(loop_cfg, client_listener, service, Box::new(storage), ens).map_err(NodeError::Loop)?;
+    ev.stop_on_signals().map_err(NodeError::Loop)?;
+    tracing::info!(addr = %ev.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving clients");
     if let Some(a) = ev.admin_addr() {
-        eprintln!("arbor: admin server (console, /commands, /metrics) on http://{a}/");
+        tracing::info!(url = %format!("http://{a}/"), "admin server (console, /commands, /metrics)");
     }
     ev.run().map_err(NodeError::Loop)
 }
@@ -151,6 +234,47 @@ fn admin_settings(cfg: &config::Config, id: ServerId, path: &Path, startup: Star
     }
 }
 
+/// The start-up line: what this server is and the settings that matter most.
+fn log_start(id: ServerId, cfg: &config::Config, client_addr: SocketAddr) {
+    let servers: Vec<String> = cfg.servers.keys().map(|s| s.to_string()).collect();
+    tracing::info!(
+        version = %version_string(),
+        server = %id,
+        config = %cfg.file_name,
+        mode = %if cfg.is_standalone() { "standalone" } else { "ensemble" },
+        servers = %servers.join(","),
+        client = %client_addr,
+        data_dir = %cfg.data_dir.display(),
+        data_log_dir = %cfg.data_log_dir.display(),
+        tick_ms = cfg.tick_time_ms,
+        init_limit = cfg.init_limit,
+        sync_limit = cfg.sync_limit,
+        snap_count = cfg.snap_count,
+        force_sync = cfg.force_sync,
+        max_cnxns = cfg.max_cnxns,
+        max_client_cnxns = cfg.max_client_cnxns,
+        pid = std::process::id(),
+        "starting"
+    );
+}
+
+fn log_recovery(r: &storage::recovery::RecoveryReport, sessions: usize) {
+    let (snap_zxid, snap_path) = match &r.snapshot {
+        Some((z, p)) => (z.to_string(), p.display().to_string()),
+        None => ("none".to_string(), "none".to_string()),
+    };
+    tracing::info!(
+        snapshot = %snap_path,
+        snapshot_zxid = %snap_zxid,
+        snapshot_load_ms = r.snapshot_load_ms,
+        txns_replayed = r.replayed,
+        last_zxid = %r.last_zxid,
+        sessions,
+        took_ms = r.total_ms,
+        "recovered"
+    );
+}
+
 fn resolve(host: &str, port: u16, what: &str, id: ServerId) -> Result<SocketAddr, NodeError> {
     (host, port)
         .to_socket_addrs()
@@ -159,14 +283,28 @@ fn resolve(host: &str, port: u16, what: &str, id: ServerId) -> Result<SocketAddr
         .ok_or_else(|| NodeError::Unsupported(format!("server.{id}: cannot resolve {what} address {host}:{port}")))
 }
 
-/// The replication side: addresses of every server, durable epochs, the log's tail.
-fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ensemble, NodeError> {
+type PeerAddrs = BTreeMap<ServerId, SocketAddr>;
+
+/// Every server's election and quorum addresses.
+fn peer_addrs(cfg: &config::Config) -> Result<(PeerAddrs, PeerAddrs), NodeError> {
     let mut election = BTreeMap::new();
     let mut quorum = BTreeMap::new();
     for (id, spec) in &cfg.servers {
         election.insert(*id, resolve(&spec.host, spec.election_port, "election", *id)?);
         quorum.insert(*id, resolve(&spec.host, spec.quorum_port, "quorum", *id)?);
     }
+    Ok((election, quorum))
+}
+
+/// The replication side: addresses of every server, durable epochs, the log's tail.
+fn ensemble(
+    cfg: &config::Config,
+    me: ServerId,
+    last_logged: Zxid,
+    election: PeerAddrs,
+    quorum: PeerAddrs,
+    listeners: (TcpListener, TcpListener),
+) -> Result<Ensemble, NodeError> {
     let (accepted, current) = storage::read_epochs(&cfg.data_dir)?;
     // The in-memory history the core syncs followers from: the log's tail.
     let history = cfg.commit_log_count as usize;
@@ -182,9 +320,16 @@ fn ensemble(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Ens
         committed_log_max: history,
     };
     let durable = DurableState { accepted_epoch: accepted, current_epoch: current, last_logged };
-    eprintln!("arbor: server {me}: acceptedEpoch {accepted}, currentEpoch {current}, last zxid {last_logged}; {} txns of history in memory", recent.len());
+    tracing::info!(
+        accepted_epoch = accepted,
+        current_epoch = current,
+        last_zxid = %last_logged,
+        history_txns = recent.len(),
+        voters = cfg.voters().count(),
+        "replication state loaded; looking for a leader"
+    );
     let zab = Zab::new(zab_cfg, durable, recent, 0);
-    Ensemble::new(zab, me, election, quorum).map_err(|e| NodeError::Unsupported(format!("cannot listen for peers: {e}")))
+    Ensemble::new(zab, me, election, quorum, listeners).map_err(NodeError::Loop)
 }
 
 /// `/zookeeper/config` as ZooKeeper 3.8 shows it: one `server.N=` line per member, then the

@@ -286,7 +286,7 @@ impl Service {
         if mode == self.mode {
             return;
         }
-        eprintln!("service mode {:?} -> {:?}", self.mode, mode);
+        tracing::debug!(from = ?self.mode, to = ?mode, "service mode");
         self.mode = mode;
         let clients: Vec<ClientId> = self.clients.keys().copied().collect();
         for c in clients {
@@ -455,7 +455,7 @@ impl Service {
         match info.state.clone() {
             ClientState::Connecting => {
                 if info.early.len() >= EARLY_FRAMES_MAX {
-                    eprintln!("client {}: {EARLY_FRAMES_MAX} requests sent before the connect reply; closing", self.addr(client));
+                    tracing::warn!(client = %self.addr(client), "{EARLY_FRAMES_MAX} requests sent before the connect reply; closing");
                     out.close_client(client);
                 } else {
                     info.early.push(payload.to_vec());
@@ -464,7 +464,7 @@ impl Service {
             ClientState::Handshake => match jute::decode_connect(payload) {
                 Ok(req) => self.connect(now, wall_ms, client, req, out),
                 Err(e) => {
-                    eprintln!("client {}: malformed ConnectRequest ({e}); closing", self.addr(client));
+                    tracing::warn!(client = %self.addr(client), error = %e, "malformed ConnectRequest; closing");
                     out.close_client(client);
                 }
             },
@@ -485,7 +485,7 @@ impl Service {
                     }
                 }
                 Err(e) => {
-                    eprintln!("client {}: malformed request ({e}); closing", self.addr(client));
+                    tracing::warn!(client = %self.addr(client), error = %e, "malformed request; closing");
                     out.close_client(client);
                 }
             },
@@ -511,7 +511,7 @@ impl Service {
             return;
         }
         for session in self.sessions.expired(now) {
-            eprintln!("session {session} expired");
+            tracing::debug!(%session, "session expired");
             let txn = self.new_txn(session, 0, wall_ms, TxnOp::CloseSession);
             self.submit(now, txn, None, out);
         }
@@ -544,11 +544,11 @@ impl Service {
             return;
         }
         if req.last_zxid_seen > self.last_zxid.0 {
-            eprintln!(
-                "client {} has seen zxid 0x{:x}, our last zxid is {}: refusing session",
-                self.addr(client),
-                req.last_zxid_seen,
-                self.last_zxid
+            tracing::warn!(
+                client = %self.addr(client),
+                seen_zxid = %Zxid(req.last_zxid_seen),
+                last_zxid = %self.last_zxid,
+                "connection refused: the client has seen a newer zxid than this server"
             );
             out.close_client(client);
             return;
@@ -557,7 +557,7 @@ impl Service {
         let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
         if req.session_id == 0 {
             if let Some(why) = &self.writes_refused {
-                eprintln!("client {}: refusing a new session (creating one is a write): {why}", self.addr(client));
+                tracing::warn!(client = %self.addr(client), reason = %why, "connection refused: no new sessions while writes are refused");
                 out.close_client(client);
                 return;
             }
@@ -852,7 +852,7 @@ impl Service {
                         self.reply_auth(client, xid, ErrorCode::Ok, out);
                     }
                     acl::AuthResult::Failed => {
-                        eprintln!("client {}: auth with scheme {scheme:?} failed; closing", self.addr(client));
+                        tracing::info!(client = %self.addr(client), scheme = %scheme, "auth failed; closing");
                         self.reply_auth(client, xid, ErrorCode::AuthFailed, out);
                         if let Some(info) = self.clients.get_mut(&client) {
                             info.state = ClientState::Closing;
@@ -1143,7 +1143,7 @@ impl Service {
                         self.prepare(session, cxid, &auth, &req, zxid, wall_ms).unwrap_or_else(|err| TxnOp::Error { err })
                     }
                     Err(e) => {
-                        eprintln!("server {from}: undecodable forwarded request ({e})");
+                        tracing::warn!(server = %from, error = %e, "undecodable forwarded request");
                         TxnOp::Error { err: ErrorCode::MarshallingError }
                     }
                 };
@@ -1153,7 +1153,7 @@ impl Service {
             // Every commit before this point has already been queued to that follower on
             // the same connection, so answering now is answering after them.
             QuorumMsg::Sync { session, cxid, path } => out.send_peer(from, QuorumMsg::SyncDone { session, cxid, path }),
-            other => eprintln!("server {from}: unexpected forwarded message {other:?}"),
+            other => tracing::warn!(server = %from, msg = ?other, "unexpected forwarded message"),
         }
     }
 
@@ -1204,7 +1204,7 @@ impl Service {
             }
             (ReplyKind::CloseSession, _) => (ErrorCode::Ok, Response::Empty),
             (k, o) => {
-                eprintln!("internal: reply kind {k:?} does not match outcome {o:?}");
+                tracing::error!(kind = ?k, outcome = ?o, "internal: reply kind does not match the outcome");
                 (ErrorCode::SystemError, Response::Empty)
             }
         }

@@ -128,7 +128,7 @@ fn a_single_node_of_three_never_accepts_a_write() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(cl.log(lone).contains("role: Looking"), "{}", cl.log(lone));
+    assert!(cl.log(lone).contains("role changed role=looking"), "{}", cl.log(lone));
 }
 
 #[test]

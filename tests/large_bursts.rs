@@ -124,6 +124,6 @@ fn leader_paces_a_1mb_setdata_burst_to_paused_followers_without_dropping_them() 
         assert_eq!(d.as_deref(), Some(&data[..]), "server {id}");
         let log = cl.log(id);
         assert!(!log.contains("unread output"), "server {id} closed a connection for unsent output:\n{log}");
-        assert!(!log.contains("role: Looking"), "server {id} lost its leader during the burst:\n{log}");
+        assert!(!log.contains("role changed role=looking"), "server {id} lost its leader during the burst:\n{log}");
     }
 }

@@ -137,9 +137,9 @@ fn follower_rejoins_by_a_streamed_snapshot_of_over_300_mb() {
 
     let (llog, flog) = (cl.log(leader), cl.log(down));
     let snap_lines: Vec<&str> = llog.lines().filter(|l| l.contains(&first)).collect();
-    let snapshots_made = llog.lines().filter(|l| l.contains("arbor: snapshot at zxid") && l.contains("started")).count();
+    let snapshots_made = llog.lines().filter(|l| l.contains("snapshot started")).count();
     eprintln!("--- leader's SNAP lines ---");
-    for l in llog.lines().filter(|l| l.contains("SNAP") || (l.contains("snapshot at zxid") && !l.contains("cancelled"))) {
+    for l in llog.lines().filter(|l| l.contains("SNAP") || l.contains("snapshot started") || l.contains("snapshot done")) {
         eprintln!("  {l}");
     }
     eprintln!("--- follower's SNAP lines ---");
@@ -156,7 +156,7 @@ fn follower_rejoins_by_a_streamed_snapshot_of_over_300_mb() {
     );
     assert_eq!(snapshots_made, 1, "the retry reused the leader's snapshot:\n{}", snap_lines.join("\n"));
     assert!(
-        snap_lines.iter().skip(1).all(|l| l.contains("(on disk)") || l.contains("(being written)")),
+        snap_lines.iter().skip(1).all(|l| l.contains("snapshot=on-disk") || l.contains("snapshot=being-written")),
         "a retry got a fresh snapshot:\n{}",
         snap_lines.join("\n")
     );

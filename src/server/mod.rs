@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod fourlw;
+mod oplog;
 pub mod peers;
 
 use std::collections::{HashMap, VecDeque};
@@ -43,6 +44,8 @@ const QUORUM_LISTENER: Token = Token(usize::MAX - 3);
 const WAKER: Token = Token(usize::MAX - 4);
 /// The admin HTTP listener.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 5);
+/// SIGTERM / SIGINT arrived (see `stop_on_signals`).
+const SIGNALS: Token = Token(usize::MAX - 6);
 /// Stop reading a connection's requests while this much output waits for it.
 const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
@@ -293,6 +296,8 @@ pub struct EventLoop {
     scratch: Vec<u8>,
     /// The admin HTTP server, metrics the loop records, recent replication events.
     admin: admin::AdminState,
+    /// SIGTERM/SIGINT, when `stop_on_signals` installed the handler.
+    signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
 fn wall_ms() -> i64 {
@@ -326,10 +331,16 @@ fn fd_counts() -> (u64, u64) {
 }
 
 impl EventLoop {
-    pub fn new(cfg: LoopConfig, service: Service, sink: Box<dyn TxnSink>, mut ens: Option<Ensemble>) -> io::Result<EventLoop> {
+    /// `listener`: the client port, bound by the caller before recovery (see `node`).
+    pub fn new(
+        cfg: LoopConfig,
+        mut listener: TcpListener,
+        service: Service,
+        sink: Box<dyn TxnSink>,
+        mut ens: Option<Ensemble>,
+    ) -> io::Result<EventLoop> {
         raise_fd_limit();
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(cfg.client_addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         if let Some(e) = ens.as_mut() {
             poll.registry().register(&mut e.election_listener, ELECTION_LISTENER, Interest::READABLE)?;
@@ -364,7 +375,46 @@ impl EventLoop {
             throttled: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             admin,
+            signals: None,
         })
+    }
+
+    /// From now on SIGTERM and SIGINT stop the loop cleanly: `run` finishes the turn, makes
+    /// everything appended durable (waiting for the fsync in flight), and returns `Ok`.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        let mut signals = signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// The stop signal that arrived, if any.
+    fn take_signal(&mut self) -> Option<&'static str> {
+        let signals = self.signals.as_mut()?;
+        let mut got = None;
+        for sig in signals.pending() {
+            got = Some(if sig == signal_hook::consts::SIGINT { "SIGINT" } else { "SIGTERM" });
+        }
+        got
+    }
+
+    /// After a stop signal: everything appended becomes durable (the fsync in flight is
+    /// waited for, not abandoned), output that waited for it is flushed, then the loop ends.
+    fn shut_down(&mut self, signal: &str) -> io::Result<()> {
+        tracing::info!(signal = %signal, "shutting down: finishing the txn log sync");
+        self.sink.sync()?;
+        self.durable = self.sink.durable()?;
+        if self.ens.is_none() {
+            self.release_gates();
+        }
+        self.flush_dirty();
+        tracing::info!(
+            durable_zxid = %self.durable,
+            clients = self.service.client_count(),
+            uptime_s = self.start.elapsed().as_secs(),
+            "shut down cleanly"
+        );
+        Ok(())
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -375,7 +425,6 @@ impl EventLoop {
         self.start.elapsed().as_millis() as i64
     }
 
-    /// Run until an unrecoverable error.
     /// The nearest timer: sessions and reaping, the replication core, peer redials.
     fn next_deadline(&self) -> i64 {
         let d = self.service.next_deadline();
@@ -385,11 +434,15 @@ impl EventLoop {
         }
     }
 
-    /// Run until an unrecoverable error.
+    /// Run until an unrecoverable error, or a stop signal (`stop_on_signals`): `Ok` then.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut busy = false;
+        let mut stop = None;
         loop {
+            if let Some(signal) = stop {
+                return self.shut_down(signal);
+            }
             let now = self.now();
             let wait = if self.resumed.is_empty() && self.unread.is_empty() && !busy {
                 let timers = (self.next_deadline() - now).clamp(0, 1000) as u64;
@@ -417,6 +470,7 @@ impl EventLoop {
                 match ev.token() {
                     // The turn below takes in whatever the sync thread finished.
                     WAKER => {}
+                    SIGNALS => stop = stop.or(self.take_signal()),
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.admin_accept(),
                     ELECTION_LISTENER => self.accept_peer(peers::PeerKind::ElectionIn),
@@ -585,13 +639,13 @@ impl EventLoop {
                 Ok((mut stream, peer)) => {
                     let max = self.cfg.max_cnxns;
                     if max > 0 && self.service.client_count() >= max as usize {
-                        eprintln!("connection from {peer} refused: {max} client connections already (maxCnxns)");
+                        tracing::warn!(%peer, max_cnxns = max, "connection refused: maxCnxns client connections already");
                         continue;
                     }
                     let limit = self.cfg.max_client_cnxns;
                     let count = self.per_ip.entry(peer.ip()).or_insert(0);
                     if limit > 0 && *count >= limit {
-                        eprintln!("too many connections from {} (maxClientCnxns={limit}); refusing", peer.ip());
+                        tracing::warn!(%peer, max_client_cnxns = limit, "connection refused: too many connections from this IP (maxClientCnxns)");
                         continue;
                     }
                     *count += 1;
@@ -601,7 +655,7 @@ impl EventLoop {
                     self.generation += 1;
                     let id = ClientId((self.generation << 32) | slot as u64);
                     if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE) {
-                        eprintln!("register {peer}: {e}");
+                        tracing::warn!(%peer, error = %e, "cannot register a client connection");
                         if let Some(c) = self.per_ip.get_mut(&peer.ip()) {
                             *c = c.saturating_sub(1);
                         }
@@ -630,7 +684,7 @@ impl EventLoop {
                 Err(e) => {
                     // EMFILE and friends: leave the rest in the backlog; we retry on the
                     // next readiness event.
-                    eprintln!("accept: {e}");
+                    tracing::warn!(error = %e, "accept failed on the client port");
                     return;
                 }
             }
@@ -753,10 +807,7 @@ impl EventLoop {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
                 Err(FrameError::TooLarge { len, .. }) => {
-                    eprintln!(
-                        "client {}: frame of {len} bytes exceeds jute.maxbuffer={}; closing connection",
-                        conn.peer, self.cfg.max_frame
-                    );
+                    tracing::warn!(client = %conn.peer, len, max = self.cfg.max_frame, "frame exceeds jute.maxbuffer; closing connection");
                     conn.closing = true;
                     conn.read_buf.clear();
                     self.dirty.push(slot);
@@ -852,7 +903,7 @@ impl EventLoop {
                     ConnRole::Admin => "admin",
                     ConnRole::Client => "client",
                 };
-                eprintln!("{who} {}: {} bytes of unread output; closing", conn.peer, conn.write_buf.len());
+                tracing::warn!(addr = %conn.peer, bytes = conn.write_buf.len(), "{who} has too much unread output; closing");
                 dead = true;
             }
             if dead || (conn.closing && conn.write_buf.is_empty()) {

@@ -74,6 +74,8 @@ pub struct Ensemble {
     pub(super) synced: Zxid,
     /// Leader: snapshots being streamed to followers (SNAP), by follower.
     pub(super) snap_out: BTreeMap<ServerId, SnapOut>,
+    /// Election, role and sync log lines (see `oplog`).
+    pub(super) oplog: super::oplog::OpLog,
 }
 
 /// Snapshot bytes queued on a follower's socket at once: enough to keep the socket busy
@@ -99,8 +101,11 @@ pub(super) struct SnapOut {
 enum SnapStream {
     /// The snapshot job at `zxid` is still writing the file.
     Waiting,
-    Sending { file: std::fs::File, left: u64, size: u64, started: std::time::Instant },
+    Sending { file: std::fs::File, left: u64, size: u64, started: std::time::Instant, reported: std::time::Instant },
 }
+
+/// How often a snapshot stream logs its progress.
+const SNAP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Ensemble {
     /// Whether replication output is so backed up that this server should stop reading
@@ -122,20 +127,16 @@ impl Ensemble {
         }
     }
 
+    /// `listeners`: this server's election and quorum ports, bound before recovery (so a
+    /// port in use is reported before anything touches the disk).
     pub fn new(
         zab: Zab,
         me: ServerId,
         election_addrs: BTreeMap<ServerId, SocketAddr>,
         quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+        listeners: (TcpListener, TcpListener),
     ) -> io::Result<Ensemble> {
-        let bind = |addrs: &BTreeMap<ServerId, SocketAddr>, what: &str| -> io::Result<TcpListener> {
-            let addr = addrs.get(&me).copied().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("no {what} address for server {me}"))
-            })?;
-            TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("{what} port {addr}: {e}")))
-        };
-        let election_listener = bind(&election_addrs, "election")?;
-        let quorum_listener = bind(&quorum_addrs, "quorum")?;
+        let (election_listener, quorum_listener) = listeners;
         let last = zab.last_logged();
         Ok(Ensemble {
             zab,
@@ -152,6 +153,7 @@ impl Ensemble {
             peer_sends: Vec::new(),
             synced: last,
             snap_out: BTreeMap::new(),
+            oplog: super::oplog::OpLog::new(),
         })
     }
 
@@ -195,7 +197,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("accept on {kind:?} port: {e}");
+                    tracing::warn!(port = ?kind, error = %e, "accept failed on a peer port");
                     return;
                 }
             }
@@ -208,7 +210,7 @@ impl EventLoop {
         self.generation += 1;
         let id = ClientId((self.generation << 32) | slot as u64);
         if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), interest) {
-            eprintln!("register peer {addr}: {e}");
+            tracing::warn!(%addr, error = %e, "cannot register a peer connection");
             return None;
         }
         let writable_registered = interest.is_writable();
@@ -239,7 +241,7 @@ impl EventLoop {
                 self.add_peer_conn(stream, addr, link, Interest::READABLE | Interest::WRITABLE)
             }
             Err(e) => {
-                eprintln!("dial {addr}: {e}");
+                tracing::debug!(%addr, error = %e, "dial failed");
                 None
             }
         }
@@ -320,7 +322,7 @@ impl EventLoop {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
                 Err(e) => {
-                    eprintln!("peer {}: {e}; closing", conn.peer);
+                    tracing::warn!(peer = %conn.peer, error = %e, "bad peer frame; closing");
                     conn.closing = true;
                     self.dirty.push(slot);
                     return;
@@ -360,7 +362,7 @@ impl EventLoop {
                 from
             }
             _ => {
-                eprintln!("quorum connection {slot}: first message is not FollowerInfo; closing");
+                tracing::warn!(slot, "quorum connection: first message is not FollowerInfo; closing");
                 if let Some(c) = self.conns.get_mut(slot) {
                     c.closing = true;
                     self.dirty.push(slot);
@@ -369,6 +371,7 @@ impl EventLoop {
             }
         };
         if let Some(ens) = self.ens.as_mut() {
+            ens.oplog.received(from, &msg);
             ens.inputs.push_back(Input::Quorum { from, msg });
         }
     }
@@ -386,7 +389,7 @@ impl EventLoop {
             PeerKind::ElectionIn => {}
             PeerKind::QuorumIn | PeerKind::QuorumOut => {
                 if ens.snap_out.get(&peer).is_some_and(|o| o.slot == slot) {
-                    eprintln!("sync: SNAP: the connection to server {peer} closed before its snapshot was out");
+                    tracing::warn!(follower = %peer, "sync: SNAP: the connection closed before the snapshot was out");
                     ens.snap_out.remove(&peer);
                 }
                 if link.kind == PeerKind::QuorumOut {
@@ -409,9 +412,10 @@ impl EventLoop {
             if !matches!(msg, QuorumMsg::Ping { .. }) {
                 peer::encode(&mut out.held, msg);
                 if out.held.len() > SNAP_HELD_MAX {
-                    eprintln!(
-                        "sync: SNAP: {} bytes of messages wait behind server {to}'s snapshot; disconnecting it",
-                        out.held.len()
+                    tracing::warn!(
+                        follower = %to,
+                        held_bytes = out.held.len(),
+                        "sync: SNAP: too many messages wait behind the snapshot; disconnecting the follower"
                     );
                     self.close_quorum_slot(slot);
                 }
@@ -443,21 +447,21 @@ impl EventLoop {
         let Some(ens) = self.ens.as_mut() else { return };
         let Some(&slot) = ens.quorum.get(&to) else { return };
         let how = if self.sink.snapshot_file(zxid).is_some() {
-            Some("on disk")
+            Some("on-disk")
         } else if self.sink.running_snapshot() == Some(zxid) {
-            Some("being written")
+            Some("being-written")
         } else if zxid == self.service.tree().last_applied() && self.sink.snapshot_now(self.service.tree(), self.service.sessions()) {
-            Some("started for it")
+            Some("started-for-it")
         } else {
             None
         };
         let Some(how) = how else {
-            eprintln!("sync: SNAP: no snapshot at {zxid} for server {to} can be had; disconnecting it");
+            tracing::warn!(follower = %to, %zxid, "sync: SNAP: no snapshot can be had; disconnecting the follower");
             ens.inputs.push_back(Input::SnapshotUnavailable { zxid });
             self.close_quorum_slot(slot);
             return;
         };
-        eprintln!("sync: SNAP: server {to} gets the snapshot at {zxid} ({how}), then the txns after it");
+        tracing::info!(follower = %to, %zxid, snapshot = %how, "sync: SNAP: server {to} gets the snapshot at {zxid}, then the txns after it");
         ens.snap_out.insert(to, SnapOut { zxid, slot, stream: SnapStream::Waiting, held: BytesMut::new() });
     }
 
@@ -477,7 +481,7 @@ impl EventLoop {
             if let Err(why) = self.pump_one(to) {
                 let Some(ens) = self.ens.as_mut() else { return };
                 if let Some(out) = ens.snap_out.remove(&to) {
-                    eprintln!("sync: SNAP: cannot send the snapshot at {} to server {to}: {why}; disconnecting it", out.zxid);
+                    tracing::warn!(follower = %to, zxid = %out.zxid, error = %why, "sync: SNAP: cannot send the snapshot; disconnecting the follower");
                     ens.inputs.push_back(Input::SnapshotUnavailable { zxid: out.zxid });
                     self.close_quorum_slot(out.slot);
                 }
@@ -501,9 +505,10 @@ impl EventLoop {
             let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let size = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
             peer::encode(&mut conn.write_buf, &QuorumMsg::SnapBegin { zxid: out.zxid, size });
-            out.stream = SnapStream::Sending { file, left: size, size, started: std::time::Instant::now() };
+            let now = std::time::Instant::now();
+            out.stream = SnapStream::Sending { file, left: size, size, started: now, reported: now };
         }
-        let SnapStream::Sending { file, left, size, started } = &mut out.stream else { return Ok(()) };
+        let SnapStream::Sending { file, left, size, started, reported } = &mut out.stream else { return Ok(()) };
         while *left > 0 && conn.write_buf.len() < SNAP_WINDOW {
             let n = (*left).min(peer::SNAP_CHUNK as u64) as usize;
             let mut data = vec![0u8; n];
@@ -513,16 +518,23 @@ impl EventLoop {
         }
         self.dirty.push(out.slot);
         if *left > 0 {
+            if reported.elapsed() >= SNAP_PROGRESS_EVERY {
+                *reported = std::time::Instant::now();
+                tracing::info!(follower = %to, zxid = %out.zxid, sent_bytes = *size - *left, total_bytes = *size, "sync: SNAP: streaming");
+            }
             return Ok(());
         }
         let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "sync: SNAP: the snapshot at {} ({size} bytes) is out to server {to} in {:.1} s ({:.0} MB/s); {} bytes of txns follow",
-            out.zxid,
-            secs,
-            *size as f64 / 1e6 / secs.max(1e-3),
-            out.held.len()
+        tracing::info!(
+            follower = %to,
+            zxid = %out.zxid,
+            bytes = *size,
+            took_ms = (secs * 1000.0) as u64,
+            mb_per_s = (*size as f64 / 1e6 / secs.max(1e-3)) as u64,
+            held_bytes = out.held.len(),
+            "sync: SNAP: the snapshot is out to server {to}; the txns after it follow"
         );
+        ens.oplog.snapshot_sent(to, *size);
         peer::encode(&mut conn.write_buf, &QuorumMsg::SnapEnd);
         conn.write_buf.extend_from_slice(&out.held);
         ens.snap_out.remove(&to);
@@ -617,7 +629,12 @@ impl EventLoop {
                     }
                 }
             }
-            Action::SendQuorum { to, msg } => self.send_quorum(to, &msg),
+            Action::SendQuorum { to, msg } => {
+                if let Some(ens) = self.ens.as_mut() {
+                    ens.oplog.sent(to, &msg);
+                }
+                self.send_quorum(to, &msg)
+            }
             Action::ConnectQuorum { leader } => {
                 let Some(ens) = self.ens.as_ref() else { return };
                 let Some(&addr) = ens.quorum_addrs.get(&leader) else { return };
@@ -657,20 +674,20 @@ impl EventLoop {
                 }
             }
             Action::TruncateLog(zxid) => {
-                eprintln!("sync: TRUNC: dropping logged txns above {zxid}");
+                tracing::info!(%zxid, "sync: TRUNC: dropping logged txns above the leader's zxid");
                 let r = self.sink.truncate(zxid, self.cfg.server_id);
                 self.restored(r, sink_error);
             }
             Action::SendSnapshot { to, zxid } => self.start_snapshot_stream(to, zxid),
             Action::SnapshotBegin { zxid, size } => {
                 if let Err(e) = self.sink.receive_snapshot_begin(zxid, size) {
-                    eprintln!("sync: SNAP: cannot store the leader's snapshot: {e}; disconnecting");
+                    tracing::error!(error = %e, "sync: SNAP: cannot store the leader's snapshot; disconnecting");
                     self.close_leader_conn();
                 }
             }
             Action::SnapshotChunk(data) => {
                 if let Err(e) = self.sink.receive_snapshot_chunk(&data) {
-                    eprintln!("sync: SNAP: cannot store the leader's snapshot: {e}; disconnecting");
+                    tracing::error!(error = %e, "sync: SNAP: cannot store the leader's snapshot; disconnecting");
                     self.sink.receive_snapshot_abort();
                     self.close_leader_conn();
                 }
@@ -678,7 +695,7 @@ impl EventLoop {
             Action::LoadSnapshot { zxid } => match self.sink.install_received_snapshot(zxid, self.cfg.server_id) {
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     // Nothing local changed: start over with the leader.
-                    eprintln!("sync: SNAP: {e}; disconnecting");
+                    tracing::error!(error = %e, "sync: SNAP: the leader's snapshot is not usable; disconnecting");
                     self.close_leader_conn();
                 }
                 r => self.restored(r, sink_error),
@@ -692,7 +709,11 @@ impl EventLoop {
                 self.service.forwarded(now, super::wall_ms(), from, msg, &mut out);
             }
             Action::SessionsTouched(list) => self.service.touch_sessions(&list, now),
-            Action::RoleChanged(role) => eprintln!("role: {role:?}"),
+            Action::RoleChanged(role) => {
+                if let Some(ens) = self.ens.as_mut() {
+                    ens.oplog.role_changed(role, &ens.zab, ens.me);
+                }
+            }
         }
     }
 

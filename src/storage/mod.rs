@@ -424,7 +424,7 @@ impl Storage {
                     let mut status = 0;
                     libc::waitpid(pid, &mut status, 0);
                 }
-                eprintln!("arbor: snapshot at zxid {} cancelled for a newer one at {zxid}", job.zxid);
+                tracing::info!(zxid = %job.zxid, newer = %zxid, "snapshot cancelled for a newer one");
                 // Whoever waited for it (a SNAP) learns it will not come.
                 self.finished.push((job.zxid, false));
                 self.job = None;
@@ -444,7 +444,7 @@ impl Storage {
         fsutil::ensure_dir(&self.cfg.data_dir)?;
         let path = snapshot::receive_path(&self.cfg.data_dir, zxid);
         let file = std::fs::File::create(&path).map_err(|e| StorageError::io(&path, e))?;
-        eprintln!("arbor: sync: SNAP: receiving the leader's snapshot at zxid {zxid} ({size} bytes) into {}", path.display());
+        tracing::info!(%zxid, bytes = size, path = %path.display(), "sync: SNAP: receiving the leader's snapshot");
         let file = std::io::BufWriter::with_capacity(1 << 20, file);
         self.receiving = Some(Receiving { zxid, path, file, written: 0, started: Instant::now() });
         Ok(())
@@ -515,13 +515,15 @@ impl Storage {
         self.stats.last_snapshot_zxid = x;
         let mut sessions = SessionTable::new(server, wall_ms);
         recovery::add_sessions(&mut sessions, &loaded.sessions, now);
-        eprintln!(
-            "arbor: sync: SNAP: installed the leader's snapshot at zxid {x} ({written} bytes, {} znodes, {} sessions) \
-             as {}; received in {received_ms} ms, verified and installed in {} ms; txn log restarted after it",
-            loaded.tree.node_count(),
-            sessions.len(),
-            final_path.display(),
-            started.elapsed().as_millis() - received_ms,
+        tracing::info!(
+            zxid = %x,
+            bytes = written,
+            znodes = loaded.tree.node_count(),
+            sessions = sessions.len(),
+            path = %final_path.display(),
+            received_ms,
+            install_ms = started.elapsed().as_millis() - received_ms,
+            "sync: SNAP: installed the leader's snapshot; txn log restarted after it"
         );
         Ok((loaded.tree, sessions))
     }
@@ -561,13 +563,13 @@ impl Storage {
             Worker::Child(pid)
         } else {
             let err = io::Error::last_os_error();
-            eprintln!("arbor: warning: fork for the snapshot failed ({err}); serializing on the loop thread");
+            tracing::warn!(error = %err, "fork for the snapshot failed; serializing on the loop thread");
             let image = snapshot::encode(tree, sessions);
             match std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || snapshot::write_image(&dir, &image)) {
                 Ok(h) => Worker::Thread(h),
                 Err(e) => {
                     self.stats.snapshots_failed += 1;
-                    eprintln!("arbor: warning: cannot start the snapshot thread: {e}; the txn log still holds everything");
+                    tracing::warn!(error = %e, "cannot start the snapshot thread; the txn log still holds everything");
                     return;
                 }
             }
@@ -576,10 +578,12 @@ impl Storage {
         self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(stall_us);
         self.log.request_roll();
         self.since_snapshot = 0;
-        eprintln!(
-            "arbor: snapshot at zxid {zxid} started ({} znodes, {} sessions); the loop paused {:.1} ms",
-            tree.node_count(),
-            sessions.len(),
+        tracing::info!(
+            %zxid,
+            znodes = tree.node_count(),
+            sessions = sessions.len(),
+            loop_paused_us = stall_us,
+            "snapshot started; the loop paused {:.1} ms",
             stall_us as f64 / 1000.0
         );
         self.job = Some(SnapshotJob { zxid, started: t0, worker });
@@ -627,12 +631,12 @@ impl Storage {
                 self.stats.last_snapshot_zxid = job.zxid;
                 self.stats.last_snapshot_wall_ms = wall_clock_ms();
                 self.metrics.snapshot_time.record_duration(job.started.elapsed());
-                eprintln!("arbor: snapshot at zxid {} done in {:.0} ms", job.zxid, job.started.elapsed().as_secs_f64() * 1000.0);
+                tracing::info!(zxid = %job.zxid, took_ms = job.started.elapsed().as_millis() as u64, "snapshot done");
             }
             Err(e) => {
                 self.finished.push((job.zxid, false));
                 self.stats.snapshots_failed += 1;
-                eprintln!("arbor: warning: snapshot at zxid {} failed: {e}; the txn log still holds everything", job.zxid);
+                tracing::warn!(zxid = %job.zxid, error = %e, "snapshot failed; the txn log still holds everything");
             }
         }
     }
@@ -697,10 +701,13 @@ impl Storage {
             replayed += 1;
         }
         self.since_snapshot = replayed;
-        eprintln!(
-            "arbor: txn log truncated to zxid {z} (last kept record {}; {removed} later snapshots deleted); \
-             state rebuilt from snapshot {base_zxid} + {replayed} txns",
-            last_kept.map_or("none".to_string(), |k| k.to_string()),
+        tracing::info!(
+            zxid = %z,
+            last_kept = %last_kept.map_or("none".to_string(), |k| k.to_string()),
+            snapshots_deleted = removed,
+            snapshot = %base_zxid,
+            replayed,
+            "txn log truncated; state rebuilt from the snapshot and the log"
         );
         Ok((tree, sessions))
     }
@@ -738,17 +745,18 @@ impl Storage {
         match self.log.ensure_spare() {
             Ok(()) => {
                 if self.disk_problem.take().is_some() {
-                    eprintln!("arbor: txn log space is available again; accepting writes");
+                    tracing::warn!("txn log space is available again; accepting writes");
                     self.tell_service = true;
                 }
             }
             Err(e) => {
                 self.next_space_try = Instant::now() + SPACE_RETRY;
                 if self.disk_problem.is_none() {
-                    eprintln!(
-                        "arbor: ERROR: cannot prepare the next txn log segment ({e}). REFUSING WRITES \
-                         (clients get SystemError) and serving reads only; retrying every {}s",
-                        SPACE_RETRY.as_secs()
+                    tracing::error!(
+                        error = %e,
+                        retry_s = SPACE_RETRY.as_secs(),
+                        "disk trouble: cannot prepare the next txn log segment. REFUSING WRITES \
+                         (clients get SystemError) and serving reads only"
                     );
                     self.disk_problem = Some(format!("txn log disk failed: {e}"));
                     self.tell_service = true;
@@ -761,8 +769,8 @@ impl Storage {
         let retain = self.cfg.snap_retain_count as usize;
         match purge(&self.cfg.data_dir, &self.cfg.data_log_dir, retain) {
             Ok(r) if r.snapshots.is_empty() && r.segments.is_empty() => {}
-            Ok(r) => eprintln!("arbor: purge removed {} snapshots and {} log segments", r.snapshots.len(), r.segments.len()),
-            Err(e) => eprintln!("arbor: warning: purge failed: {e}"),
+            Ok(r) => tracing::info!(snapshots = r.snapshots.len(), segments = r.segments.len(), "purge removed old files"),
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
         }
     }
 }
@@ -789,7 +797,14 @@ fn snapshot_child(parent: libc::pid_t, dir: &Path, tree: &DataTree, sessions: &S
     let code = match snapshot::write_image(dir, &image) {
         Ok(_) => 0,
         Err(e) => {
-            eprintln!("arbor: snapshot process: {e}");
+            // Not through the logger: its lock may have been held by another thread at the
+            // fork and would never be released here. One write(2) to stderr; the parent
+            // logs the failure too (from the exit status).
+            let line = format!("ERROR [snapshot process] {e}\n");
+            // SAFETY: writing a buffer we own to fd 2.
+            unsafe {
+                libc::write(2, line.as_ptr().cast(), line.len());
+            }
             1
         }
     };
@@ -892,8 +907,9 @@ impl TxnSink for Storage {
 
 /// A failed log write or fdatasync: the loop stops (see "Disk full or failing").
 fn fatal_log_error(e: StorageError) -> io::Error {
-    eprintln!(
-        "arbor: FATAL: txn log write/fsync failed: {e}. Writes not yet durable are applied in memory \
+    tracing::error!(
+        error = %e,
+        "disk trouble: txn log write/fsync failed. Writes not yet durable are applied in memory \
          but may not be on disk, so nothing that reveals them is sent and the server stops; \
          a restart recovers every acknowledged write."
     );

@@ -60,6 +60,9 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Far above any creatable path (jute.maxbuffer), far below the tree's 1 GiB name limit.
 const MAX_PATH_BYTES: usize = 64 << 20;
 
+/// How often loading a snapshot logs its progress.
+const LOAD_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
 const TAG_ACL: u8 = 0x01;
 const TAG_NODE: u8 = 0x02;
 const TAG_SESSION: u8 = 0x03;
@@ -285,7 +288,7 @@ pub fn load_newest_at_most(dir: &Path, z: Zxid) -> Result<Option<Loaded>, Storag
         match load(path) {
             Ok(l) => return Ok(Some(l)),
             Err(e) => {
-                eprintln!("arbor: warning: snapshot {} is not usable ({e}); trying the previous one", path.display());
+                tracing::warn!(path = %path.display(), error = %e, "snapshot is not usable; trying the previous one");
                 failures.push(e.to_string());
             }
         }
@@ -453,6 +456,15 @@ pub fn load(path: &Path) -> Result<Loaded, StorageError> {
     Ok(l)
 }
 
+/// Load a snapshot file whatever its name (a copy an operator made), verifying everything
+/// `load` does except that the name matches the header's zxid. Read-only.
+pub fn load_unnamed(path: &Path) -> Result<Loaded, StorageError> {
+    let io_err = |e: std::io::Error| StorageError::io(path, e);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let file_len = f.get_ref().metadata().map_err(io_err)?.len();
+    parse(&mut f, file_len, path)
+}
+
 /// Decode the bytes of a snapshot file received from elsewhere (a leader's SNAP), with the
 /// same checks as `load`: nothing in `bytes` is trusted. `origin` names the source in
 /// errors (it stands where a file path would).
@@ -495,7 +507,13 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
     let mut p = Parser { tree: DataTree::new(), acls: Vec::new(), sessions: Vec::new(), nodes: 0, done: false, base: 0 };
     let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);
     let mut off = HEADER_BYTES as u64;
+    // A large snapshot takes seconds to load: say how far it got every few seconds.
+    let mut report_at = std::time::Instant::now() + LOAD_PROGRESS_EVERY;
     loop {
+        if std::time::Instant::now() >= report_at {
+            report_at += LOAD_PROGRESS_EVERY;
+            tracing::info!(path = %path.display(), read_bytes = off, total_bytes = file_len, znodes = p.nodes, "loading snapshot");
+        }
         let mut ch = [0u8; 8];
         if off + 8 > file_len {
             return Err(corrupt(off, "truncated: no end chunk".into()));

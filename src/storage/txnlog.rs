@@ -191,7 +191,7 @@ fn decode(path: &Path, off: usize, payload: &[u8]) -> Result<Txn, StorageError> 
 
 /// The segments holding records after `after`: from the last one whose name is at most
 /// `after + 1`. A first needed segment named above `after + 1` means records are missing.
-fn needed_segments(dir: &Path, after: Zxid) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+pub fn needed_segments(dir: &Path, after: Zxid) -> Result<Vec<(i64, PathBuf)>, StorageError> {
     let segs = fsutil::list_by_zxid(dir, SEGMENT_PREFIX)?;
     let start = segs.iter().rposition(|(z, _)| *z <= after.0 + 1).unwrap_or(0);
     let needed = segs[start..].to_vec();
@@ -205,6 +205,94 @@ fn needed_segments(dir: &Path, after: Zxid) -> Result<Vec<(i64, PathBuf)>, Stora
         }
     }
     Ok(needed)
+}
+
+/// A bad record at the tail of the last segment with nothing valid after it: an unfinished
+/// write. Recovery zeroes `bytes` bytes from `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub offset: usize,
+    pub bytes: usize,
+    pub reason: String,
+}
+
+/// How one segment image ends.
+#[derive(Clone, Debug)]
+pub struct SegmentEnd {
+    /// The byte after the last valid record (where appends would continue).
+    pub end: usize,
+    pub torn: Option<TornTail>,
+}
+
+/// Walk one segment image as recovery does: check the header, verify every record's CRC and
+/// that zxids increase (from `*prev`, across segments) and are at least the segment's name,
+/// handing each record (offset, zxid, payload) to `on_record`. A bad record at the tail of
+/// the last segment (nothing valid after it) is reported as `torn`; any other bad record is
+/// an error naming the file and offset. Reads only: recovery and `arbor data check` share it.
+pub fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    name_zxid: i64,
+    is_last: bool,
+    prev: &mut Zxid,
+    mut on_record: impl FnMut(usize, Zxid, &[u8]) -> Result<(), StorageError>,
+) -> Result<SegmentEnd, StorageError> {
+    check_header(path, bytes)?;
+    let mut off = SEGMENT_HEADER_BYTES as usize;
+    loop {
+        let (reason, at) = match parse_at(bytes, off) {
+            Parsed::Record { zxid, payload, next } => {
+                if zxid <= *prev || zxid.0 < name_zxid {
+                    return Err(StorageError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        reason: format!("zxid {zxid} does not increase (previous {prev}, segment starts at {name_zxid:#x})"),
+                    });
+                }
+                *prev = zxid;
+                on_record(off, zxid, &bytes[payload])?;
+                off = next;
+                continue;
+            }
+            Parsed::End => match bytes[off..].iter().position(|&b| b != 0) {
+                None => return Ok(SegmentEnd { end: off, torn: None }),
+                Some(p) => (format!("non-zero bytes at offset {} after the end of the records", off + p), off),
+            },
+            Parsed::Bad(reason) => (reason, off),
+        };
+        return bad_record(path, bytes, at, reason, is_last, *prev).map(|torn| SegmentEnd { end: at, torn: Some(torn) });
+    }
+}
+
+/// A bad record at `off`: a torn tail of the last segment, or an error naming the file and
+/// offset.
+fn bad_record(path: &Path, bytes: &[u8], off: usize, reason: String, is_last: bool, prev: Zxid) -> Result<TornTail, StorageError> {
+    if !is_last {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: off as u64,
+            reason: format!("{reason} (in a segment that is not the last one)"),
+        });
+    }
+    if let Some(valid) = valid_record_after(bytes, off + 1, prev) {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: off as u64,
+            reason: format!("{reason}; a valid record follows at offset {valid}, so this is not a torn tail"),
+        });
+    }
+    let last_nonzero = bytes.iter().rposition(|&b| b != 0).map_or(off, |p| p + 1).max(off);
+    Ok(TornTail { offset: off, bytes: last_nonzero - off, reason })
+}
+
+/// Decode a record's payload (a CRC-valid record whose txn does not decode is corrupt).
+pub fn decode_record(path: &Path, off: usize, payload: &[u8]) -> Result<Txn, StorageError> {
+    decode(path, off, payload)
+}
+
+/// The segment files of `dir` (`log.<hex>`), by the zxid in their names.
+pub fn segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+    fsutil::list_by_zxid(dir, SEGMENT_PREFIX)
 }
 
 impl TxnLog {
@@ -228,42 +316,19 @@ impl TxnLog {
         for (i, (name_zxid, path)) in segs.iter().enumerate() {
             let is_last = i + 1 == segs.len();
             let bytes = fs::read(path).map_err(|e| StorageError::io(path, e))?;
-            check_header(path, &bytes)?;
-            let mut off = SEGMENT_HEADER_BYTES as usize;
-            loop {
-                match parse_at(&bytes, off) {
-                    Parsed::Record { zxid, payload, next } => {
-                        if zxid <= prev_record || zxid.0 < *name_zxid {
-                            return Err(StorageError::Corrupt {
-                                path: path.clone(),
-                                offset: off as u64,
-                                reason: format!("zxid {zxid} does not increase (previous {prev_record}, segment starts at {name_zxid:#x})"),
-                            });
-                        }
-                        prev_record = zxid;
-                        if zxid > after {
-                            apply(decode(path, off, &bytes[payload])?)?;
-                            last = zxid;
-                        }
-                        off = next;
-                    }
-                    Parsed::End => match bytes[off..].iter().position(|&b| b != 0) {
-                        None => break,
-                        Some(p) => {
-                            let reason = format!("non-zero bytes at offset {} after the end of the records", off + p);
-                            Self::bad_record(path, &bytes, off, reason, is_last, prev_record)?;
-                            break;
-                        }
-                    },
-                    Parsed::Bad(reason) => {
-                        Self::bad_record(path, &bytes, off, reason, is_last, prev_record)?;
-                        break;
-                    }
+            let scan = scan_segment(path, &bytes, *name_zxid, is_last, &mut prev_record, |off, zxid, payload| {
+                if zxid > after {
+                    apply(decode(path, off, payload)?)?;
+                    last = zxid;
                 }
+                Ok(())
+            })?;
+            if let Some(torn) = &scan.torn {
+                Self::zero_tail(path, torn)?;
             }
             if is_last {
                 let file = fsutil::open_rw(path)?;
-                active = Some(Segment { file: Arc::new(file), path: path.clone(), end: off as u64, capacity: bytes.len() as u64 });
+                active = Some(Segment { file: Arc::new(file), path: path.clone(), end: scan.end as u64, capacity: bytes.len() as u64 });
             }
         }
         Ok(TxnLog {
@@ -279,37 +344,22 @@ impl TxnLog {
         })
     }
 
-    /// A bad record at `off`: a torn tail of the last segment is zeroed with a warning;
-    /// anything else is a hard error naming the file and offset.
-    fn bad_record(path: &Path, bytes: &[u8], off: usize, reason: String, is_last: bool, prev: Zxid) -> Result<(), StorageError> {
-        if !is_last {
-            return Err(StorageError::Corrupt {
-                path: path.to_path_buf(),
-                offset: off as u64,
-                reason: format!("{reason} (in a segment that is not the last one)"),
-            });
-        }
-        if let Some(valid) = valid_record_after(bytes, off + 1, prev) {
-            return Err(StorageError::Corrupt {
-                path: path.to_path_buf(),
-                offset: off as u64,
-                reason: format!("{reason}; a valid record follows at offset {valid}, so this is not a torn tail"),
-            });
-        }
-        let last_nonzero = bytes.iter().rposition(|&b| b != 0).map_or(off, |p| p + 1).max(off);
-        eprintln!(
-            "arbor: warning: {}: torn or damaged record at the tail (byte offset {off}: {reason}); \
-             truncating {} bytes of an unacknowledged write",
-            path.display(),
-            last_nonzero - off
+    /// Zero a torn tail (see `scan_segment`), with a warning: it is an unfinished write that
+    /// was never acknowledged. Zeroed, not shrunk, so the preallocated space stays allocated
+    /// and a zero header keeps marking the end.
+    fn zero_tail(path: &Path, torn: &TornTail) -> Result<(), StorageError> {
+        tracing::warn!(
+            path = %path.display(),
+            offset = torn.offset,
+            bytes = torn.bytes,
+            reason = %torn.reason,
+            "torn or damaged record at the tail of the txn log; truncating an unacknowledged write"
         );
-        // Zero (not shrink) the tail so the preallocated space stays allocated and a zero
-        // header keeps marking the end.
         let file = fsutil::open_rw(path)?;
         let zeros = vec![0u8; 1 << 20];
-        let mut pos = off;
-        while pos < last_nonzero {
-            let n = (last_nonzero - pos).min(zeros.len());
+        let (mut pos, end) = (torn.offset, torn.offset + torn.bytes);
+        while pos < end {
+            let n = (end - pos).min(zeros.len());
             file.write_all_at(&zeros[..n], pos as u64).map_err(|e| StorageError::io(path, e))?;
             pos += n;
         }

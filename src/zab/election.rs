@@ -67,6 +67,11 @@ impl Election {
     pub fn vote(&self) -> Vote {
         self.vote
     }
+    /// Servers (me included) whose last word in this election names my vote's leader: for
+    /// the log line that reports the outcome.
+    pub fn supporters(&self, cfg: &ZabConfig) -> usize {
+        1 + self.heard.iter().filter(|(id, h)| **id != cfg.me && h.vote.leader == self.vote.leader).count()
+    }
 
     /// Enter Looking: new round, vote for myself, tell everyone.
     pub fn start(&mut self, cfg: &ZabConfig, now: Millis, own: Vote, out: &mut Vec<Action>) {

@@ -385,6 +385,11 @@ impl Zab {
         self.core.hist.last_logged()
     }
 
+    /// The last election, for the log: (round, servers backing the winner, voters).
+    pub fn election_summary(&self) -> (u64, usize, usize) {
+        (self.election.round(), self.election.supporters(&self.core.cfg), self.core.cfg.voters.len())
+    }
+
     pub fn durable(&self) -> DurableState {
         DurableState { last_logged: self.core.hist.last_logged(), ..self.core.durable }
     }

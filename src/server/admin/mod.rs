@@ -102,9 +102,9 @@ impl AdminState {
             match TcpListener::bind(addr) {
                 Ok(mut l) => match registry.register(&mut l, ADMIN_LISTENER, Interest::READABLE) {
                     Ok(()) => listener = Some(l),
-                    Err(e) => eprintln!("arbor: warning: admin server on {addr}: {e}; running without it"),
+                    Err(e) => tracing::warn!(%addr, error = %e, "admin server unavailable; running without it"),
                 },
-                Err(e) => eprintln!("arbor: warning: cannot start the admin server on {addr}: {e}; running without it"),
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot start the admin server; running without it"),
             }
         }
         let mut observer = observe::Observer::new(ensemble, now);
@@ -177,13 +177,13 @@ impl EventLoop {
             match listener.accept() {
                 Ok((mut stream, peer)) => {
                     if self.admin.conns.len() >= MAX_ADMIN_CONNS {
-                        eprintln!("admin: connection from {peer} refused: {MAX_ADMIN_CONNS} admin connections open");
+                        tracing::warn!(%peer, open = MAX_ADMIN_CONNS, "admin connection refused: too many open");
                         continue;
                     }
                     let entry = self.conns.vacant_entry();
                     let slot = entry.key();
                     if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE) {
-                        eprintln!("admin: register {peer}: {e}");
+                        tracing::warn!(%peer, error = %e, "admin connection: register failed");
                         continue;
                     }
                     self.generation += 1;
@@ -209,7 +209,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("admin: accept: {e}");
+                    tracing::warn!(error = %e, "admin accept failed");
                     return;
                 }
             }
