@@ -245,6 +245,9 @@ pub struct Config {
     pub global_outstanding_limit: u32,
     /// Client connections in all; 0 = unlimited.
     pub max_cnxns: u32,
+    /// `readonlymode.enabled` (ZooKeeper's system property, accepted here as a key): a
+    /// server without a quorum serves reads to clients that allow a read-only server.
+    pub read_only_mode: bool,
     pub four_lw_whitelist: FourLetterWhitelist,
     pub super_digest: Option<SuperDigest>,
     pub snap_count: u64,
@@ -374,6 +377,7 @@ const KNOWN_KEYS: &[&str] = &[
     "minSessionTimeout",
     "maxSessionTimeout",
     "dynamicConfigFile",
+    "readonlymode.enabled",
     "admin.enableServer",
     "admin.serverAddress",
     "admin.serverPort",
@@ -594,6 +598,7 @@ struct Raw {
     jute_max_buffer: Option<u32>,
     global_outstanding_limit: Option<u32>,
     max_cnxns: Option<u32>,
+    read_only_mode: Option<bool>,
     four_lw_whitelist: Option<FourLetterWhitelist>,
     super_digest: Option<SuperDigest>,
     snap_count: Option<u64>,
@@ -684,6 +689,7 @@ impl Parser {
             "maxClientCnxns" => self.raw.max_client_cnxns = Some(self.number(n, key, v)?),
             "globalOutstandingLimit" => self.raw.global_outstanding_limit = Some(self.number(n, key, v)?),
             "maxCnxns" => self.raw.max_cnxns = Some(self.number(n, key, v)?),
+            "readonlymode.enabled" => self.raw.read_only_mode = Some(self.yes_no(n, key, v)?),
             "jute.maxbuffer" => self.raw.jute_max_buffer = Some(self.jute_max_buffer(n, key, v)?),
             "4lw.commands.whitelist" => self.raw.four_lw_whitelist = Some(self.whitelist(n, v)),
             "superDigest" => self.raw.super_digest = Some(self.super_digest(n, key, v)?),
@@ -1062,6 +1068,7 @@ impl Parser {
             // ZooKeeper's default; at least 1 so that a session always progresses.
             global_outstanding_limit: raw.global_outstanding_limit.unwrap_or(1000).max(1),
             max_cnxns: raw.max_cnxns.unwrap_or(0),
+            read_only_mode: raw.read_only_mode.unwrap_or(false),
             four_lw_whitelist: raw
                 .four_lw_whitelist
                 .unwrap_or_else(FourLetterWhitelist::zookeeper_default),

@@ -165,7 +165,12 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
             // Until the election settles nobody serves clients.
             service.set_initial_mode(Mode::NotServing);
             service.set_membership(membership(&cfg));
-            Some(ensemble(&cfg, id, last_logged, election, quorum, listeners)?)
+            let mut ens = ensemble(&cfg, id, last_logged, election, quorum, listeners)?;
+            if cfg.read_only_mode {
+                // ZooKeeper's QuorumPeer waits max(2 s, tickTime) before going read-only.
+                ens.enable_read_only(cfg.tick_time_ms.max(2000));
+            }
+            Some(ens)
         }
         _ => None,
     };

@@ -68,6 +68,9 @@ pub enum Mode {
     Follower,
     /// No leader: refuse clients (they move to another server).
     NotServing,
+    /// No leader for a while, `readonlymode.enabled`: serve reads to clients that connect
+    /// with `canBeReadOnly`, answer writes with NotReadOnly, refuse other clients.
+    ReadOnly,
 }
 
 /// Static settings of the service, from the config.
@@ -211,6 +214,8 @@ pub struct Service {
     /// Requests in `queued`, all sessions together.
     queued_total: usize,
     pending_connects: HashMap<SessionId, PendingConnect>,
+    /// Read-only mode: the sessions it created (local, never logged).
+    ro_sessions: Vec<SessionId>,
     /// Follower: sessions active since the last report to the leader.
     touched: BTreeSet<SessionId>,
     /// `/zookeeper/config` contents of an ensemble member.
@@ -264,6 +269,7 @@ impl Service {
             queued: HashMap::new(),
             queued_total: 0,
             pending_connects: HashMap::new(),
+            ro_sessions: Vec::new(),
             touched: BTreeSet::new(),
             writes_refused: None,
             membership: None,
@@ -283,6 +289,10 @@ impl Service {
     /// (ZooKeeper does the same: clients reconnect, to this server or another, and resume
     /// their sessions), and all in-flight bookkeeping is dropped with them.
     pub fn set_mode(&mut self, mode: Mode, next_zxid: Zxid, now: Millis, out: &mut dyn Outbox) {
+        // Sessions a read-only server made exist nowhere else: they end with the mode.
+        for s in std::mem::take(&mut self.ro_sessions) {
+            self.sessions.remove(s);
+        }
         if mode == self.mode {
             return;
         }
@@ -538,7 +548,7 @@ impl Service {
     // ---- connect -----------------------------------------------------------------------
 
     fn connect(&mut self, now: Millis, wall_ms: i64, client: ClientId, req: ConnectRequest, out: &mut dyn Outbox) {
-        if self.mode == Mode::NotServing {
+        if self.mode == Mode::NotServing || (self.mode == Mode::ReadOnly && req.read_only != Some(true)) {
             // No quorum behind us: the client tries another server.
             out.close_client(client);
             return;
@@ -555,6 +565,14 @@ impl Service {
         }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let ip = self.addr(client).rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()).unwrap_or_default();
+        if req.session_id == 0 && self.mode == Mode::ReadOnly {
+            // ZooKeeper's read-only server: a local session, no txn (nothing can be logged).
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, now);
+            self.ro_sessions.push(session);
+            self.bind(client, session, timeout, ip, req.read_only, out);
+            return;
+        }
         if req.session_id == 0 {
             if let Some(why) = &self.writes_refused {
                 tracing::warn!(client = %self.addr(client), reason = %why, "connection refused: no new sessions while writes are refused");
@@ -616,7 +634,7 @@ impl Service {
             timeout_ms: timeout,
             session_id: session.0,
             passwd: session::password(session).to_vec(),
-            read_only: ro.map(|_| false),
+            read_only: ro.map(|_| self.mode == Mode::ReadOnly),
         };
         if let Some(buf) = out.client_buf(client) {
             jute::encode_connect_response(buf, &resp);
@@ -791,7 +809,7 @@ impl Service {
                 Some(ReplyKind::Multi(ops.iter().map(|o| if let MultiOp::Create(c) = o { Some(c.kind) } else { None }).collect()))
             }
             Request::CloseSession => Some(ReplyKind::CloseSession),
-            Request::Sync { .. } if self.mode == Mode::Follower => Some(ReplyKind::Sync),
+            Request::Sync { .. } if matches!(self.mode, Mode::Follower | Mode::ReadOnly) => Some(ReplyKind::Sync),
             _ => None,
         };
         if let Some(kind) = kind {
@@ -817,6 +835,16 @@ impl Service {
                     out.forward(msg);
                 }
                 Mode::NotServing => out.close_client(client),
+                Mode::ReadOnly if matches!(req, Request::CloseSession) => {
+                    self.sessions.remove(session);
+                    self.ro_sessions.retain(|s| *s != session);
+                    self.reply(client, xid, ErrorCode::Ok, &Response::Empty, out);
+                    if let Some(info) = self.clients.get_mut(&client) {
+                        info.state = ClientState::Closing;
+                    }
+                    out.close_client(client);
+                }
+                Mode::ReadOnly => self.reply_err(client, xid, ErrorCode::NotReadOnly, out),
                 Mode::Standalone | Mode::Leader => {
                     let zxid = self.next_txn_zxid();
                     match self.prepare(session, xid, &auth, &req, zxid, wall_ms) {

@@ -53,7 +53,7 @@ pub fn answer(word: &str, allowed: bool, svc: &mut Service, facts: &NodeFacts) -
         // not-whitelisted path only.
         "mntr" => {}
         "envi" => envi(&mut s, facts),
-        "isro" => s.push_str("rw"),
+        "isro" => s.push_str(if svc.mode() == crate::service::Mode::ReadOnly { "ro" } else { "rw" }),
         "cons" => {
             cons(&mut s, svc, facts);
             s.push('\n');

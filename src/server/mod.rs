@@ -827,7 +827,7 @@ impl EventLoop {
             Some(list) => list.iter().any(|w| w == word),
         };
         let (open_fds, max_fds) = fd_counts();
-        let mode = self.ens.as_ref().map(|e| e.mode_name().to_string()).unwrap_or_else(|| self.cfg.mode.clone());
+        let mode = self.mode_name();
         let facts = fourlw::NodeFacts {
             mode: &mode,
             version: &self.cfg.version,

@@ -55,6 +55,10 @@ pub(super) struct PeerLink {
 /// Addresses and listeners of the ensemble, and the replication core.
 pub struct Ensemble {
     pub(super) zab: Zab,
+    /// `readonlymode.enabled`: how long without a quorum before serving read-only clients.
+    read_only_after: Option<Millis>,
+    /// Since when this server has had no leader to serve with (None while serving).
+    not_serving_since: Option<Millis>,
     pub(super) me: ServerId,
     pub(super) election_addrs: BTreeMap<ServerId, SocketAddr>,
     pub(super) quorum_addrs: BTreeMap<ServerId, SocketAddr>,
@@ -140,6 +144,8 @@ impl Ensemble {
         let last = zab.last_logged();
         Ok(Ensemble {
             zab,
+            read_only_after: None,
+            not_serving_since: Some(0),
             me,
             election_addrs,
             quorum_addrs,
@@ -155,6 +161,18 @@ impl Ensemble {
             snap_out: BTreeMap::new(),
             oplog: super::oplog::OpLog::new(),
         })
+    }
+
+    /// Serve clients that accept a read-only server (`canBeReadOnly`) once this server has
+    /// been without a quorum for `after` ms (ZooKeeper's read-only mode: a partitioned
+    /// server keeps answering reads; `after` keeps an ordinary election from flapping it).
+    pub fn enable_read_only(&mut self, after: Millis) {
+        self.read_only_after = Some(after);
+    }
+
+    /// When a server without a quorum turns read-only, if it will.
+    fn read_only_at(&self) -> Option<Millis> {
+        Some(self.not_serving_since? + self.read_only_after?)
     }
 
     /// The `Mode:` of srvr/stat/mntr.
@@ -178,10 +196,14 @@ impl EventLoop {
             .filter(|(id, _)| !ens.election_out.contains_key(id))
             .map(|(_, t)| *t)
             .min();
-        Some(match redial {
+        let mut at = match redial {
             Some(r) => r.min(ens.zab.next_deadline()),
             None => ens.zab.next_deadline(),
-        })
+        };
+        if let Some(ro) = ens.read_only_at().filter(|_| self.service.mode() == Mode::NotServing) {
+            at = at.min(ro);
+        }
+        Some(at)
     }
 
     /// Accept every pending connection on an election or quorum listener.
@@ -571,6 +593,8 @@ impl EventLoop {
 
     /// Step the core with every queued input, performing the actions, until quiet.
     pub(super) fn drive(&mut self, sink_error: &mut Option<io::Error>) {
+        // Time alone can change the mode (read-only after a while without a quorum).
+        self.sync_mode(sink_error);
         // Bounded: each input's actions may queue more inputs, but not without end.
         for _ in 0..100_000 {
             let Some(ens) = self.ens.as_mut() else { return };
@@ -598,15 +622,25 @@ impl EventLoop {
     }
 
     /// Keep the service's mode in line with the core's role.
-    fn sync_mode(&mut self, sink_error: &mut Option<io::Error>) {
-        let Some(ens) = self.ens.as_ref() else { return };
-        let mode = match (ens.zab.role(), ens.zab.serving()) {
-            (Role::Leading { .. }, true) => Mode::Leader,
-            (Role::Following { .. }, true) => Mode::Follower,
-            _ => Mode::NotServing,
+    pub(super) fn sync_mode(&mut self, sink_error: &mut Option<io::Error>) {
+        let now = self.now();
+        let Some(ens) = self.ens.as_mut() else { return };
+        let serving = match (ens.zab.role(), ens.zab.serving()) {
+            (Role::Leading { .. }, true) => Some(Mode::Leader),
+            (Role::Following { .. }, true) => Some(Mode::Follower),
+            _ => None,
+        };
+        ens.not_serving_since = match serving {
+            Some(_) => None,
+            None => Some(ens.not_serving_since.unwrap_or(now)),
+        };
+        let mode = match serving {
+            Some(m) => m,
+            None if ens.read_only_at().is_some_and(|t| now >= t) => Mode::ReadOnly,
+            None => Mode::NotServing,
         };
         if mode != self.service.mode() {
-            self.admin.observer.serving_changed(mode != Mode::NotServing);
+            self.admin.observer.serving_changed(matches!(mode, Mode::Leader | Mode::Follower));
             let next = ens.zab.next_zxid();
             let now = self.now();
             let mut out = outbox!(self, sink_error);

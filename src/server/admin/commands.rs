@@ -69,7 +69,7 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
         })),
         "environment" => environment(ev),
         "initial_configuration" => obj(json!({ "initial_configuration": ev.admin.settings.initial_config })),
-        "is_read_only" => obj(json!({ "read_only": false })),
+        "is_read_only" => obj(json!({ "read_only": ev.service.mode() == crate::service::Mode::ReadOnly })),
         "last_snapshot" => last_snapshot(ev),
         "leader" => leader(ev),
         "monitor" => super::metrics::monitor_json(ev),

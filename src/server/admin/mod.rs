@@ -125,8 +125,11 @@ impl EventLoop {
         self.admin.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// `Mode:` / `server_state`: leader, follower, looking or standalone.
+    /// `Mode:` / `server_state`: leader, follower, observer, read-only, looking or standalone.
     pub(super) fn mode_name(&self) -> String {
+        if self.service.mode() == crate::service::Mode::ReadOnly {
+            return "read-only".to_string();
+        }
         match self.ens.as_ref() {
             Some(e) => e.mode_name().to_string(),
             None => self.cfg.mode.clone(),
