@@ -179,6 +179,7 @@ start_ensemble() { # $1 = log prefix
   for id in 1 2 3; do
     "$BIN" node "$id" "$ENS_CFG" >>"$1-$id.log" 2>&1 </dev/null &
     ENS_PIDS+=($!)
+    echo $! >"$OUT/pid.$id"
   done
   local deadline=$((SECONDS + 60)) modes
   while ((SECONDS < deadline)); do
@@ -189,8 +190,16 @@ start_ensemble() { # $1 = log prefix
   done
   die "the ensemble did not elect a leader within 60 s (modes: $modes; logs: $1-*.log)"
 }
+# The pids now running: kazoo's stop/start hooks (scripts/kazoo-ensemble-node.sh) restart
+# nodes under new pids, recorded in $OUT/pid.N.
+ens_current_pids() { local id; for id in 1 2 3; do cat "$OUT/pid.$id" 2>/dev/null || true; done; }
 stop_ensemble() {
   local pid
+  local id
+  for id in 1 2 3; do
+    [[ -f $OUT/pid.$id ]] && ARBOR_BIN=$BIN ARBOR_ENS_CFG=$ENS_CFG ARBOR_ENS_DIR=$OUT \
+      bash "$REPO/scripts/kazoo-ensemble-node.sh" stop $((id - 1)) || true
+  done
   for pid in "${ENS_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${ENS_PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -219,8 +228,14 @@ else
   else
     phase_start "kazoo suite (3-node ensemble)"
     start_ensemble "$OUT/arbor-ens"
+    # kazoo's tests that stop and restart servers (read-only mode, request queuing) get
+    # real hooks here: the node by its pid file, restarted with the same config.
+    export ARBOR_BIN=$BIN ARBOR_ENS_CFG=$ENS_CFG ARBOR_ENS_DIR=$OUT
+    export KAZOO_SERVER_STOP_CMD="bash $REPO/scripts/kazoo-ensemble-node.sh stop {index}"
+    export KAZOO_SERVER_START_CMD="bash $REPO/scripts/kazoo-ensemble-node.sh start {index}"
     run_kazoo "$OUT/kazoo-ens" "$(ens_ports | sed 's/^/127.0.0.1:/' | paste -sd,)"
-    for pid in "${ENS_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "an ensemble node (pid $pid) died during the run (logs: $OUT/arbor-ens-*.log)"; done
+    unset KAZOO_SERVER_STOP_CMD KAZOO_SERVER_START_CMD
+    for pid in $(ens_current_pids); do kill -0 "$pid" 2>/dev/null || die "an ensemble node (pid $pid) died during the run (logs: $OUT/arbor-ens-*.log)"; done
     stop_ensemble
     check_kazoo "$OUT/kazoo-ens" "$KRC"
     phase_end "$(grep -E '^[0-9]+ passed' "$OUT/kazoo-ens/summary.txt" | head -n1)"

@@ -158,7 +158,7 @@ impl Ensemble {
         self.members.iter().map(|m| (m.id, if m.child.is_some() { mode_of(m.client) } else { None })).collect()
     }
 
-    /// The one leader, once every running server is leader or follower (or the single node
+    /// The one leader, once every running server is leader, follower or observer (or the single node
     /// answers as standalone).
     pub fn ready_leader(&self) -> Option<ServerId> {
         let modes = self.modes();
@@ -167,7 +167,7 @@ impl Ensemble {
         }
         let running: Vec<_> = modes.iter().filter(|(id, _)| self.pid(*id).is_some()).collect();
         let leaders: Vec<ServerId> = running.iter().filter(|(_, m)| m.as_deref() == Some("leader")).map(|(id, _)| *id).collect();
-        let all_in = running.iter().all(|(_, m)| matches!(m.as_deref(), Some("leader") | Some("follower")));
+        let all_in = running.iter().all(|(_, m)| matches!(m.as_deref(), Some("leader" | "follower" | "observer")));
         (leaders.len() == 1 && all_in).then(|| leaders[0])
     }
 
