@@ -352,7 +352,18 @@ impl EventLoop {
             };
             let known = link.peer;
             match frame {
-                Frame::Election(ElectionMsg::Hello { from }) => link.peer = Some(from),
+                Frame::Election(ElectionMsg::Hello { from }) => {
+                    link.peer = Some(from);
+                    // Its election port is up now: a dial of ours that was refused before
+                    // (it started after us) must not wait out REDIAL_MS, or our votes stay
+                    // unheard that long (found by the failover test: a 420 ms election
+                    // right after start, when the survivor could not reach the other).
+                    if let Some(ens) = self.ens.as_mut() {
+                        if !ens.election_out.contains_key(&from) {
+                            ens.redial_at.remove(&from);
+                        }
+                    }
+                }
                 Frame::Election(ElectionMsg::Notification(n)) => {
                     if let Some(ens) = self.ens.as_mut() {
                         ens.inputs.push_back(Input::Election(n));
