@@ -364,6 +364,11 @@ impl Service {
     pub fn sessions(&self) -> &SessionTable {
         &self.sessions
     }
+    /// The tree to freeze or step a snapshot of (the freeze lives in the tree), and the
+    /// sessions it records.
+    pub fn tree_for_snapshot(&mut self) -> (&mut DataTree, &SessionTable) {
+        (&mut self.tree, &self.sessions)
+    }
     pub fn watches(&self) -> &WatchManager {
         &self.watches
     }

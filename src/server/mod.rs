@@ -106,10 +106,14 @@ pub trait TxnSink {
     fn running_snapshot(&self) -> Option<Zxid> {
         None
     }
-    /// Start a snapshot of the current state (copy-on-write, off the loop thread) for a
-    /// SNAP; false if none could be started.
-    fn snapshot_now(&mut self, _tree: &DataTree, _sessions: &SessionTable) -> bool {
+    /// Start a snapshot of the current state (frozen, then encoded in slices between
+    /// turns) for a SNAP; false if none could be started.
+    fn snapshot_now(&mut self, _tree: &mut DataTree, _sessions: &SessionTable) -> bool {
         false
+    }
+    /// How long the loop may sleep for the running snapshot (0: it has work each turn).
+    fn snapshot_wait_ms(&self) -> Option<u64> {
+        None
     }
     /// Snapshot jobs that ended since the last call: (zxid, written).
     fn take_finished_snapshots(&mut self) -> Vec<(Zxid, bool)> {
@@ -446,6 +450,7 @@ impl EventLoop {
             let now = self.now();
             let wait = if self.resumed.is_empty() && self.unread.is_empty() && !busy {
                 let timers = (self.next_deadline() - now).clamp(0, 1000) as u64;
+                let timers = self.sink.snapshot_wait_ms().map_or(timers, |w| w.min(timers));
                 self.snapshot_wait_ms().map_or(timers, |w| w.min(timers))
             } else {
                 0

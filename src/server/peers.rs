@@ -483,7 +483,10 @@ impl EventLoop {
             Some("on-disk")
         } else if self.sink.running_snapshot() == Some(zxid) {
             Some("being-written")
-        } else if zxid == self.service.tree().last_applied() && self.sink.snapshot_now(self.service.tree(), self.service.sessions()) {
+        } else if zxid == self.service.tree().last_applied() && {
+            let (tree, sessions) = self.service.tree_for_snapshot();
+            self.sink.snapshot_now(tree, sessions)
+        } {
             Some("started-for-it")
         } else {
             None

@@ -34,7 +34,7 @@
 //!   replay). If no snapshot ≤ `z` plus the log reaches back far enough, it is an error and
 //!   nothing changes (the leader sends a snapshot instead). Appends continue after `z`.
 //! - SNAP, leader side: `snapshot_now` starts a snapshot of the current state (the same
-//!   forked, copy-on-write job as periodic snapshots, reused if one at that zxid is already
+//!   streamed job as periodic snapshots, reused if one at that zxid is already
 //!   running), `take_finished` reports jobs that ended, `snapshot_file` names a complete
 //!   file; the loop streams that file to the follower in chunks.
 //! - SNAP, follower side: `receive_begin` / `receive_chunk` write the arriving file under a
@@ -66,6 +66,8 @@ pub mod syncer;
 pub mod txnlog;
 #[cfg(test)]
 mod replication_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
@@ -218,8 +220,11 @@ impl StorageConfig {
 pub struct StorageStats {
     pub snapshots_written: u64,
     pub snapshots_failed: u64,
-    /// Longest time the loop spent serializing the tree for one snapshot.
+    /// Longest time one loop turn spent on a snapshot (freezing, or one encoding step).
     pub longest_snapshot_stall_us: u64,
+    /// Nodes the last snapshot copied aside because a write changed them before the scan
+    /// reached them (see `tree::freeze`).
+    pub last_snapshot_copies: u64,
     pub last_snapshot_zxid: Zxid,
     /// Wall-clock time (ms since the epoch) the last snapshot was completed.
     pub last_snapshot_wall_ms: i64,
@@ -238,18 +243,23 @@ pub struct StorageMetrics {
 
 
 struct SnapshotJob {
-    zxid: Zxid,
     started: Instant,
-    worker: Worker,
+    stream: snapshot::Stream,
+    /// Nodes encoded so far (progress in the log).
+    nodes: u64,
+    /// When it last logged its progress.
+    reported: Instant,
 }
 
-/// Who writes the snapshot.
-enum Worker {
-    /// A forked child with a copy-on-write view of the tree (serializes and writes).
-    Child(libc::pid_t),
-    /// A helper thread writing a buffer serialized on the loop (fallback if fork fails).
-    Thread(JoinHandle<Result<(PathBuf, u64), StorageError>>),
-}
+/// One loop turn's share of a snapshot: at most this many nodes, or this many path and
+/// data bytes, are encoded per turn (about 0.2–0.5 ms of the loop's time with small
+/// values), so no client waits behind a whole-tree walk.
+const SNAP_STEP_NODES: u64 = 2048;
+const SNAP_STEP_BYTES: u64 = 512 << 10;
+/// How long the loop may sleep while the snapshot waits for its writer thread.
+const SNAP_WRITER_POLL_MS: u64 = 2;
+/// A long snapshot logs how far it got this often.
+const SNAP_PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// How long to wait before trying again to prepare log space after a failure.
 const SPACE_RETRY: Duration = Duration::from_secs(5);
@@ -269,6 +279,9 @@ pub struct Storage {
     epochs: Option<(u32, u32)>,
     /// Snapshot jobs that ended since the loop last asked: (zxid, written).
     finished: Vec<(Zxid, bool)>,
+    /// Writer threads of cancelled snapshots, reaped once they end (each deletes its temp
+    /// file and stops at once; nobody waits for them).
+    retired: Vec<JoinHandle<Result<(PathBuf, u64), StorageError>>>,
     /// A snapshot arriving from the leader.
     receiving: Option<Receiving>,
     /// The fdatasync thread (once the loop gave a waker; syncs run inline before that).
@@ -306,6 +319,7 @@ impl Storage {
             tell_service: false,
             epochs: None,
             finished: Vec::new(),
+            retired: Vec::new(),
             receiving: None,
             syncer: None,
             durable,
@@ -399,7 +413,7 @@ impl Storage {
 
     /// The zxid of the snapshot being written, if one is.
     pub fn running_snapshot(&self) -> Option<Zxid> {
-        self.job.as_ref().map(|j| j.zxid)
+        self.job.as_ref().map(|j| j.stream.zxid())
     }
 
     /// Snapshot jobs that ended since the last call: (zxid, whether the file was written).
@@ -409,32 +423,29 @@ impl Storage {
 
     /// Make a snapshot of the current state now, for a leader's SNAP. A job already running
     /// at the same zxid is the one wanted; one at an older zxid (a periodic snapshot) is
-    /// cancelled, since the new one supersedes it (a forked child is killed; the fallback
-    /// thread cannot be, so it is waited for). Returns false if no job could be started.
-    pub fn snapshot_now(&mut self, tree: &DataTree, sessions: &SessionTable) -> bool {
+    /// cancelled, since the new one supersedes it. Returns false if no job could be started.
+    pub fn snapshot_now(&mut self, tree: &mut DataTree, sessions: &SessionTable) -> bool {
         let zxid = tree.last_applied();
-        if let Some(job) = &self.job {
-            if job.zxid == zxid {
-                return true;
-            }
-            if let Worker::Child(pid) = job.worker {
-                // SAFETY: signalling and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    let mut status = 0;
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                tracing::info!(zxid = %job.zxid, newer = %zxid, "snapshot cancelled for a newer one");
-                // Whoever waited for it (a SNAP) learns it will not come.
-                self.finished.push((job.zxid, false));
-                self.job = None;
-                let _ = snapshot::remove_partial_named(&self.cfg.data_dir);
-            } else {
-                self.poll_snapshot(true);
-            }
+        if self.running_snapshot() == Some(zxid) {
+            return true;
         }
+        self.cancel_snapshot(Some(tree), "a newer one is needed");
         self.start_snapshot(tree, sessions);
-        self.job.as_ref().is_some_and(|j| j.zxid == zxid)
+        self.running_snapshot() == Some(zxid)
+    }
+
+    /// Drop the running snapshot job, if any: whoever waited for it (a SNAP) learns it
+    /// will not come. `tree` is the frozen one, if it is still around.
+    fn cancel_snapshot(&mut self, tree: Option<&mut DataTree>, why: &str) {
+        let Some(job) = self.job.take() else { return };
+        let zxid = job.stream.zxid();
+        tracing::info!(%zxid, reason = why, "snapshot cancelled");
+        self.finished.push((zxid, false));
+        let handle = match tree {
+            Some(t) => job.stream.cancel(t),
+            None => job.stream.cancel(&mut DataTree::new()),
+        };
+        self.retired.push(handle);
     }
 
     /// A snapshot at `zxid` of `size` bytes starts arriving from the leader: open its temp
@@ -502,7 +513,8 @@ impl Storage {
             }
         };
         let x = loaded.zxid;
-        self.poll_snapshot(true);
+        // The local state is about to be replaced: a snapshot of it is moot.
+        self.cancel_snapshot(None, "the leader's snapshot replaces the state");
         self.sync_all_now()?;
         remove_snapshots_above(&self.cfg.data_dir, x)?;
         self.log.truncate(x)?;
@@ -537,108 +549,108 @@ impl Storage {
         self.disk_problem.as_deref()
     }
 
-    /// Take a snapshot of the current state without stalling the loop for long.
-    ///
-    /// The tree is single-threaded and not copy-on-write, so the copy-on-write view comes
-    /// from the kernel: `fork()` (as redis does for RDB saves). The child serializes the
-    /// tree it sees, writes, fsyncs and renames the file, and exits; the loop only pays
-    /// for the fork (page-table copy) and later the pages it modifies while the child
-    /// runs. The process has no other threads at that point (a previous job has been
-    /// reaped), so the child may allocate. If fork fails, the tree is serialized on the
-    /// loop thread and written by a helper thread (a longer stall). The log is rolled, so
-    /// the segments before this point can be purged once snapshots cover them.
-    pub fn start_snapshot(&mut self, tree: &DataTree, sessions: &SessionTable) {
+    /// Start a snapshot of the current state: freeze the tree (`tree::freeze`, one zeroed
+    /// bit per node) and start the writer thread; `snapshot_step` then encodes it slice by
+    /// slice between loop turns. The log is rolled, so the segments before this point can
+    /// be purged once snapshots cover them.
+    pub fn start_snapshot(&mut self, tree: &mut DataTree, sessions: &SessionTable) {
         let t0 = Instant::now();
         let zxid = tree.last_applied();
-        let dir = self.cfg.data_dir.clone();
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
-        // SAFETY: single-threaded at this point (see above); the child only runs
-        // `snapshot_child`, which ends in `_exit`.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            snapshot_child(parent, &dir, tree, sessions);
+        if let Err(e) = fsutil::ensure_dir(&self.cfg.data_dir) {
+            self.stats.snapshots_failed += 1;
+            tracing::warn!(error = %e, "cannot take a snapshot; the txn log still holds everything");
+            return;
         }
-        let worker = if pid > 0 {
-            Worker::Child(pid)
-        } else {
-            let err = io::Error::last_os_error();
-            tracing::warn!(error = %err, "fork for the snapshot failed; serializing on the loop thread");
-            let image = snapshot::encode(tree, sessions);
-            match std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || snapshot::write_image(&dir, &image)) {
-                Ok(h) => Worker::Thread(h),
-                Err(e) => {
-                    self.stats.snapshots_failed += 1;
-                    tracing::warn!(error = %e, "cannot start the snapshot thread; the txn log still holds everything");
-                    return;
-                }
+        let stream = match snapshot::Stream::start(&self.cfg.data_dir, tree, sessions) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.snapshots_failed += 1;
+                tracing::warn!(error = %e, "cannot start the snapshot writer thread; the txn log still holds everything");
+                return;
             }
         };
         let stall_us = t0.elapsed().as_micros() as u64;
         self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(stall_us);
         self.log.request_roll();
         self.since_snapshot = 0;
-        tracing::info!(
-            %zxid,
-            znodes = tree.node_count(),
-            sessions = sessions.len(),
-            loop_paused_us = stall_us,
-            "snapshot started; the loop paused {:.1} ms",
-            stall_us as f64 / 1000.0
-        );
-        self.job = Some(SnapshotJob { zxid, started: t0, worker });
+        tracing::info!(%zxid, znodes = tree.node_count(), sessions = sessions.len(), "snapshot started");
+        self.job = Some(SnapshotJob { started: t0, stream, nodes: 0, reported: t0 });
     }
 
-    /// Reap a finished snapshot job (or wait for it with `block`).
-    pub fn poll_snapshot(&mut self, block: bool) {
-        let child_result = match self.job.as_ref().map(|j| &j.worker) {
-            None => return,
-            Some(Worker::Child(pid)) => {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                let r = unsafe { libc::waitpid(*pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
-                if r == 0 {
-                    return;
-                }
-                Some(if r < 0 {
-                    Err(format!("waitpid: {}", io::Error::last_os_error()))
-                } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("the snapshot process ended with status {status:#x} (see its message above)"))
-                })
+    /// Between loop turns: encode the next slice of the running snapshot, and take in a
+    /// finished one. `tree` is the service's (the one frozen, unless it was replaced).
+    pub fn snapshot_step(&mut self, tree: &mut DataTree) {
+        self.retired.retain(|h| !h.is_finished());
+        let Some(job) = self.job.as_mut() else {
+            // A freeze whose job was cancelled without the tree at hand ends here: left
+            // alone it would keep copying nodes aside.
+            if tree.frozen_at().is_some() {
+                tree.end_freeze();
             }
-            Some(Worker::Thread(h)) => {
-                if !block && !h.is_finished() {
-                    return;
-                }
-                None
-            }
+            return;
         };
-        let Some(job) = self.job.take() else { return };
-        let result = match (child_result, job.worker) {
-            (Some(r), _) => r,
-            (None, Worker::Thread(h)) => match h.join() {
-                Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
-                Err(_) => Err("the snapshot thread panicked".into()),
-            },
-            (None, Worker::Child(_)) => Err("internal: child job without a status".into()),
-        };
-        match result {
-            Ok(()) => {
-                self.finished.push((job.zxid, true));
-                self.stats.snapshots_written += 1;
-                self.stats.last_snapshot_zxid = job.zxid;
-                self.stats.last_snapshot_wall_ms = wall_clock_ms();
-                self.metrics.snapshot_time.record_duration(job.started.elapsed());
-                tracing::info!(zxid = %job.zxid, took_ms = job.started.elapsed().as_millis() as u64, "snapshot done");
+        let t0 = Instant::now();
+        let copies = tree.freeze_copies();
+        match job.stream.step(tree, SNAP_STEP_NODES, SNAP_STEP_BYTES) {
+            Ok(step) => {
+                job.nodes += step.nodes;
+                let us = t0.elapsed().as_micros() as u64;
+                self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(us);
+                if step.encoded && step.nodes > 0 {
+                    self.stats.last_snapshot_copies = copies;
+                }
+                if job.reported.elapsed() >= SNAP_PROGRESS_EVERY {
+                    job.reported = Instant::now();
+                    tracing::info!(zxid = %job.stream.zxid(), nodes = job.nodes, of = tree.node_count(), "snapshot in progress");
+                }
             }
-            Err(e) => {
-                self.finished.push((job.zxid, false));
+            Err(why) => {
+                let zxid = job.stream.zxid();
                 self.stats.snapshots_failed += 1;
-                tracing::warn!(zxid = %job.zxid, error = %e, "snapshot failed; the txn log still holds everything");
+                tracing::warn!(%zxid, error = %why, "snapshot failed; the txn log still holds everything");
+                self.cancel_snapshot(Some(tree), "failed");
+                return;
             }
         }
+        if job.stream.is_written() {
+            self.reap_snapshot();
+        }
+    }
+
+    /// The running snapshot's writer thread has ended: record how.
+    fn reap_snapshot(&mut self) {
+        let Some(job) = self.job.take() else { return };
+        let zxid = job.stream.zxid();
+        match job.stream.finish() {
+            Ok((path, bytes)) => {
+                self.finished.push((zxid, true));
+                self.stats.snapshots_written += 1;
+                self.stats.last_snapshot_zxid = zxid;
+                self.stats.last_snapshot_wall_ms = wall_clock_ms();
+                self.metrics.snapshot_time.record_duration(job.started.elapsed());
+                tracing::info!(
+                    %zxid,
+                    nodes = job.nodes,
+                    bytes,
+                    copied_aside = self.stats.last_snapshot_copies,
+                    took_ms = job.started.elapsed().as_millis() as u64,
+                    path = %path.display(),
+                    "snapshot done"
+                );
+            }
+            Err(e) => {
+                self.finished.push((zxid, false));
+                self.stats.snapshots_failed += 1;
+                tracing::warn!(%zxid, error = %e, "snapshot failed; the txn log still holds everything");
+            }
+        }
+    }
+
+    /// How long the loop may sleep as far as the snapshot is concerned: not at all while
+    /// there is encoding to do, a little while the writer thread works.
+    pub fn snapshot_wait_ms(&self) -> Option<u64> {
+        let job = self.job.as_ref()?;
+        Some(if job.stream.has_work() { 0 } else { SNAP_WRITER_POLL_MS })
     }
 
     /// Durably record the replication epochs, `acceptedEpoch` first (so that on disk
@@ -670,7 +682,8 @@ impl Storage {
     /// an error and nothing changes: the leader must send a snapshot), delete snapshots
     /// above `z`, cut the log, replay.
     pub fn truncate_to(&mut self, z: Zxid, server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
-        self.poll_snapshot(true);
+        // Cancelled, not waited for: it could only write a snapshot above `z`.
+        self.cancel_snapshot(None, "the state is being truncated");
         self.sync_all_now()?;
         let base = snapshot::load_newest_at_most(&self.cfg.data_dir, z)?;
         let base_zxid = base.as_ref().map_or(Zxid::ZERO, |l| l.zxid);
@@ -721,9 +734,10 @@ impl Storage {
     /// Between loop turns: snapshots, log space, purge. Tells the service when writes must
     /// stop or may resume.
     pub fn housekeeping(&mut self, service: &mut Service) {
-        self.poll_snapshot(false);
+        let (tree, sessions) = service.tree_for_snapshot();
+        self.snapshot_step(tree);
         if self.job.is_none() && self.since_snapshot >= self.cfg.snap_count {
-            self.start_snapshot(service.tree(), service.sessions());
+            self.start_snapshot(tree, sessions);
         }
         self.check_space();
         if self.tell_service {
@@ -775,43 +789,6 @@ impl Storage {
     }
 }
 
-/// The forked snapshot process: never returns. It must not touch the parent's sockets
-/// or log, so it closes every descriptor but stdio first (a client connection the parent
-/// closes must really close), and it dies with the parent (no orphan writing into a data
-/// dir that a restarted server owns).
-fn snapshot_child(parent: libc::pid_t, dir: &Path, tree: &DataTree, sessions: &SessionTable) -> ! {
-    // SAFETY: plain syscalls in the child; `_exit` skips the parent's atexit handlers and
-    // destructors, which belong to the parent.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(3);
-        }
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-            for fd in 3..65536 {
-                libc::close(fd);
-            }
-        }
-    }
-    let image = snapshot::encode(tree, sessions);
-    let code = match snapshot::write_image(dir, &image) {
-        Ok(_) => 0,
-        Err(e) => {
-            // Not through the logger: its lock may have been held by another thread at the
-            // fork and would never be released here. One write(2) to stderr; the parent
-            // logs the failure too (from the exit status).
-            let line = format!("ERROR [snapshot process] {e}\n");
-            // SAFETY: writing a buffer we own to fd 2.
-            unsafe {
-                libc::write(2, line.as_ptr().cast(), line.len());
-            }
-            1
-        }
-    };
-    // SAFETY: see above.
-    unsafe { libc::_exit(code) }
-}
-
 impl TxnSink for Storage {
     fn append(&mut self, txn: &Txn) -> io::Result<()> {
         self.log.append(txn).map_err(|e| io::Error::other(e.to_string()))?;
@@ -861,8 +838,12 @@ impl TxnSink for Storage {
         Storage::running_snapshot(self)
     }
 
-    fn snapshot_now(&mut self, tree: &DataTree, sessions: &SessionTable) -> bool {
+    fn snapshot_now(&mut self, tree: &mut DataTree, sessions: &SessionTable) -> bool {
         Storage::snapshot_now(self, tree, sessions)
+    }
+
+    fn snapshot_wait_ms(&self) -> Option<u64> {
+        Storage::snapshot_wait_ms(self)
     }
 
     fn take_finished_snapshots(&mut self) -> Vec<(Zxid, bool)> {

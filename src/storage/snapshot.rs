@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! File    := Header Chunk* EndChunk
-//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | hcrc u32 BE | zxid i64 BE
+//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (1 or 2) | hcrc u32 BE | zxid i64 BE
 //!            hcrc = CRC32C of the 24 header bytes with hcrc zeroed; 0 in files written
 //!            before it existed, and then not checked (older readers ignore the field)
 //! Chunk   := len u32 BE (1..=1 MiB) | crc u32 BE (CRC32C of the bytes) | bytes
@@ -27,33 +27,40 @@
 //! End     := 0xFF | node count u64 | session count u64
 //! ```
 //!
-//! Nodes come in preorder (parents first), so loading inserts each under an existing
-//! parent. An ACL list is defined by an `Acl` record before the first node that uses it.
+//! Nodes come in any order in version 2 (a streamed snapshot emits them in arena-slot
+//! order) and parents first in version 1; each node appears once. A node whose parent has
+//! not come yet is inserted under stand-ins for its missing ancestors, and every stand-in
+//! must have been defined by its own record when the end record arrives. An ACL list is defined by an `Acl` record before the first node that uses it.
 //! A file is valid only if its header and name agree on the zxid, the header CRC (when
 //! present) and every chunk's CRC hold, the body ends exactly with `End`, and the counts
 //! match. The same bytes are what a leader sends in SNAP (`to_bytes`, `decode`): there
 //! is no file name to check the zxid against, so a non-zero header CRC is what covers it.
 //!
 //! # Not stalling the loop
-//! `Storage::start_snapshot` forks: the child runs `encode` (walk the tree into one memory
-//! buffer) and `write_image` (chunk CRCs, write, fsync, rename) on its copy-on-write view,
-//! so the loop pauses only for the fork. Without fork, `encode` runs on the loop thread
-//! (about 0.5 µs per znode) and `write_image` on a helper thread.
+//! A server snapshots with `Stream`: `DataTree::begin_freeze` marks the state at the
+//! snapshot's zxid (node-granularity copy-on-write, see `tree::freeze`), each loop turn
+//! encodes a bounded slice of it (`Storage::snapshot_step`), and a writer thread adds the
+//! chunk CRCs, writes, fsyncs and renames. No fork: the loop pays a few hundred
+//! microseconds per turn, and memory grows only by the nodes written while the scan runs
+//! (each copied once) plus a few MiB of queued chunks. `encode` (the whole tree into one
+//! buffer at once) remains for tools, tests and benchmarks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::proto::{Acl, Id, SessionId, Zxid};
+use crate::proto::{Acl, ErrorCode, Id, SessionId, Zxid};
 use crate::session::SessionTable;
-use crate::tree::{DataTree, RawStat};
+use crate::tree::{DataTree, NodeView, RawStat};
 
 use super::fsutil;
 use super::StorageError;
 
 pub const SNAP_MAGIC: &[u8; 8] = b"ARBORSNP";
-pub const SNAP_VERSION: u32 = 1;
+/// Version 2: nodes in any order (a child may come before its parent). Version 1 files
+/// (parents first) are still read.
+pub const SNAP_VERSION: u32 = 2;
 pub const SNAP_PREFIX: &str = "snapshot.";
 const HEADER_BYTES: usize = 24;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -95,37 +102,68 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-/// Serialize the tree and sessions (at the tree's last applied zxid) into memory. Runs on
-/// the loop thread: this is the stall.
-pub fn encode(tree: &DataTree, sessions: &SessionTable) -> SnapshotImage {
-    let estimate = tree.approximate_data_size() as usize + tree.node_count() * 72 + sessions.len() * 13 + 64;
-    let mut body = Vec::with_capacity(estimate);
-    // ACL lists are interned in the tree, so a list's address identifies it for the walk.
-    let mut acl_ids: HashMap<(usize, usize), u32> = HashMap::new();
-    let mut last_acl = (0usize, 0usize, 0u32);
-    let mut nodes = 0u64;
-    tree.for_each_preorder(|path, v| {
-        let key = (v.acl.as_ptr() as usize, v.acl.len());
-        let acl_id = if (key.0, key.1) == (last_acl.0, last_acl.1) && nodes > 0 {
-            last_acl.2
-        } else {
-            let next = acl_ids.len() as u32;
-            let id = *acl_ids.entry(key).or_insert_with(|| {
-                body.push(TAG_ACL);
-                body.extend_from_slice(&next.to_le_bytes());
-                body.extend_from_slice(&(v.acl.len() as u32).to_le_bytes());
-                for a in v.acl {
-                    body.extend_from_slice(&a.perms.to_le_bytes());
-                    put_str(&mut body, &a.id.scheme);
-                    put_str(&mut body, &a.id.id);
+/// Writes body records one at a time: the whole-tree `encode` and the streaming snapshot
+/// (`Stream`) share it. ACL lists get ids in order of first use, looked up by content: a
+/// streamed snapshot spans many loop turns, during which the tree may free a list and
+/// intern another at the same address. Within one call sequence over an unchanging tree
+/// (`same_step`) the list's address is a shortcut for the common run of equal ACLs.
+pub struct BodyEncoder {
+    pub body: Vec<u8>,
+    acl_ids: HashMap<Vec<Acl>, u32>,
+    /// (address, length, id) of the last ACL list seen in this step.
+    last_acl: Option<(usize, usize, u32)>,
+    pub nodes: u64,
+    pub sessions: u64,
+}
+
+impl BodyEncoder {
+    pub fn new(capacity: usize) -> BodyEncoder {
+        BodyEncoder { body: Vec::with_capacity(capacity), acl_ids: HashMap::new(), last_acl: None, nodes: 0, sessions: 0 }
+    }
+
+    /// The tree may have changed since the last record: forget ACL addresses.
+    pub fn new_step(&mut self) {
+        self.last_acl = None;
+    }
+
+    fn acl_id(&mut self, acl: &[Acl], by_address: bool) -> u32 {
+        let key = (acl.as_ptr() as usize, acl.len());
+        if by_address {
+            if let Some((a, l, id)) = self.last_acl {
+                if (a, l) == key {
+                    return id;
                 }
-                next
-            });
-            last_acl = (key.0, key.1, id);
-            id
+            }
+        }
+        let id = match self.acl_ids.get(acl) {
+            Some(&id) => id,
+            None => {
+                let id = self.acl_ids.len() as u32;
+                self.acl_ids.insert(acl.to_vec(), id);
+                let body = &mut self.body;
+                body.push(TAG_ACL);
+                body.extend_from_slice(&id.to_le_bytes());
+                body.extend_from_slice(&(acl.len() as u32).to_le_bytes());
+                for a in acl {
+                    body.extend_from_slice(&a.perms.to_le_bytes());
+                    put_str(body, &a.id.scheme);
+                    put_str(body, &a.id.id);
+                }
+                id
+            }
         };
+        if by_address {
+            self.last_acl = Some((key.0, key.1, id));
+        }
+        id
+    }
+
+    /// One node record (its ACL record first if the list is new).
+    pub fn node(&mut self, path: &str, v: &NodeView<'_>) {
+        let acl_id = self.acl_id(v.acl, true);
+        let body = &mut self.body;
         body.push(TAG_NODE);
-        put_str(&mut body, path);
+        put_str(body, path);
         match v.data {
             None => body.extend_from_slice(&(-1i32).to_le_bytes()),
             Some(d) => {
@@ -143,38 +181,66 @@ pub fn encode(tree: &DataTree, sessions: &SessionTable) -> SnapshotImage {
         }
         body.extend_from_slice(&r.ephemeral_owner.to_le_bytes());
         body.extend_from_slice(&r.pzxid.to_le_bytes());
-        nodes += 1;
-    });
-    let mut count = 0u64;
-    for s in sessions.iter_sorted() {
-        body.push(TAG_SESSION);
-        body.extend_from_slice(&s.id.0.to_le_bytes());
-        body.extend_from_slice(&s.timeout_ms.to_le_bytes());
-        count += 1;
+        self.nodes += 1;
     }
-    body.push(TAG_END);
-    body.extend_from_slice(&nodes.to_le_bytes());
-    body.extend_from_slice(&count.to_le_bytes());
-    SnapshotImage { zxid: tree.last_applied(), body, nodes, sessions: count }
+
+    /// A session record for each live session.
+    pub fn sessions(&mut self, sessions: &SessionTable) {
+        for s in sessions.iter_sorted() {
+            self.body.push(TAG_SESSION);
+            self.body.extend_from_slice(&s.id.0.to_le_bytes());
+            self.body.extend_from_slice(&s.timeout_ms.to_le_bytes());
+            self.sessions += 1;
+        }
+    }
+
+    /// The end record (nothing may follow it).
+    pub fn end(&mut self) {
+        self.body.push(TAG_END);
+        self.body.extend_from_slice(&self.nodes.to_le_bytes());
+        self.body.extend_from_slice(&self.sessions.to_le_bytes());
+    }
 }
 
-/// The file format (header, CRC'd chunks, end chunk) of `body` at `zxid`, into `w`.
-/// Returns the number of bytes written.
-fn write_file<W: Write>(w: &mut W, zxid: Zxid, body: &[u8]) -> std::io::Result<u64> {
+/// Serialize the tree and sessions (at the tree's last applied zxid) into memory at once,
+/// parents first (tools, tests, benchmarks; a server streams with `Stream`).
+pub fn encode(tree: &DataTree, sessions: &SessionTable) -> SnapshotImage {
+    let estimate = tree.approximate_data_size() as usize + tree.node_count() * 72 + sessions.len() * 13 + 64;
+    let mut enc = BodyEncoder::new(estimate);
+    tree.for_each_preorder(|path, v| enc.node(path, &v));
+    enc.sessions(sessions);
+    enc.end();
+    SnapshotImage { zxid: tree.last_applied(), nodes: enc.nodes, sessions: enc.sessions, body: enc.body }
+}
+
+/// The 24-byte header of a snapshot at `zxid`.
+fn header(zxid: Zxid) -> [u8; HEADER_BYTES] {
     let mut header = [0u8; HEADER_BYTES];
     header[..8].copy_from_slice(SNAP_MAGIC);
     header[8..12].copy_from_slice(&SNAP_VERSION.to_be_bytes());
     header[16..24].copy_from_slice(&zxid.0.to_be_bytes());
     let hcrc = crc32c::crc32c(&header);
     header[12..16].copy_from_slice(&hcrc.to_be_bytes());
-    w.write_all(&header)?;
-    let mut size = HEADER_BYTES as u64;
+    header
+}
+
+/// `body` as CRC'd chunks of at most `CHUNK_BYTES`; returns the bytes written.
+fn write_chunks<W: Write>(w: &mut W, body: &[u8]) -> std::io::Result<u64> {
+    let mut size = 0;
     for chunk in body.chunks(CHUNK_BYTES) {
         w.write_all(&(chunk.len() as u32).to_be_bytes())?;
         w.write_all(&crc32c::crc32c(chunk).to_be_bytes())?;
         w.write_all(chunk)?;
         size += 8 + chunk.len() as u64;
     }
+    Ok(size)
+}
+
+/// The file format (header, CRC'd chunks, end chunk) of `body` at `zxid`, into `w`.
+/// Returns the number of bytes written.
+fn write_file<W: Write>(w: &mut W, zxid: Zxid, body: &[u8]) -> std::io::Result<u64> {
+    w.write_all(&header(zxid))?;
+    let size = HEADER_BYTES as u64 + write_chunks(w, body)?;
     w.write_all(&[0u8; 8])?;
     Ok(size + 8)
 }
@@ -222,6 +288,162 @@ pub fn write_image(dir: &Path, image: &SnapshotImage) -> Result<(PathBuf, u64), 
     write_durably(dir, image.zxid, |f| write_file(f, image.zxid, &image.body))
 }
 
+
+/// What the loop hands the snapshot writer thread.
+enum Piece {
+    Body(Vec<u8>),
+    /// The body is complete: end chunk, fsync, rename.
+    Finish,
+}
+
+/// Body bytes gathered on the loop before they go to the writer thread.
+const PIECE_BYTES: usize = 1 << 20;
+/// Pieces in flight to the writer thread: the loop never holds more than this many
+/// MiB of a snapshot in memory (and stops encoding while the disk lags).
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// What one `Stream::step` did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamStep {
+    pub nodes: u64,
+    /// Everything is with the writer thread: wait for it to end (`is_written`).
+    pub encoded: bool,
+}
+
+/// A snapshot being taken while the server goes on: the loop reads the frozen tree
+/// (`DataTree::freeze_step`) slice by slice into records, a writer thread puts them into
+/// a temp file in CRC'd chunks, and at the end fsyncs it, renames it into place and
+/// fsyncs the directory. No fork, no whole-tree buffer, and the loop's share of the work
+/// per turn is bounded by the step's budget.
+pub struct Stream {
+    zxid: Zxid,
+    enc: BodyEncoder,
+    /// Pieces the channel had no room for yet, in order.
+    held: std::collections::VecDeque<Piece>,
+    tx: Option<std::sync::mpsc::SyncSender<Piece>>,
+    thread: std::thread::JoinHandle<Result<(PathBuf, u64), StorageError>>,
+    encoded: bool,
+}
+
+impl Stream {
+    /// Freeze `tree` and start the writer thread; the sessions are recorded now (the
+    /// table is small, and this is the moment the snapshot stands for).
+    pub fn start(dir: &Path, tree: &mut DataTree, sessions: &SessionTable) -> std::io::Result<Stream> {
+        let zxid = tree.last_applied();
+        let (tx, rx) = std::sync::mpsc::sync_channel(PIECES_IN_FLIGHT);
+        let d = dir.to_path_buf();
+        let thread = std::thread::Builder::new().name("arbor-snapshot".into()).spawn(move || write_stream(&d, zxid, rx))?;
+        tree.begin_freeze();
+        let mut enc = BodyEncoder::new(PIECE_BYTES + (64 << 10));
+        enc.sessions(sessions);
+        Ok(Stream { zxid, enc, held: Default::default(), tx: Some(tx), thread, encoded: false })
+    }
+
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
+
+    /// Encode the next slice (at most `max_nodes` nodes or `max_bytes` bytes) and pass full
+    /// buffers on. Does nothing while the writer is `PIECES_IN_FLIGHT` behind. An error
+    /// means the snapshot cannot complete (the writer failed, or `tree` is not the one
+    /// frozen for it): drop the stream.
+    pub fn step(&mut self, tree: &mut DataTree, max_nodes: u64, max_bytes: u64) -> Result<StreamStep, String> {
+        let mut out = StreamStep { nodes: 0, encoded: self.encoded };
+        if !self.send_held()? || self.encoded {
+            return Ok(out);
+        }
+        if tree.frozen_at() != Some(self.zxid) {
+            return Err(format!("the state frozen at {} is gone (replaced or refrozen)", self.zxid));
+        }
+        self.enc.new_step();
+        let enc = &mut self.enc;
+        let p = tree.freeze_step(max_nodes, max_bytes, |path, v| enc.node(path, &v));
+        out.nodes = p.nodes;
+        if p.finished {
+            self.enc.end();
+            self.encoded = true;
+            out.encoded = true;
+        }
+        if self.enc.body.len() >= PIECE_BYTES || self.encoded {
+            let body = std::mem::replace(&mut self.enc.body, Vec::with_capacity(if self.encoded { 0 } else { PIECE_BYTES + (64 << 10) }));
+            self.held.push_back(Piece::Body(body));
+            if self.encoded {
+                self.held.push_back(Piece::Finish);
+            }
+            self.send_held()?;
+        }
+        Ok(out)
+    }
+
+    /// Pass held pieces to the writer; false while its queue is full.
+    fn send_held(&mut self) -> Result<bool, String> {
+        use std::sync::mpsc::TrySendError;
+        let Some(tx) = self.tx.as_ref() else { return Ok(true) };
+        while let Some(piece) = self.held.pop_front() {
+            match tx.try_send(piece) {
+                Ok(()) => {}
+                Err(TrySendError::Full(piece)) => {
+                    self.held.push_front(piece);
+                    return Ok(false);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err("the snapshot writer thread stopped".into()),
+            }
+        }
+        if self.encoded {
+            // Everything is queued: closing the channel after Finish changes nothing.
+            self.tx = None;
+        }
+        Ok(true)
+    }
+
+    /// There is encoding to do and room to pass it on (the loop should not sleep).
+    pub fn has_work(&self) -> bool {
+        !self.encoded && self.held.is_empty()
+    }
+
+    /// The writer thread has ended (written, failed or cancelled): `finish` won't wait.
+    pub fn is_written(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Wait for the writer thread: the final path and size, or why there is no file.
+    pub fn finish(self) -> Result<(PathBuf, u64), StorageError> {
+        drop(self.tx);
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(StorageError::Inconsistent("the snapshot writer thread panicked".into())),
+        }
+    }
+
+    /// Give up: the writer deletes its temp file and ends on its own (it holds at most a
+    /// few pieces), so the caller need not wait; `finish` on the returned handle reaps it.
+    pub fn cancel(mut self, tree: &mut DataTree) -> std::thread::JoinHandle<Result<(PathBuf, u64), StorageError>> {
+        if tree.frozen_at() == Some(self.zxid) {
+            tree.end_freeze();
+        }
+        self.held.clear();
+        self.tx = None;
+        self.thread
+    }
+}
+
+/// The writer thread's side of `Stream`: a sender dropped before `Finish` is a cancel, and
+/// leaves no file behind.
+fn write_stream(dir: &Path, zxid: Zxid, rx: std::sync::mpsc::Receiver<Piece>) -> Result<(PathBuf, u64), StorageError> {
+    write_durably(dir, zxid, |f| {
+        f.write_all(&header(zxid))?;
+        let mut size = HEADER_BYTES as u64;
+        loop {
+            match rx.recv() {
+                Ok(Piece::Body(b)) => size += write_chunks(f, &b)?,
+                Ok(Piece::Finish) => break,
+                Err(_) => return Err(std::io::Error::other("snapshot cancelled")),
+            }
+        }
+        f.write_all(&[0u8; 8])?;
+        Ok(size + 8)
+    })
+}
 
 /// Where a snapshot received from a leader is written while it arrives (a `.tmp` name, so
 /// a crash mid-transfer leaves nothing recovery would load: `remove_partial` deletes it).
@@ -344,6 +566,24 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Insert placeholders for the missing ancestors of `path`, top down.
+fn stand_in_ancestors(tree: &mut DataTree, stand_ins: &mut HashSet<String>, path: &str) -> Result<(), ErrorCode> {
+    let mut missing = Vec::new();
+    let mut cur = path;
+    while let Some((parent, _)) = crate::tree::split_path(cur) {
+        if tree.lookup(parent).is_some() {
+            break;
+        }
+        missing.push(parent);
+        cur = parent;
+    }
+    for p in missing.into_iter().rev() {
+        tree.insert_restored(p, None, &Acl::open_unsafe(), RawStat::default())?;
+        stand_ins.insert(p.to_string());
+    }
+    Ok(())
+}
+
 /// The body being rebuilt, record by record.
 struct Parser {
     tree: DataTree,
@@ -353,6 +593,9 @@ struct Parser {
     done: bool,
     /// Body bytes consumed before the current buffer, for error offsets.
     base: u64,
+    /// Paths inserted as placeholders for parents whose records have not come yet; each
+    /// must be defined before the end record.
+    stand_ins: HashSet<String>,
 }
 
 impl Parser {
@@ -409,9 +652,18 @@ impl Parser {
                     pzxid: c.i64()?,
                 };
                 let acl = self.acls.get(acl_id).ok_or_else(|| Stop::Bad(format!("undefined ACL id {acl_id}")))?;
-                self.tree
-                    .insert_restored(path, data, acl, raw)
-                    .map_err(|e| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}")))?;
+                let bad = |e: ErrorCode| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}"));
+                match self.tree.insert_restored(path, data, acl, raw) {
+                    Err(ErrorCode::NoNode) => {
+                        // Its parent comes later (version 2 order): stand-ins until then.
+                        stand_in_ancestors(&mut self.tree, &mut self.stand_ins, path).map_err(bad)?;
+                        self.tree.insert_restored(path, data, acl, raw).map_err(bad)?;
+                    }
+                    r => r.map_err(bad)?,
+                }
+                if !self.stand_ins.is_empty() {
+                    self.stand_ins.remove(path);
+                }
                 self.nodes += 1;
             }
             TAG_SESSION => {
@@ -422,6 +674,12 @@ impl Parser {
             TAG_END => {
                 let n = c.i64()? as u64;
                 let s = c.i64()? as u64;
+                if let Some(p) = self.stand_ins.iter().next() {
+                    return Err(Stop::Bad(format!(
+                        "{} node(s) have children but no record of their own, e.g. {p:?}",
+                        self.stand_ins.len()
+                    )));
+                }
                 if n != self.nodes || s != self.sessions.len() as u64 {
                     return Err(Stop::Bad(format!(
                         "end record counts {n} nodes/{s} sessions, body has {}/{}",
@@ -486,7 +744,7 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
         return Err(corrupt(0, "bad magic (not an arbor snapshot)".into()));
     }
     let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    if version != SNAP_VERSION {
+    if version != 1 && version != SNAP_VERSION {
         return Err(corrupt(8, format!("unsupported snapshot version {version}")));
     }
     let stored = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
@@ -504,7 +762,15 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
     if zxid.0 < 0 {
         return Err(corrupt(16, format!("negative zxid {zxid}")));
     }
-    let mut p = Parser { tree: DataTree::new(), acls: Vec::new(), sessions: Vec::new(), nodes: 0, done: false, base: 0 };
+    let mut p = Parser {
+        tree: DataTree::new(),
+        acls: Vec::new(),
+        sessions: Vec::new(),
+        nodes: 0,
+        done: false,
+        base: 0,
+        stand_ins: HashSet::new(),
+    };
     let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);
     let mut off = HEADER_BYTES as u64;
     // A large snapshot takes seconds to load: say how far it got every few seconds.

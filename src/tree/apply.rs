@@ -67,6 +67,7 @@ impl DataTree {
             TxnOp::Delete { path } => self.delete(zxid, path, triggers),
             TxnOp::SetData { path, data, version } => {
                 let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
+                self.preserve(id.0);
                 let n = &mut self.nodes[id.0 as usize];
                 let old_len = n.data().len() as u64;
                 n.set_data(data.as_deref());
@@ -79,6 +80,7 @@ impl DataTree {
             }
             TxnOp::SetAcl { path, acl, version } => {
                 let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
+                self.preserve(id.0);
                 let new_acl = self.acls.intern(acl);
                 let n = &mut self.nodes[id.0 as usize];
                 let old_acl = std::mem::replace(&mut n.acl, new_acl);
@@ -116,6 +118,7 @@ impl DataTree {
         if self.child(parent.0, name).is_some() {
             return ApplyOutcome::Error(ErrorCode::NodeExists);
         }
+        self.preserve(parent.0);
         let p = &mut self.nodes[parent.0 as usize];
         let new_cversion = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
         if new_cversion > p.cversion {
@@ -141,6 +144,7 @@ impl DataTree {
         }
         let parent = self.nodes[id.0 as usize].parent;
         self.remove_node(id, path.len());
+        self.preserve(parent);
         let p = &mut self.nodes[parent as usize];
         if zxid.0 > p.pzxid {
             p.pzxid = zxid.0;

@@ -32,6 +32,7 @@
 
 mod acl;
 mod apply;
+mod freeze;
 mod node;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ use crate::proto::{Acl, ErrorCode, EventType, SessionId, Stat, Zxid, CONTAINER_O
 
 use acl::AclCache;
 use node::{Node, FREE, NIL};
+pub use freeze::FreezeProgress;
 pub use node::RawStat;
 
 /// A live node's slot in the arena. Valid until the next mutation of the tree (ids of
@@ -148,6 +150,8 @@ pub struct DataTree {
     ttls: HashSet<u32>,
     data_size: u64,
     last_applied: Zxid,
+    /// The state being read out for a snapshot, if one is (`freeze.rs`).
+    freeze: Option<Box<freeze::Freeze>>,
 }
 
 impl Default for DataTree {
@@ -173,6 +177,7 @@ impl DataTree {
             ttls: HashSet::new(),
             data_size: 0,
             last_applied: Zxid::ZERO,
+            freeze: None,
         };
         let open = t.acls.intern(&Acl::open_unsafe());
         t.nodes.push(Node::new("", Some(&[]), open, NIL, &RawStat::default()));
@@ -284,21 +289,40 @@ impl DataTree {
         if id == NodeId::ROOT {
             return "/".to_string();
         }
-        let mut chain = Vec::new();
+        let mut path = String::new();
+        self.path_into(id.0, &mut path);
+        path
+    }
+
+    /// The full path of live node `id` into `path` (cleared first), without allocating
+    /// once `path` has grown: written from the end, one name at a time up the parent chain.
+    fn path_into(&self, id: u32, path: &mut String) {
+        path.clear();
+        if id == 0 {
+            path.push('/');
+            return;
+        }
         let mut len = 0;
-        let mut cur = id.0;
+        let mut cur = id;
         while cur != 0 && cur != NIL && cur != FREE {
             let n = &self.nodes[cur as usize];
             len += 1 + n.name_len();
-            chain.push(cur);
             cur = n.parent;
         }
-        let mut path = String::with_capacity(len);
-        for &c in chain.iter().rev() {
-            path.push('/');
-            path.push_str(self.nodes[c as usize].name());
+        let mut buf = std::mem::take(path).into_bytes();
+        buf.resize(len, b'/');
+        let mut end = len;
+        let mut cur = id;
+        while cur != 0 && cur != NIL && cur != FREE {
+            let n = &self.nodes[cur as usize];
+            let name = n.name_bytes();
+            buf[end - name.len()..end].copy_from_slice(name);
+            buf[end - name.len() - 1] = b'/';
+            end -= name.len() + 1;
+            cur = n.parent;
         }
-        path
+        // Names are stored from `&str` and joined by '/': valid UTF-8.
+        *path = String::from_utf8(buf).unwrap_or_default();
     }
 
     pub fn raw_ephemeral_owner(&self, id: NodeId) -> i64 {
@@ -519,6 +543,7 @@ impl DataTree {
                 id
             }
         };
+        self.claim(id);
         let p = &mut self.nodes[parent.0 as usize];
         let old_first = p.first_child;
         p.first_child = id;
@@ -542,6 +567,7 @@ impl DataTree {
 
     /// Unlinks a childless non-root node and returns its slot to the free list.
     fn remove_node(&mut self, id: NodeId, path_len: usize) {
+        self.preserve(id.0);
         let owner = self.owner(id.0);
         let (parent, prev, next, acl, data_len) = {
             let n = &self.nodes[id.0 as usize];
@@ -569,6 +595,7 @@ impl DataTree {
     }
 
     fn overwrite(&mut self, id: NodeId, data: Option<&[u8]>, acl: &[Acl], raw: &RawStat) {
+        self.preserve(id.0);
         let new_acl = self.acls.intern(acl);
         let old_owner = self.owner(id.0);
         let (old_acl, old_len) = {
