@@ -261,6 +261,12 @@ const SNAP_WRITER_POLL_MS: u64 = 2;
 /// A long snapshot logs how far it got this often.
 const SNAP_PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
+/// A seed that differs between the servers of an ensemble started together.
+fn roll_seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
 /// How long to wait before trying again to prepare log space after a failure.
 const SPACE_RETRY: Duration = Duration::from_secs(5);
 
@@ -268,6 +274,12 @@ pub struct Storage {
     cfg: StorageConfig,
     log: TxnLog,
     since_snapshot: u64,
+    /// Take a snapshot once `since_snapshot` reaches this: snapCount/2 plus a random part
+    /// of snapCount/2, drawn anew after each snapshot (ZooKeeper's `randRoll`), so that
+    /// the servers of an ensemble do not all snapshot at once.
+    snap_threshold: u64,
+    /// State of the generator drawing `snap_threshold`.
+    roll: u64,
     job: Option<SnapshotJob>,
     next_purge: Option<Instant>,
     /// Why writes are refused (the disk cannot take more), if they are.
@@ -312,6 +324,8 @@ impl Storage {
             cfg,
             log,
             since_snapshot: 0,
+            snap_threshold: 0,
+            roll: roll_seed(),
             job: None,
             next_purge,
             disk_problem: None,
@@ -736,7 +750,11 @@ impl Storage {
     pub fn housekeeping(&mut self, service: &mut Service) {
         let (tree, sessions) = service.tree_for_snapshot();
         self.snapshot_step(tree);
-        if self.job.is_none() && self.since_snapshot >= self.cfg.snap_count {
+        if self.snap_threshold == 0 {
+            self.snap_threshold = self.next_threshold();
+        }
+        if self.job.is_none() && self.since_snapshot >= self.snap_threshold {
+            self.snap_threshold = self.next_threshold();
             self.start_snapshot(tree, sessions);
         }
         self.check_space();
@@ -750,6 +768,17 @@ impl Storage {
                 self.run_purge();
             }
         }
+    }
+
+    /// snapCount/2 + a uniform draw from [0, snapCount/2] (xorshift64*: no cryptographic
+    /// need, and no dependency for it).
+    fn next_threshold(&mut self) -> u64 {
+        self.roll ^= self.roll >> 12;
+        self.roll ^= self.roll << 25;
+        self.roll ^= self.roll >> 27;
+        let r = self.roll.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let half = self.cfg.snap_count / 2;
+        (half + r % (half + 1)).max(1)
     }
 
     fn check_space(&mut self) {

@@ -9,8 +9,7 @@
 //! (group commit) without a timer.
 //!
 //! The thread touches only the file it is given: it never allocates after start-up,
-//! prints nothing and takes no lock but its own mutex, so the loop may `fork` for a
-//! snapshot while it runs (the child never touches it).
+//! prints nothing and takes no lock but its own mutex.
 //!
 //! Fault injection for tests: `ARBOR_FAULT_FSYNC_DELAY_MS=n` in the environment makes every
 //! fdatasync take at least n ms longer, so tests can see that nothing waits on it that
