@@ -586,6 +586,9 @@ impl Storage {
         let stall_us = t0.elapsed().as_micros() as u64;
         self.stats.longest_snapshot_stall_us = self.stats.longest_snapshot_stall_us.max(stall_us);
         self.log.request_roll();
+        // The next segment is prepared off the loop; the roll waits for it (a failure
+        // shows up again, and is handled, in `check_space`).
+        let _ = self.log.ensure_spare();
         self.since_snapshot = 0;
         tracing::info!(%zxid, znodes = tree.node_count(), sessions = sessions.len(), "snapshot started");
         self.job = Some(SnapshotJob { started: t0, stream, nodes: 0, reported: t0 });

@@ -99,6 +99,9 @@ pub struct TxnLog {
     active: Option<Segment>,
     /// The prepared next segment (`log.next`) and its capacity.
     spare: Option<(File, u64)>,
+    /// `log.next` being prepared on a helper thread (create, reserve, header, fsync: the
+    /// loop must not wait for that while a snapshot keeps the device busy), and its size.
+    spare_job: Option<(std::thread::JoinHandle<std::io::Result<File>>, u64)>,
     /// Encoded records not yet written, and where each starts in `buf`.
     buf: Vec<u8>,
     starts: Vec<(Zxid, usize)>,
@@ -107,6 +110,25 @@ pub struct TxnLog {
     /// named after `written + 1`.
     written: Zxid,
     roll_requested: bool,
+}
+
+/// Create a spare segment file at `path`: header, reserved space, fsynced. Removed again
+/// if any step fails.
+fn create_spare_file(path: &Path, size: u64) -> std::io::Result<File> {
+    let result = (|| {
+        let file = File::create(path)?;
+        preallocate(&file, size)?;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+        header[..8].copy_from_slice(SEGMENT_MAGIC);
+        header[8..12].copy_from_slice(&SEGMENT_VERSION.to_be_bytes());
+        file.write_all_at(&header, 0)?;
+        file.sync_all()?;
+        Ok(file)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    result
 }
 
 /// What one parse step found.
@@ -336,6 +358,7 @@ impl TxnLog {
             opts,
             active,
             spare: None,
+            spare_job: None,
             buf: Vec::new(),
             starts: Vec::new(),
             last_zxid: last,
@@ -421,7 +444,9 @@ impl TxnLog {
             let rec_len = self.record_len(i) as u64;
             let must_roll = match &self.active {
                 None => true,
-                Some(s) => self.roll_requested || s.end + rec_len > s.capacity,
+                // A requested roll waits for a spare being prepared, unless the record
+                // does not fit anyway.
+                Some(s) => (self.roll_requested && self.spare_job.is_none()) || s.end + rec_len > s.capacity,
             };
             if must_roll {
                 if let Some(seg) = self.active.as_ref().filter(|_| self.opts.force_sync) {
@@ -479,6 +504,8 @@ impl TxnLog {
     /// Make the spare the active segment, named `log.<name>` (see the module doc).
     fn roll(&mut self, name: Zxid, rec_len: u64) -> Result<(), StorageError> {
         let need = SEGMENT_HEADER_BYTES + rec_len;
+        // A spare still being prepared is waited for: it owns `log.next`.
+        let _ = self.take_spare_job(true);
         let (file, capacity) = match self.spare.take() {
             Some((f, cap)) if cap >= need => (f, cap),
             _ => self.create_spare(self.opts.segment_bytes.max(need))?,
@@ -495,30 +522,40 @@ impl TxnLog {
     /// Create `log.next`: header, reserved space, fsynced.
     fn create_spare(&self, size: u64) -> Result<(File, u64), StorageError> {
         let path = self.dir.join(SPARE_NAME);
-        let result = (|| {
-            let file = File::create(&path)?;
-            preallocate(&file, size)?;
-            let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
-            header[..8].copy_from_slice(SEGMENT_MAGIC);
-            header[8..12].copy_from_slice(&SEGMENT_VERSION.to_be_bytes());
-            file.write_all_at(&header, 0)?;
-            file.sync_all()?;
-            Ok(file)
-        })();
-        match result {
+        match create_spare_file(&path, size) {
             Ok(f) => Ok((f, size)),
-            Err(e) => {
-                let _ = fs::remove_file(&path);
-                Err(StorageError::io(&path, e))
-            }
+            Err(e) => Err(StorageError::io(&path, e)),
         }
     }
 
-    /// Prepare the next segment when the active one is missing or three-quarters full.
-    /// Called between turns, so that a full disk is noticed while the active segment still
-    /// has room for what is already applied. Returns an error if the space cannot be had.
+    /// Take in the spare being prepared once it is ready (or wait for it with `block`).
+    fn take_spare_job(&mut self, block: bool) -> Result<(), StorageError> {
+        let Some((job, _)) = self.spare_job.as_ref() else { return Ok(()) };
+        if !block && !job.is_finished() {
+            return Ok(());
+        }
+        let Some((job, size)) = self.spare_job.take() else { return Ok(()) };
+        let path = self.dir.join(SPARE_NAME);
+        match job.join() {
+            Ok(Ok(f)) => {
+                self.spare = Some((f, size));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(StorageError::io(&path, e)),
+            Err(_) => Err(StorageError::Inconsistent(format!("{}: the thread preparing it panicked", path.display()))),
+        }
+    }
+
+    /// Prepare the next segment when the active one is missing or three-quarters full, or
+    /// a roll was asked for: on a helper thread, taken in by a later call. Called between
+    /// turns, so that a full disk is noticed while the active segment still has room for
+    /// what is already applied. Returns an error if the space cannot be had.
     pub fn ensure_spare(&mut self) -> Result<(), StorageError> {
-        if self.spare.is_some() {
+        // Nearly full with the spare still in the making: wait for it here, where a failure
+        // means refusing writes, rather than at the roll, where it would be fatal.
+        let nearly_full = self.active.as_ref().is_some_and(|s| s.capacity - s.end < self.opts.segment_bytes / 8);
+        self.take_spare_job(nearly_full)?;
+        if self.spare.is_some() || self.spare_job.is_some() {
             return Ok(());
         }
         let low = match &self.active {
@@ -526,7 +563,12 @@ impl TxnLog {
             Some(s) => self.roll_requested || s.capacity - s.end < self.opts.segment_bytes / 4,
         };
         if low {
-            self.spare = Some(self.create_spare(self.opts.segment_bytes)?);
+            let size = self.opts.segment_bytes;
+            let path = self.dir.join(SPARE_NAME);
+            match std::thread::Builder::new().name("arbor-log-spare".into()).spawn(move || create_spare_file(&path, size)) {
+                Ok(job) => self.spare_job = Some((job, size)),
+                Err(_) => self.spare = Some(self.create_spare(size)?),
+            }
         }
         Ok(())
     }
