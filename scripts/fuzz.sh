@@ -34,17 +34,24 @@ else
 fi
 failed=()
 for t in "${targets[@]}"; do
-  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
-  echo "== $t: ${secs}s"
-  # Corpus dirs: the first gets new inputs; the seeds are only read.
-  if nice -n 19 cargo +nightly fuzz run -O -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+  out="$HERE/fuzz/artifacts/$t"
+  mkdir -p "$HERE/fuzz/corpus/$t" "$out"
+  echo "== $t: ${secs}s (libFuzzer's output: $out/fuzz-0.log)"
+  # One job in one worker process (-jobs/-workers), started in the artifacts dir, where
+  # libFuzzer writes its log. Corpus dirs: the first gets new inputs; the seeds are only read.
+  if (cd "$out" && nice -n 19 cargo +nightly fuzz run --fuzz-dir "$HERE/fuzz" -O -a "$t" \
+      "$HERE/fuzz/corpus/$t" "$HERE/fuzz/seeds/$t" -- \
       -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-      -timeout=10 -max_len=65536 -print_final_stats=1; then
+      -timeout=10 -max_len=65536 -print_final_stats=1 >/dev/null 2>&1) \
+      && ! grep -qE "^==[0-9]+== ERROR|panicked at|^SUMMARY: libFuzzer" "$out/fuzz-0.log"; then
     echo "== $t: no crash"
   else
-    echo "== $t: CRASH (see fuzz/artifacts/$t/)" >&2
+    echo "== $t: CRASH (see $out/ and its fuzz-0.log)" >&2
+    grep -E "panicked at|ERROR: libFuzzer|SUMMARY|Test unit written" -A1 "$out/fuzz-0.log" | head -n 20 >&2 || true
     failed+=("$t")
   fi
+  grep -E "^stat::|^Done" "$out/fuzz-0.log" || true
+  echo "corpus: $(find "$HERE/fuzz/corpus/$t" -type f | wc -l) files"
 done
 if ((${#failed[@]})); then
   echo "crashes found in: ${failed[*]}" >&2
