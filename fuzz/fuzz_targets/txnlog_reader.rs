@@ -61,7 +61,7 @@ fn config(dir: &Path) -> StorageConfig {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = decode_record(Path::new("fuzz"), 0, data);
+    let _ = decode_record(Path::new("fuzz"), 0, Zxid(0), data);
     let Some((&flags, rest)) = data.split_first() else { return };
     let (split, file) = match rest {
         [hi, lo, file @ ..] if flags & 2 != 0 => ((u16::from_be_bytes([*hi, *lo]) as usize).min(file.len()), file),
