@@ -165,6 +165,39 @@ fn flipped_bit_in_the_middle_is_an_error_naming_file_and_offset() {
     assert!(err.to_string().contains(&format!("offset {off2}")), "{err}");
 }
 
+/// Found by fuzz/fuzz_targets/txnlog_reader: a CRC-valid record whose header zxid (2) is not
+/// its txn's zxid (1). The scan saw zxids 1, 2 and replay applied txn zxid 1 twice, so
+/// `DataTree::apply`'s order assert panicked the recovering server. Now it is a corrupt
+/// record at its offset, and `arbor data check` says so too.
+#[test]
+fn record_whose_txn_has_another_zxid_is_corrupt_not_a_panic() {
+    let d = tempfile::tempdir().expect("tmp");
+    let record = |zxid: i64, txn: &Txn| {
+        let payload = rmp_serde::to_vec(txn).expect("encode");
+        let mut body = zxid.to_be_bytes().to_vec();
+        body.extend_from_slice(&payload);
+        let mut r = (payload.len() as u32).to_be_bytes().to_vec();
+        r.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        r.extend_from_slice(&body);
+        r
+    };
+    let mut seg = txnlog::SEGMENT_MAGIC.to_vec();
+    seg.extend_from_slice(&txnlog::SEGMENT_VERSION.to_be_bytes());
+    seg.extend_from_slice(&[0; 4]);
+    seg.extend(record(1, &create(1, "/a", b"x")));
+    let second = seg.len();
+    seg.extend(record(2, &create(1, "/b", b"y")));
+    let path = d.path().join("log.1");
+    fs::write(&path, &seg).expect("write");
+    match recover(cfg(d.path()), ServerId(1), 0, 0).map(|r| r.report.last_zxid) {
+        Err(StorageError::Corrupt { path: p, offset, reason }) => {
+            assert_eq!((p, offset), (path, second as u64));
+            assert!(reason.contains("record zxid 0x2 but its txn has zxid 0x1"), "{reason}");
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
+
 #[test]
 fn damage_in_an_earlier_segment_is_an_error() {
     let d = tempfile::tempdir().expect("tmp");

@@ -203,12 +203,24 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn decode(path: &Path, off: usize, payload: &[u8]) -> Result<Txn, StorageError> {
-    rmp_serde::from_slice(payload).map_err(|e| StorageError::Corrupt {
+/// Decode the payload of the record with header zxid `zxid` at `off`.
+fn decode(path: &Path, off: usize, zxid: Zxid, payload: &[u8]) -> Result<Txn, StorageError> {
+    let txn: Txn = rmp_serde::from_slice(payload).map_err(|e| StorageError::Corrupt {
         path: path.to_path_buf(),
         offset: off as u64,
         reason: format!("CRC holds but the txn does not decode: {e}"),
-    })
+    })?;
+    // `append` writes the txn's own zxid into the header. The scan checks the order of the
+    // header zxids only, and replay (`DataTree::apply`) asserts the order of the txns' zxids,
+    // so a CRC-valid record whose two zxids differ must stop here, not panic replay.
+    if txn.header.zxid != zxid {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: off as u64,
+            reason: format!("record zxid {zxid} but its txn has zxid {}", txn.header.zxid),
+        });
+    }
+    Ok(txn)
 }
 
 /// The segments holding records after `after`: from the last one whose name is at most
@@ -307,9 +319,10 @@ fn bad_record(path: &Path, bytes: &[u8], off: usize, reason: String, is_last: bo
     Ok(TornTail { offset: off, bytes: last_nonzero - off, reason })
 }
 
-/// Decode a record's payload (a CRC-valid record whose txn does not decode is corrupt).
-pub fn decode_record(path: &Path, off: usize, payload: &[u8]) -> Result<Txn, StorageError> {
-    decode(path, off, payload)
+/// Decode the payload of the record with header zxid `zxid` (a CRC-valid record whose txn
+/// does not decode, or carries another zxid, is corrupt).
+pub fn decode_record(path: &Path, off: usize, zxid: Zxid, payload: &[u8]) -> Result<Txn, StorageError> {
+    decode(path, off, zxid, payload)
 }
 
 /// The segment files of `dir` (`log.<hex>`), by the zxid in their names.
@@ -340,7 +353,7 @@ impl TxnLog {
             let bytes = fs::read(path).map_err(|e| StorageError::io(path, e))?;
             let scan = scan_segment(path, &bytes, *name_zxid, is_last, &mut prev_record, |off, zxid, payload| {
                 if zxid > after {
-                    apply(decode(path, off, payload)?)?;
+                    apply(decode(path, off, zxid, payload)?)?;
                     last = zxid;
                 }
                 Ok(())
@@ -740,7 +753,7 @@ impl LogReader {
                     }
                     self.prev = zxid;
                     if zxid > self.after {
-                        return decode(path, at, &bytes[payload]).map(Some);
+                        return decode(path, at, zxid, &bytes[payload]).map(Some);
                     }
                 }
             }

@@ -101,7 +101,7 @@ fn check_segments(log_dir: &Path) -> Result<Vec<FileReport>, ToolError> {
         };
         let (mut n, mut first) = (0u64, None);
         let scanned = txnlog::scan_segment(path, &bytes, *name_zxid, i + 1 == segs.len(), &mut prev, |off, zxid, payload| {
-            txnlog::decode_record(path, off, payload)?;
+            txnlog::decode_record(path, off, zxid, payload)?;
             n += 1;
             first.get_or_insert(zxid);
             Ok(())
@@ -161,7 +161,7 @@ fn plan_recovery(dir: &Path, log_dir: &Path) -> Result<RecoveryPlan, ToolError> 
         let (mut replayed, mut last) = (0u64, plan.last_zxid);
         let scanned = txnlog::scan_segment(path, &bytes, *name_zxid, i + 1 == segs.len(), &mut prev, |off, zxid, payload| {
             if zxid > base {
-                txnlog::decode_record(path, off, payload)?;
+                txnlog::decode_record(path, off, zxid, payload)?;
                 replayed += 1;
                 last = zxid;
             }

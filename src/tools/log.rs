@@ -48,7 +48,7 @@ pub fn log_dump(path: &Path, json: bool) -> Result<(), ToolError> {
         let bytes = fs::read(seg).map_err(|source| ToolError::Io { path: seg.display().to_string(), source })?;
         let seg_name = seg.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let scanned = txnlog::scan_segment(seg, &bytes, *name_zxid, i + 1 == segs.len(), &mut prev, |off, zxid, payload| {
-            let txn = txnlog::decode_record(seg, off, payload)?;
+            let txn = txnlog::decode_record(seg, off, zxid, payload)?;
             let line = if json {
                 let mut v = txn_json(&txn);
                 v["segment"] = json!(seg_name);
