@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! File    := Header Chunk* EndChunk
-//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (1 or 2) | hcrc u32 BE | zxid i64 BE
+//! Header (24 bytes) := magic "ARBORSNP" | version u32 BE (= 1) | hcrc u32 BE | zxid i64 BE
 //!            hcrc = CRC32C of the 24 header bytes with hcrc zeroed; 0 in files written
 //!            before it existed, and then not checked (older readers ignore the field)
 //! Chunk   := len u32 BE (1..=1 MiB) | crc u32 BE (CRC32C of the bytes) | bytes
@@ -27,10 +27,9 @@
 //! End     := 0xFF | node count u64 | session count u64
 //! ```
 //!
-//! Nodes come in any order in version 2 (a streamed snapshot emits them in arena-slot
-//! order) and parents first in version 1; each node appears once. A node whose parent has
-//! not come yet is inserted under stand-ins for its missing ancestors, and every stand-in
-//! must have been defined by its own record when the end record arrives. An ACL list is defined by an `Acl` record before the first node that uses it.
+//! Nodes come parents first (a streamed snapshot emits arena slots in order, each node's
+//! pending ancestors right before it), so loading inserts each under an existing parent.
+//! An ACL list is defined by an `Acl` record before the first node that uses it.
 //! A file is valid only if its header and name agree on the zxid, the header CRC (when
 //! present) and every chunk's CRC hold, the body ends exactly with `End`, and the counts
 //! match. The same bytes are what a leader sends in SNAP (`to_bytes`, `decode`): there
@@ -45,12 +44,12 @@
 //! (each copied once) plus a few MiB of queued chunks. `encode` (the whole tree into one
 //! buffer at once) remains for tools, tests and benchmarks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::proto::{Acl, ErrorCode, Id, SessionId, Zxid};
+use crate::proto::{Acl, Id, SessionId, Zxid};
 use crate::session::SessionTable;
 use crate::tree::{DataTree, NodeView, RawStat};
 
@@ -58,9 +57,7 @@ use super::fsutil;
 use super::StorageError;
 
 pub const SNAP_MAGIC: &[u8; 8] = b"ARBORSNP";
-/// Version 2: nodes in any order (a child may come before its parent). Version 1 files
-/// (parents first) are still read.
-pub const SNAP_VERSION: u32 = 2;
+pub const SNAP_VERSION: u32 = 1;
 pub const SNAP_PREFIX: &str = "snapshot.";
 const HEADER_BYTES: usize = 24;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -614,24 +611,6 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Insert placeholders for the missing ancestors of `path`, top down.
-fn stand_in_ancestors(tree: &mut DataTree, stand_ins: &mut HashSet<String>, path: &str) -> Result<(), ErrorCode> {
-    let mut missing = Vec::new();
-    let mut cur = path;
-    while let Some((parent, _)) = crate::tree::split_path(cur) {
-        if tree.lookup(parent).is_some() {
-            break;
-        }
-        missing.push(parent);
-        cur = parent;
-    }
-    for p in missing.into_iter().rev() {
-        tree.insert_restored(p, None, &Acl::open_unsafe(), RawStat::default())?;
-        stand_ins.insert(p.to_string());
-    }
-    Ok(())
-}
-
 /// The body being rebuilt, record by record.
 struct Parser {
     tree: DataTree,
@@ -641,9 +620,6 @@ struct Parser {
     done: bool,
     /// Body bytes consumed before the current buffer, for error offsets.
     base: u64,
-    /// Paths inserted as placeholders for parents whose records have not come yet; each
-    /// must be defined before the end record.
-    stand_ins: HashSet<String>,
 }
 
 impl Parser {
@@ -700,18 +676,9 @@ impl Parser {
                     pzxid: c.i64()?,
                 };
                 let acl = self.acls.get(acl_id).ok_or_else(|| Stop::Bad(format!("undefined ACL id {acl_id}")))?;
-                let bad = |e: ErrorCode| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}"));
-                match self.tree.insert_restored(path, data, acl, raw) {
-                    Err(ErrorCode::NoNode) => {
-                        // Its parent comes later (version 2 order): stand-ins until then.
-                        stand_in_ancestors(&mut self.tree, &mut self.stand_ins, path).map_err(bad)?;
-                        self.tree.insert_restored(path, data, acl, raw).map_err(bad)?;
-                    }
-                    r => r.map_err(bad)?,
-                }
-                if !self.stand_ins.is_empty() {
-                    self.stand_ins.remove(path);
-                }
+                self.tree
+                    .insert_restored(path, data, acl, raw)
+                    .map_err(|e| Stop::Bad(format!("node {path:?} cannot be restored: {e:?}")))?;
                 self.nodes += 1;
             }
             TAG_SESSION => {
@@ -722,12 +689,6 @@ impl Parser {
             TAG_END => {
                 let n = c.i64()? as u64;
                 let s = c.i64()? as u64;
-                if let Some(p) = self.stand_ins.iter().next() {
-                    return Err(Stop::Bad(format!(
-                        "{} node(s) have children but no record of their own, e.g. {p:?}",
-                        self.stand_ins.len()
-                    )));
-                }
                 if n != self.nodes || s != self.sessions.len() as u64 {
                     return Err(Stop::Bad(format!(
                         "end record counts {n} nodes/{s} sessions, body has {}/{}",
@@ -792,7 +753,7 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
         return Err(corrupt(0, "bad magic (not an arbor snapshot)".into()));
     }
     let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    if version != 1 && version != SNAP_VERSION {
+    if version != SNAP_VERSION {
         return Err(corrupt(8, format!("unsupported snapshot version {version}")));
     }
     let stored = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
@@ -817,7 +778,6 @@ fn parse<R: Read>(f: &mut R, file_len: u64, path: &Path) -> Result<Loaded, Stora
         nodes: 0,
         done: false,
         base: 0,
-        stand_ins: HashSet::new(),
     };
     let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK_BYTES);
     let mut off = HEADER_BYTES as u64;

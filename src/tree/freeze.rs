@@ -18,15 +18,17 @@
 //! and nothing created later is: the result is the tree at exactly that zxid, not a fuzzy
 //! one, and recovery needs no idempotent replay. The cost lands only on nodes written
 //! while the scan runs (one copy each, at most once per freeze), not on pages, and the
-//! loop pays for the scan in slices it chooses. Nodes come out in slot order, not parents
-//! first: the snapshot reader accepts a child before its parent (see `storage::snapshot`).
+//! loop pays for the scan in slices it chooses. Nodes come out in slot order, except that
+//! a node's ancestors still pending go out (or are saved) right before it, so every parent
+//! precedes its children, as the snapshot format requires: slots are reused, so a child
+//! can sit in a lower slot than its parent.
 //!
 //! Links (children, siblings, `num_children`) are not part of a snapshot record, so
 //! changing them does not preserve anything.
 
 use crate::proto::{Acl, Zxid};
 
-use super::node::RawStat;
+use super::node::{RawStat, FREE, NIL};
 use super::{DataTree, NodeView};
 
 /// A node's state at the freeze, copied before `apply` changed it.
@@ -120,6 +122,7 @@ impl DataTree {
             p.bytes += (s.path.len() + s.data.as_ref().map_or(0, |d| d.len())) as u64;
         }
         let mut path = String::new();
+        let mut chain = Vec::new();
         while fz.next < fz.end && p.nodes < max_nodes && p.bytes < max_bytes {
             let id = fz.next;
             let pending = fz.pending(id);
@@ -127,12 +130,18 @@ impl DataTree {
             if !pending || self.nodes[id as usize].is_free() {
                 continue;
             }
-            fz.mark(id);
-            self.path_into(id, &mut path);
-            let v = self.view(id);
-            p.bytes += (path.len() + v.data.map_or(0, <[u8]>::len)) as u64;
-            f(&path, v);
-            p.nodes += 1;
+            // Parents first: ancestors in later slots (reused ones hold younger nodes) go
+            // out before the node, top down.
+            self.pending_ancestors(&fz, id, &mut chain);
+            chain.insert(0, id); // `id`, then its ancestors upward: reversed, parents first
+            for &a in chain.iter().rev() {
+                fz.mark(a);
+                self.path_into(a, &mut path);
+                let v = self.view(a);
+                p.bytes += (path.len() + v.data.map_or(0, <[u8]>::len)) as u64;
+                f(&path, v);
+                p.nodes += 1;
+            }
         }
         fz.emitted += p.nodes;
         if fz.next >= fz.end && fz.saved.is_empty() {
@@ -146,21 +155,35 @@ impl DataTree {
     /// Before a stored field of live node `id` changes or the node is deleted: keep its
     /// frozen state if the scan still needs it.
     pub(super) fn preserve(&mut self, id: u32) {
-        let pending = match &self.freeze {
-            Some(fz) => fz.pending(id),
-            None => return,
-        };
-        if !pending {
-            return;
+        let Some(mut fz) = self.freeze.take() else { return };
+        if fz.pending(id) {
+            // Its pending ancestors are saved first, so that the saved list, too, has
+            // every parent before its children.
+            let mut chain = Vec::new();
+            self.pending_ancestors(&fz, id, &mut chain);
+            chain.insert(0, id); // `id`, then its ancestors upward: reversed, parents first
+            for &a in chain.iter().rev() {
+                let mut path = String::new();
+                self.path_into(a, &mut path);
+                let v = self.view(a);
+                fz.saved.push(Saved { path, data: v.data.map(Box::from), acl: v.acl.to_vec(), raw: v.raw });
+                fz.mark(a);
+                fz.copies += 1;
+            }
         }
-        let mut path = String::new();
-        self.path_into(id, &mut path);
-        let v = self.view(id);
-        let saved = Saved { path, data: v.data.map(Box::from), acl: v.acl.to_vec(), raw: v.raw };
-        if let Some(fz) = self.freeze.as_mut() {
-            fz.mark(id);
-            fz.saved.push(saved);
-            fz.copies += 1;
+        self.freeze = Some(fz);
+    }
+
+    /// The ancestors of `id` still pending, nearest first, into `chain` (cleared first).
+    /// An ancestor that is not pending was emitted or saved, and by induction so were
+    /// its own ancestors, before it (it cannot be a node created after the freeze: `id`
+    /// is older than that and lives under it). Usually the parent is done: one bit test.
+    fn pending_ancestors(&self, fz: &Freeze, id: u32, chain: &mut Vec<u32>) {
+        chain.clear();
+        let mut p = self.nodes[id as usize].parent;
+        while p != NIL && p != FREE && fz.pending(p) {
+            chain.push(p);
+            p = self.nodes[p as usize].parent;
         }
     }
 
