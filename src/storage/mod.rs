@@ -320,7 +320,7 @@ impl Storage {
         let next_purge = (cfg.purge_interval_h > 0).then(Instant::now);
         // What recovery found on disk is durable (a torn tail was cut).
         let durable = log.last_zxid();
-        Storage {
+        let mut s = Storage {
             cfg,
             log,
             since_snapshot: 0,
@@ -340,7 +340,9 @@ impl Storage {
             stats: StorageStats::default(),
             metrics: StorageMetrics::default(),
             unsynced_appends: 0,
-        }
+        };
+        s.snap_threshold = s.next_threshold();
+        s
     }
 
     /// Run fdatasync on a thread from now on, waking the loop through `wake` when one
@@ -455,11 +457,17 @@ impl Storage {
         let zxid = job.stream.zxid();
         tracing::info!(%zxid, reason = why, "snapshot cancelled");
         self.finished.push((zxid, false));
-        let handle = match tree {
-            Some(t) => job.stream.cancel(t),
-            None => job.stream.cancel(&mut DataTree::new()),
-        };
-        self.retired.push(handle);
+        self.retired.push(job.stream.cancel(tree));
+    }
+
+    /// Cancel the running snapshot and wait until no writer thread is left: one whose
+    /// `Finish` was already queued would otherwise still rename its file into place, and
+    /// before a TRUNC or an installed SNAP that file would be a state being dropped.
+    fn cancel_snapshot_and_wait(&mut self, why: &str) {
+        self.cancel_snapshot(None, why);
+        for h in self.retired.drain(..) {
+            let _ = h.join();
+        }
     }
 
     /// A snapshot at `zxid` of `size` bytes starts arriving from the leader: open its temp
@@ -528,7 +536,7 @@ impl Storage {
         };
         let x = loaded.zxid;
         // The local state is about to be replaced: a snapshot of it is moot.
-        self.cancel_snapshot(None, "the leader's snapshot replaces the state");
+        self.cancel_snapshot_and_wait("the leader's snapshot replaces the state");
         self.sync_all_now()?;
         remove_snapshots_above(&self.cfg.data_dir, x)?;
         self.log.truncate(x)?;
@@ -699,8 +707,8 @@ impl Storage {
     /// an error and nothing changes: the leader must send a snapshot), delete snapshots
     /// above `z`, cut the log, replay.
     pub fn truncate_to(&mut self, z: Zxid, server: ServerId, wall_ms: i64, now: Millis) -> Result<(DataTree, SessionTable), StorageError> {
-        // Cancelled, not waited for: it could only write a snapshot above `z`.
-        self.cancel_snapshot(None, "the state is being truncated");
+        // It could only write a snapshot above `z`.
+        self.cancel_snapshot_and_wait("the state is being truncated");
         self.sync_all_now()?;
         let base = snapshot::load_newest_at_most(&self.cfg.data_dir, z)?;
         let base_zxid = base.as_ref().map_or(Zxid::ZERO, |l| l.zxid);
@@ -753,9 +761,6 @@ impl Storage {
     pub fn housekeeping(&mut self, service: &mut Service) {
         let (tree, sessions) = service.tree_for_snapshot();
         self.snapshot_step(tree);
-        if self.snap_threshold == 0 {
-            self.snap_threshold = self.next_threshold();
-        }
         if self.job.is_none() && self.since_snapshot >= self.snap_threshold {
             self.snap_threshold = self.next_threshold();
             self.start_snapshot(tree, sessions);

@@ -414,8 +414,10 @@ impl Stream {
 
     /// Give up: the writer deletes its temp file and ends on its own (it holds at most a
     /// few pieces), so the caller need not wait; `finish` on the returned handle reaps it.
-    pub fn cancel(mut self, tree: &mut DataTree) -> std::thread::JoinHandle<Result<(PathBuf, u64), StorageError>> {
-        if tree.frozen_at() == Some(self.zxid) {
+    /// `tree` is the frozen one if it is still around (else its freeze dies with it, or
+    /// `Storage::snapshot_step` ends it).
+    pub fn cancel(mut self, tree: Option<&mut DataTree>) -> std::thread::JoinHandle<Result<(PathBuf, u64), StorageError>> {
+        if let Some(tree) = tree.filter(|t| t.frozen_at() == Some(self.zxid)) {
             tree.end_freeze();
         }
         self.held.clear();

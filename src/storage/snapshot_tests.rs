@@ -148,7 +148,7 @@ fn cancelled_snapshot_leaves_no_file_and_ends_the_freeze() {
     let mut tree = DataTree::new();
     let mut stream = Stream::start(d.path(), &mut tree, &SessionTable::new(ServerId(1), 0)).expect("start");
     stream.step(&mut tree, 1, 1 << 20).expect("step");
-    let handle = stream.cancel(&mut tree);
+    let handle = stream.cancel(Some(&mut tree));
     assert_eq!(tree.frozen_at(), None);
     assert!(handle.join().expect("thread").is_err(), "a cancelled writer reports no file");
     let left: Vec<_> = std::fs::read_dir(d.path()).expect("dir").flatten().map(|e| e.file_name()).collect();
