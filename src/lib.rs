@@ -10,7 +10,10 @@
 //! - `session`: the session table and expiry.
 //! - `prep`: request preparation (client write → txn).
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
-//! - `server`: the one mio loop per process: sockets, timers, disk; steps the service.
+//! - `replica`: one server's whole protocol (service + replication), sans-IO:
+//!   `step(now, input, &mut outputs)`; what the loop and a simulator drive.
+//! - `server`: the one mio loop per process: sockets, timers, files; steps the replica and
+//!   performs its outputs, deciding nothing itself.
 //!   `server::admin`: the admin HTTP server (ZooKeeper's commands, Prometheus, console).
 //! - `metrics`: counters and summaries (O(1), allocation-free recording) for mntr/metrics.
 //! - `storage`: txn log, snapshots, recovery, purge (the durable state on disk).
@@ -35,6 +38,7 @@ pub mod node;
 pub mod peer;
 pub mod prep;
 pub mod proto;
+pub mod replica;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -10,8 +10,9 @@ use crate::config;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{DurableState, Zab, ZabConfig};
 use crate::server::admin::{AdminSettings, ServerView, StartupTimes};
-use crate::server::{Ensemble, EventLoop, LoopConfig};
-use crate::service::{Mode, Service, ServiceConfig};
+use crate::server::{Ensemble, EventLoop, LoopConfig, TxnSink};
+use crate::replica::Replica;
+use crate::service::{Service, ServiceConfig};
 use crate::storage::{self, StorageConfig, StorageError};
 
 /// The version string clients see (`srvr`, `envi`): the ZooKeeper protocol level first,
@@ -160,22 +161,24 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     let mut storage = recovered.storage;
     let last_logged = recovered.tree.last_applied();
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
-    let ens = match (peers, peer_listeners) {
+    let (mut replica, ens) = match (peers, peer_listeners) {
         (Some((election, quorum)), Some(listeners)) => {
-            // Until the election settles nobody serves clients.
-            service.set_initial_mode(Mode::NotServing);
             service.set_membership(membership(&cfg));
-            let mut ens = ensemble(&cfg, id, last_logged, election, quorum, listeners)?;
-            if cfg.read_only_mode {
-                // ZooKeeper's QuorumPeer waits max(2 s, tickTime) before going read-only.
-                ens.enable_read_only(cfg.tick_time_ms.max(2000));
-            }
-            Some(ens)
+            let zab = replication_core(&cfg, id, last_logged)?;
+            let ens = Ensemble::new(id, election, quorum, listeners).map_err(NodeError::Loop)?;
+            // ZooKeeper's QuorumPeer waits max(2 s, tickTime) before going read-only.
+            let read_only_after = cfg.read_only_mode.then(|| cfg.tick_time_ms.max(2000));
+            // What recovery loaded is a snapshot a SNAP can send as it is.
+            let snapshot = TxnSink::newest_snapshot(&storage);
+            (Replica::ensemble(service, zab, snapshot, read_only_after), Some(ens))
         }
-        _ => None,
+        _ => (Replica::standalone(service), None),
     };
     // Notice a full disk before the first write arrives.
-    storage.housekeeping(&mut service);
+    let (tree, sessions) = replica.tree_for_snapshot();
+    if let Some(refused) = storage.housekeeping(tree, sessions) {
+        replica.service_mut().set_writes_refused(refused);
+    }
     let allowed: Vec<String> = cfg.four_lw_whitelist.words().map(str::to_string).collect();
     let loop_cfg = LoopConfig {
         client_addr,
@@ -193,7 +196,7 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
         max_cnxns: cfg.max_cnxns,
         admin: admin_settings(&cfg, id, Path::new(&cfg.file_name), startup),
     };
-    let mut ev = EventLoop::new(loop_cfg, client_listener, service, Box::new(storage), ens).map_err(NodeError::Loop)?;
+    let mut ev = EventLoop::new(loop_cfg, client_listener, replica, Box::new(storage), ens).map_err(NodeError::Loop)?;
     ev.stop_on_signals().map_err(NodeError::Loop)?;
     tracing::info!(addr = %ev.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving clients");
     if let Some(a) = ev.admin_addr() {
@@ -301,15 +304,8 @@ fn peer_addrs(cfg: &config::Config) -> Result<(PeerAddrs, PeerAddrs), NodeError>
     Ok((election, quorum))
 }
 
-/// The replication side: addresses of every server, durable epochs, the log's tail.
-fn ensemble(
-    cfg: &config::Config,
-    me: ServerId,
-    last_logged: Zxid,
-    election: PeerAddrs,
-    quorum: PeerAddrs,
-    listeners: (TcpListener, TcpListener),
-) -> Result<Ensemble, NodeError> {
+/// The replication core: the ensemble's members, durable epochs, the log's tail.
+fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Zab, NodeError> {
     let (accepted, current) = storage::read_epochs(&cfg.data_dir)?;
     // The in-memory history the core syncs followers from: the log's tail.
     let history = cfg.commit_log_count as usize;
@@ -333,8 +329,7 @@ fn ensemble(
         voters = cfg.voters().count(),
         "replication state loaded; looking for a leader"
     );
-    let zab = Zab::new(zab_cfg, durable, recent, 0);
-    Ensemble::new(zab, me, election, quorum, listeners).map_err(NodeError::Loop)
+    Ok(Zab::new(zab_cfg, durable, recent, 0))
 }
 
 /// `/zookeeper/config` as ZooKeeper 3.8 shows it: one `server.N=` line per member, then the

@@ -1,10 +1,13 @@
-//! The event loop: the only place with sockets, clocks and (later) file handles.
+//! The event loop: the only place with sockets, clocks and file handles. It decides no
+//! protocol question: it steps the replica core (`replica::Replica`) with what happened
+//! and performs the outputs, in order.
 //!
 //! One `mio::Poll` per process, every connection in one `Slab`, the listener on a fixed
 //! token. Each turn: wait for readiness (timeout = the nearest timer) → read every ready
-//! connection until `WouldBlock`, cut frames, step the service with them → run due timers →
-//! make what this turn persisted durable (one fsync, group commit) → flush write buffers.
-//! Nothing is written to a socket before that fsync, so a reply never overtakes its txn.
+//! connection until `WouldBlock`, cut frames, step the replica with them → run due timers →
+//! hand this turn's appends to the sync thread (group commit) and step the replica with how
+//! far the log is durable → flush write buffers. Standalone, client output made after an
+//! append is held until the sync covering it completes, so a reply never overtakes its txn.
 //!
 //! Limits: a frame over `jute.maxbuffer` or a malformed request closes that one connection;
 //! a connection whose unsent output passes `MAX_PENDING_OUT` is closed (a reader that never
@@ -27,13 +30,10 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::jute::{self, FrameError};
-use crate::peer::QuorumMsg;
-use crate::proto::{ServerId, Zxid};
-use crate::service::{ClientId, Outbox, Service};
-use crate::session::SessionTable;
-use crate::tree::DataTree;
-use crate::txn::Txn;
-use crate::zab::Input;
+use crate::proto::Zxid;
+use crate::replica::{Input, Now, Output, Replica};
+use crate::service::{ClientId, Service};
+pub use crate::storage::TxnSink;
 pub use peers::Ensemble;
 use peers::PeerLink;
 
@@ -62,90 +62,8 @@ const SESSION_BACKLOG_MAX: usize = 1000;
 /// (ZooKeeper has no such cap: its window is bounded only by its clients' limits). A few
 /// thousand covers a quorum's fsync latency at full throughput many times over.
 const PROPOSALS_IN_FLIGHT_MAX: u64 = 5000;
-
-/// Where txns go before they are acknowledged (the storage layer).
-///
-/// Durability without waiting: each turn the loop calls `flush_log` (records go to the
-/// file and a sync starts on the sync thread if none is running) and `durable` (how far
-/// the log is durable now); a finished sync wakes the loop through the waker it attached.
-pub trait TxnSink {
-    fn append(&mut self, txn: &Txn) -> io::Result<()>;
-    /// Make everything appended so far durable, waiting for it.
-    fn sync(&mut self) -> io::Result<()>;
-    /// From now on sync off the loop thread, waking the loop when a sync completes.
-    fn attach_waker(&mut self, _waker: std::sync::Arc<mio::Waker>) -> io::Result<()> {
-        Ok(())
-    }
-    /// Write what was appended and start making it durable (inline without a waker).
-    fn flush_log(&mut self) -> io::Result<()> {
-        self.sync()
-    }
-    /// Every txn up to this zxid is durable.
-    fn durable(&mut self) -> io::Result<Zxid> {
-        Ok(self.last_appended())
-    }
-    /// The last zxid appended.
-    fn last_appended(&self) -> Zxid;
-    /// Durably record the replication epochs (before the core is stepped again).
-    fn persist_epochs(&mut self, _accepted: u32, _current: u32) -> io::Result<()> {
-        Ok(())
-    }
-    /// Drop log records above `zxid` and rebuild the state from snapshot + log.
-    fn truncate(&mut self, _zxid: Zxid, _server: u64) -> io::Result<(DataTree, SessionTable)> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot truncate"))
-    }
-    /// The newest complete snapshot on disk (told to the replication core at start).
-    fn newest_snapshot(&self) -> Option<Zxid> {
-        None
-    }
-    /// The complete snapshot file at `zxid`, if there is one.
-    fn snapshot_file(&self, _zxid: Zxid) -> Option<std::path::PathBuf> {
-        None
-    }
-    /// The zxid of the snapshot being written, if any.
-    fn running_snapshot(&self) -> Option<Zxid> {
-        None
-    }
-    /// Start a snapshot of the current state (frozen, then encoded in slices between
-    /// turns) for a SNAP; false if none could be started.
-    fn snapshot_now(&mut self, _tree: &mut DataTree, _sessions: &SessionTable) -> bool {
-        false
-    }
-    /// How long the loop may sleep for the running snapshot (0: it has work each turn).
-    fn snapshot_wait_ms(&self) -> Option<u64> {
-        None
-    }
-    /// Snapshot jobs that ended since the last call: (zxid, written).
-    fn take_finished_snapshots(&mut self) -> Vec<(Zxid, bool)> {
-        Vec::new()
-    }
-    /// Follower: a leader's snapshot at `zxid` of `size` bytes starts arriving.
-    fn receive_snapshot_begin(&mut self, _zxid: Zxid, _size: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot receive snapshots"))
-    }
-    /// Follower: the next bytes of it.
-    fn receive_snapshot_chunk(&mut self, _data: &[u8]) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot receive snapshots"))
-    }
-    /// Follower: the transfer broke; drop what arrived.
-    fn receive_snapshot_abort(&mut self) {}
-    /// Follower: verify the received snapshot and replace the local state with it (and
-    /// persist it). `InvalidData`: the file was bad and nothing local changed.
-    fn install_received_snapshot(&mut self, _zxid: Zxid, _server: u64) -> io::Result<(DataTree, SessionTable)> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this txn sink cannot install snapshots"))
-    }
-    /// After each turn's sync and flush: housekeeping that needs the service (snapshots,
-    /// log space checks that may make the service refuse writes). Default: nothing.
-    fn after_sync(&mut self, _service: &mut Service) {}
-    /// fsync, group-commit and snapshot figures, for `mntr` and `/metrics`.
-    fn metrics(&self) -> Option<&crate::storage::StorageMetrics> {
-        None
-    }
-    /// The last snapshot this process completed: (zxid, wall-clock ms).
-    fn last_snapshot(&self) -> Option<(Zxid, i64)> {
-        None
-    }
-}
+/// Inputs fed back by performing one step's outputs, stepped at once; more wait a turn.
+const FEEDBACK_MAX: usize = 1000;
 
 /// Static settings of the loop.
 #[derive(Clone, Debug)]
@@ -204,78 +122,22 @@ enum ConnRole {
     Admin,
 }
 
-/// The loop's side of `Outbox`: writes go into connection buffers, txns into the sink,
-/// proposals and forwards to the replication core.
-struct LoopOutbox<'a> {
-    conns: &'a mut Slab<Conn>,
-    dirty: &'a mut Vec<usize>,
-    sink: &'a mut dyn TxnSink,
-    sink_error: &'a mut Option<io::Error>,
-    ens: Option<&'a mut Ensemble>,
-}
-
-/// A `LoopOutbox` over the loop's fields (a macro, so that `self.service` stays free).
-macro_rules! outbox {
-    ($s:ident, $err:expr) => {
-        LoopOutbox {
-            conns: &mut $s.conns,
-            dirty: &mut $s.dirty,
-            sink: $s.sink.as_mut(),
-            sink_error: $err,
-            ens: $s.ens.as_mut(),
-        }
-    };
-}
-pub(crate) use outbox;
-
-impl Outbox for LoopOutbox<'_> {
-    fn client_buf(&mut self, client: ClientId) -> Option<&mut BytesMut> {
-        let conn = self.conns.get_mut(client.slot())?;
-        if conn.id != client {
-            return None;
-        }
-        self.dirty.push(client.slot());
-        Some(&mut conn.write_buf)
-    }
-    fn close_client(&mut self, client: ClientId) {
-        if let Some(conn) = self.conns.get_mut(client.slot()) {
-            if conn.id == client {
-                conn.closing = true;
-                self.dirty.push(client.slot());
-            }
-        }
-    }
-    fn persist(&mut self, txn: &Txn) {
-        if let Err(e) = self.sink.append(txn) {
-            if self.sink_error.is_none() {
-                *self.sink_error = Some(e);
-            }
-        }
-    }
-    fn propose(&mut self, txn: Txn) {
-        if let Some(ens) = self.ens.as_mut() {
-            ens.inputs.push_back(Input::Propose(txn));
-        }
-    }
-    fn forward(&mut self, msg: QuorumMsg) {
-        if let Some(ens) = self.ens.as_mut() {
-            ens.inputs.push_back(Input::Forward(msg));
-        }
-    }
-    fn send_peer(&mut self, to: ServerId, msg: QuorumMsg) {
-        if let Some(ens) = self.ens.as_mut() {
-            ens.peer_sends.push((to, msg));
-        }
-    }
-}
-
 pub struct EventLoop {
     poll: Poll,
     listener: TcpListener,
     conns: Slab<Conn>,
     per_ip: HashMap<std::net::IpAddr, u32>,
     generation: u64,
-    service: Service,
+    /// The protocol: the service and, in an ensemble, replication.
+    replica: Replica,
+    /// What performing outputs told the loop (a dial failed, the state was rebuilt…): stepped
+    /// right after the outputs of the step that caused it.
+    feedback: VecDeque<Input<'static>>,
+    /// Outputs of the current step (capacity reused).
+    outputs: Vec<Output>,
+    /// A log write failed in a step outside a turn's main path (accept, close, after the
+    /// flush): the next turn stops before flushing anything.
+    late_error: Option<io::Error>,
     sink: Box<dyn TxnSink>,
     cfg: LoopConfig,
     start: Instant,
@@ -285,7 +147,7 @@ pub struct EventLoop {
     /// Connections that stopped reading at the per-turn budget with bytes possibly left
     /// in the kernel: read again next turn (edge-triggered readiness will not repeat).
     unread: Vec<usize>,
-    /// The replication side, when the config lists more than one server.
+    /// The ensemble's sockets, when the config lists more than one server.
     ens: Option<Ensemble>,
     /// Wakes the loop when the sync thread finishes a sync.
     _waker: std::sync::Arc<mio::Waker>,
@@ -339,7 +201,7 @@ impl EventLoop {
     pub fn new(
         cfg: LoopConfig,
         mut listener: TcpListener,
-        service: Service,
+        replica: Replica,
         sink: Box<dyn TxnSink>,
         mut ens: Option<Ensemble>,
     ) -> io::Result<EventLoop> {
@@ -349,10 +211,6 @@ impl EventLoop {
         if let Some(e) = ens.as_mut() {
             poll.registry().register(&mut e.election_listener, ELECTION_LISTENER, Interest::READABLE)?;
             poll.registry().register(&mut e.quorum_listener, QUORUM_LISTENER, Interest::READABLE)?;
-            // What recovery loaded is a snapshot a SNAP can send as it is.
-            if let Some(zxid) = sink.newest_snapshot() {
-                e.inputs.push_back(Input::SnapshotWritten { zxid });
-            }
         }
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         let mut sink = sink;
@@ -365,7 +223,10 @@ impl EventLoop {
             conns: Slab::new(),
             per_ip: HashMap::new(),
             generation: 0,
-            service,
+            replica,
+            feedback: VecDeque::new(),
+            outputs: Vec::new(),
+            late_error: None,
             sink,
             cfg,
             start: Instant::now(),
@@ -414,7 +275,7 @@ impl EventLoop {
         self.flush_dirty();
         tracing::info!(
             durable_zxid = %self.durable,
-            clients = self.service.client_count(),
+            clients = self.replica.service().client_count(),
             uptime_s = self.start.elapsed().as_secs(),
             "shut down cleanly"
         );
@@ -429,12 +290,67 @@ impl EventLoop {
         self.start.elapsed().as_millis() as i64
     }
 
-    /// The nearest timer: sessions and reaping, the replication core, peer redials.
+    /// The service, for the loop's reports (4lw, admin).
+    pub(super) fn service(&self) -> &Service {
+        self.replica.service()
+    }
+
+    /// The nearest timer: the replica's, peer redials.
     fn next_deadline(&self) -> i64 {
-        let d = self.service.next_deadline();
-        match self.ens_deadline() {
+        let d = self.replica.next_deadline();
+        match self.redial_deadline() {
             Some(e) => d.min(e),
             None => d,
+        }
+    }
+
+    /// Step the replica with one input and perform its outputs, then whatever performing
+    /// them fed back (bounded: feedback of feedback cannot go on without end).
+    fn step(&mut self, input: Input<'_>, sink_error: &mut Option<io::Error>) {
+        self.step_one(input, sink_error);
+        for _ in 0..FEEDBACK_MAX {
+            let Some(input) = self.feedback.pop_front() else { return };
+            self.step_one(input, sink_error);
+        }
+    }
+
+    fn step_one(&mut self, input: Input<'_>, sink_error: &mut Option<io::Error>) {
+        let now = Now { ms: self.now(), wall_ms: wall_ms() };
+        let mut outputs = std::mem::take(&mut self.outputs);
+        self.replica.step(now, input, &mut outputs);
+        for o in outputs.drain(..) {
+            self.perform(o, sink_error);
+        }
+        self.outputs = outputs;
+    }
+
+    /// Perform one output: client and log outputs here, peer ones in `peers`.
+    fn perform(&mut self, output: Output, sink_error: &mut Option<io::Error>) {
+        self.admin.observer.on_output(&output);
+        match output {
+            Output::ToClient { client, bytes } => {
+                if let Some(conn) = self.conns.get_mut(client.slot()) {
+                    if conn.id == client {
+                        conn.write_buf.extend_from_slice(&bytes);
+                        self.dirty.push(client.slot());
+                    }
+                }
+            }
+            Output::CloseClient { client } => {
+                if let Some(conn) = self.conns.get_mut(client.slot()) {
+                    if conn.id == client {
+                        conn.closing = true;
+                        self.dirty.push(client.slot());
+                    }
+                }
+            }
+            Output::Append(txn) => {
+                if let Err(e) = self.sink.append(&txn) {
+                    sink_error.get_or_insert(e);
+                }
+            }
+            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Committed { .. } => {}
+            other => self.perform_peer(other, sink_error),
         }
     }
 
@@ -462,7 +378,7 @@ impl EventLoop {
             }
             // The turn's busy time, for `arbor_loop_turn_time_us` (a stall is its max).
             let turn_start = Instant::now();
-            let mut sink_error = None;
+            let mut sink_error = self.late_error.take();
             // Round robin: each connection left over from the last turn reads one budget.
             let mut again = std::mem::take(&mut self.resumed);
             again.append(&mut self.unread);
@@ -493,32 +409,36 @@ impl EventLoop {
                 }
             }
             let now = self.now();
-            if now >= self.service.next_deadline() {
-                let mut out = outbox!(self, &mut sink_error);
-                self.service.tick(now, wall_ms(), &mut out);
-            }
             if self.ens.is_some() {
                 self.dial_election_peers(now);
-                self.ens_tick(now);
-                self.drive(&mut sink_error);
             }
-            // Appends go to the file and a sync starts; the loop does not wait for it.
+            if now >= self.replica.next_deadline() {
+                self.step(Input::Tick, &mut sink_error);
+            }
+            // Appends go to the file and a sync starts; the loop does not wait for it. What
+            // a finished sync releases (acks, commits, replies) is written just below.
             self.sync_log(&mut sink_error);
-            // Acks that waited for a sync; what they trigger is written just below.
-            self.drive(&mut sink_error);
             self.sync_log(&mut sink_error);
             if let Some(e) = sink_error {
                 // Nothing that depends on the failed write may leave: stop before flushing.
                 return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
             }
             self.pump_snapshots();
-            busy = self.ens.as_ref().is_some_and(|e| !e.inputs.is_empty());
+            if let Some(input) = self.feedback.pop_front() {
+                self.step(input, &mut sink_error);
+            }
+            busy = self.replica.busy() || !self.feedback.is_empty();
             self.unthrottle();
             if self.ens.is_none() {
                 self.gate_output();
             }
             self.flush_dirty();
-            self.sink.after_sync(&mut self.service);
+            let (tree, sessions) = self.replica.tree_for_snapshot();
+            if let Some(refused) = self.sink.after_sync(tree, sessions) {
+                let mut sink_error = self.late_error.take();
+                self.step(Input::WritesRefused(refused), &mut sink_error);
+                self.late_error = sink_error;
+            }
             self.admin_sweep(self.now());
             self.admin.observer.metrics.loop_turn.record_duration(turn_start.elapsed());
         }
@@ -543,17 +463,9 @@ impl EventLoop {
         }
         // (Lower only after a TRUNC or SNAP replaced the log.)
         self.durable = durable;
-        match self.ens.as_mut() {
-            Some(ens) => {
-                if durable > ens.synced {
-                    ens.synced = durable;
-                    ens.inputs.push_back(Input::LogSynced { zxid: durable });
-                }
-            }
-            None => {
-                self.service.log_durable(durable);
-                self.release_gates();
-            }
+        self.step(Input::LogDurable { zxid: durable }, sink_error);
+        if self.ens.is_none() {
+            self.release_gates();
         }
     }
 
@@ -613,10 +525,12 @@ impl EventLoop {
     /// each follower bounds its own by its `globalOutstandingLimit`, so the leader's window
     /// stays below the cap plus the followers' limits, and its acks keep flowing.
     fn overloaded(&self) -> bool {
-        self.service.outstanding() >= self.cfg.global_outstanding_limit
-            || self.ens.as_ref().is_some_and(|e| {
-                e.zab.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX || e.replication_backed_up(&self.conns, HIGH_WATER)
-            })
+        self.replica.outstanding() >= self.cfg.global_outstanding_limit
+            || self.replica.proposals_in_flight() >= PROPOSALS_IN_FLIGHT_MAX
+            || match (self.ens.as_ref(), self.replica.zab()) {
+                (Some(e), Some(zab)) => e.replication_backed_up(&self.conns, HIGH_WATER, zab.role(), zab.quorum_size()),
+                _ => false,
+            }
     }
 
     /// Throttled connections whose limits allow it again are read next turn.
@@ -624,7 +538,7 @@ impl EventLoop {
         if self.throttled.is_empty() || self.overloaded() {
             return;
         }
-        let service = &self.service;
+        let service = self.replica.service();
         let conns = &mut self.conns;
         let resumed = &mut self.resumed;
         self.throttled.retain(|&slot| {
@@ -643,7 +557,7 @@ impl EventLoop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
                     let max = self.cfg.max_cnxns;
-                    if max > 0 && self.service.client_count() >= max as usize {
+                    if max > 0 && self.replica.service().client_count() >= max as usize {
                         tracing::warn!(%peer, max_cnxns = max, "connection refused: maxCnxns client connections already");
                         continue;
                     }
@@ -682,7 +596,9 @@ impl EventLoop {
                         gate: VecDeque::new(),
                         released: 0,
                     });
-                    self.service.client_connected(id, peer.to_string(), wall_ms());
+                    let mut sink_error = self.late_error.take();
+                    self.step(Input::ClientConnected { client: id, addr: peer.to_string() }, &mut sink_error);
+                    self.late_error = sink_error;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -761,7 +677,7 @@ impl EventLoop {
             return;
         }
         if is_peer {
-            self.process_peer_frames(slot);
+            self.process_peer_frames(slot, sink_error);
         } else {
             self.process_frames(slot, sink_error);
         }
@@ -789,7 +705,7 @@ impl EventLoop {
             // A connection's first frame (a four-letter word or a ConnectRequest) is read
             // even when overloaded: it adds no request to wait on, and a monitoring `mntr`
             // must not starve behind the clients that filled the limit.
-            if (overloaded && !conn.first_frame) || self.service.backlog(conn.id) >= SESSION_BACKLOG_MAX {
+            if (overloaded && !conn.first_frame) || self.replica.service().backlog(conn.id) >= SESSION_BACKLOG_MAX {
                 // Its frames wait in `read_buf` (at most one read budget) and the kernel.
                 if !conn.throttled {
                     conn.throttled = true;
@@ -820,9 +736,7 @@ impl EventLoop {
                 }
             };
             let id = conn.id;
-            let now = self.now();
-            let mut out = outbox!(self, sink_error);
-            self.service.client_frame(now, wall_ms(), id, &frame, &mut out);
+            self.step(Input::ClientFrame { client: id, frame: &frame }, sink_error);
         }
     }
 
@@ -848,14 +762,14 @@ impl EventLoop {
             open_fds,
             max_fds,
             now_wall_ms: wall_ms(),
-            ensemble: self.ens.as_ref().map(|e| e.zab.status()),
+            ensemble: self.replica.zab().map(|z| z.status()),
             quorum_conf: self.quorum_conf(),
         };
         let text = if word == "mntr" && allowed {
             // The same list as `/commands/monitor` and `/metrics`.
             admin::metrics::mntr_text(self)
         } else {
-            fourlw::answer(word, allowed, &mut self.service, &facts)
+            fourlw::answer(word, allowed, self.replica.service_mut(), &facts)
         };
         if let Some(conn) = self.conns.get_mut(id.slot()) {
             conn.write_buf.extend_from_slice(text.as_bytes());
@@ -951,7 +865,9 @@ impl EventLoop {
                 self.per_ip.remove(&conn.peer.ip());
             }
         }
-        self.service.client_disconnected(conn.id);
+        let mut sink_error = self.late_error.take();
+        self.step(Input::ClientGone { client: conn.id }, &mut sink_error);
+        self.late_error = sink_error;
     }
 }
 

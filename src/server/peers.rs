@@ -1,5 +1,5 @@
 //! The event loop's ensemble side: election and quorum connections, and performing the
-//! replication core's actions (`zab::Action`).
+//! replica's peer outputs (`replica::Output`). It decides nothing: the replica does.
 //!
 //! Connections (all in the loop's one slab, next to the clients):
 //! - election: we dial every other voter's election port and only *send* on the
@@ -13,12 +13,11 @@
 //! - quorum: a follower dials the leader it elected (`Action::ConnectQuorum`); the leader
 //!   learns who dialled from the first message, `FollowerInfo{from}`.
 //!
-//! Inputs the core needs (`Input::Propose`, `Forward`, `LogSynced`, `Restored`, messages)
-//! are queued in `Ensemble::inputs` and fed by `drive`, which performs the actions each step
-//! returns; service effects (applying commits, replies) go through the same `LoopOutbox`
-//! as client traffic, so nothing reaches a socket before the turn's fsync.
+//! What happens on these connections becomes a replica input (`EventLoop::step`); what the
+//! loop learns while performing an output (a dial failed, a snapshot is unavailable, the
+//! state was rebuilt) is queued in `EventLoop::feedback` and stepped right after.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 
@@ -26,11 +25,12 @@ use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
-use super::{outbox, Conn, ConnRole, EventLoop, LoopOutbox};
+use super::{Conn, ConnRole, EventLoop};
 use crate::peer::{self, ElectionMsg, QuorumMsg};
 use crate::proto::{Millis, ServerId, Zxid};
-use crate::service::{ClientId, Mode};
-use crate::zab::{Action, Input, Role, Zab};
+use crate::replica::{Input, Output};
+use crate::service::ClientId;
+use crate::zab::Role;
 
 /// Wait between attempts to dial a peer's election port.
 const REDIAL_MS: Millis = 500;
@@ -52,13 +52,8 @@ pub(super) struct PeerLink {
     pub(super) connecting: bool,
 }
 
-/// Addresses and listeners of the ensemble, and the replication core.
+/// Addresses, listeners and connections of the ensemble.
 pub struct Ensemble {
-    pub(super) zab: Zab,
-    /// `readonlymode.enabled`: how long without a quorum before serving read-only clients.
-    read_only_after: Option<Millis>,
-    /// Since when this server has had no leader to serve with (None while serving).
-    not_serving_since: Option<Millis>,
     pub(super) me: ServerId,
     pub(super) election_addrs: BTreeMap<ServerId, SocketAddr>,
     pub(super) quorum_addrs: BTreeMap<ServerId, SocketAddr>,
@@ -71,11 +66,6 @@ pub struct Ensemble {
     pub(super) redial_at: BTreeMap<ServerId, Millis>,
     /// The quorum connection with each peer (followers at the leader; the leader at a follower).
     pub(super) quorum: BTreeMap<ServerId, usize>,
-    pub(super) inputs: VecDeque<Input>,
-    /// Leader: `SyncDone` answers the service produced.
-    pub(super) peer_sends: Vec<(ServerId, QuorumMsg)>,
-    /// Highest zxid known durable (the sync thread's last report, or a restored state).
-    pub(super) synced: Zxid,
     /// Leader: snapshots being streamed to followers (SNAP), by follower.
     pub(super) snap_out: BTreeMap<ServerId, SnapOut>,
     /// Election, role and sync log lines (see `oplog`).
@@ -119,13 +109,13 @@ impl Ensemble {
     /// pile up here). A leader: fewer than a quorum of followers take its output within
     /// `limit`, so more proposals could not commit sooner; one slow follower alone does
     /// not stop it (its connection is closed at `MAX_PENDING_OUT` instead).
-    pub(super) fn replication_backed_up(&self, conns: &slab::Slab<Conn>, limit: usize) -> bool {
+    pub(super) fn replication_backed_up(&self, conns: &slab::Slab<Conn>, limit: usize, role: Role, quorum_size: usize) -> bool {
         let backlog = |slot: &usize| conns.get(*slot).map_or(0, |c| c.write_buf.len());
-        match self.zab.role() {
+        match role {
             Role::Following { leader, .. } => self.quorum.get(&leader).is_some_and(|s| backlog(s) > limit),
             Role::Leading { .. } => {
                 let keeping_up = self.quorum.values().filter(|s| backlog(s) <= limit).count();
-                keeping_up + 1 < self.zab.quorum_size()
+                keeping_up + 1 < quorum_size
             }
             _ => false,
         }
@@ -134,18 +124,13 @@ impl Ensemble {
     /// `listeners`: this server's election and quorum ports, bound before recovery (so a
     /// port in use is reported before anything touches the disk).
     pub fn new(
-        zab: Zab,
         me: ServerId,
         election_addrs: BTreeMap<ServerId, SocketAddr>,
         quorum_addrs: BTreeMap<ServerId, SocketAddr>,
         listeners: (TcpListener, TcpListener),
     ) -> io::Result<Ensemble> {
         let (election_listener, quorum_listener) = listeners;
-        let last = zab.last_logged();
         Ok(Ensemble {
-            zab,
-            read_only_after: None,
-            not_serving_since: Some(0),
             me,
             election_addrs,
             quorum_addrs,
@@ -155,55 +140,18 @@ impl Ensemble {
             election_last: BTreeMap::new(),
             redial_at: BTreeMap::new(),
             quorum: BTreeMap::new(),
-            inputs: VecDeque::new(),
-            peer_sends: Vec::new(),
-            synced: last,
             snap_out: BTreeMap::new(),
             oplog: super::oplog::OpLog::new(),
         })
     }
 
-    /// Serve clients that accept a read-only server (`canBeReadOnly`) once this server has
-    /// been without a quorum for `after` ms (ZooKeeper's read-only mode: a partitioned
-    /// server keeps answering reads; `after` keeps an ordinary election from flapping it).
-    pub fn enable_read_only(&mut self, after: Millis) {
-        self.read_only_after = Some(after);
-    }
-
-    /// When a server without a quorum turns read-only, if it will.
-    fn read_only_at(&self) -> Option<Millis> {
-        Some(self.not_serving_since? + self.read_only_after?)
-    }
-
-    /// The `Mode:` of srvr/stat/mntr.
-    pub fn mode_name(&self) -> &'static str {
-        match (self.zab.role(), self.zab.serving()) {
-            (Role::Leading { .. }, true) => "leader",
-            (Role::Following { .. }, true) if self.zab.is_observer() => "observer",
-            (Role::Following { .. }, true) => "follower",
-            _ => "looking",
-        }
-    }
 }
 
 impl EventLoop {
-    pub(super) fn ens_deadline(&self) -> Option<Millis> {
+    /// The next redial of a peer we have no election connection to.
+    pub(super) fn redial_deadline(&self) -> Option<Millis> {
         let ens = self.ens.as_ref()?;
-        // Only peers we have no connection to wait for a redial.
-        let redial = ens
-            .redial_at
-            .iter()
-            .filter(|(id, _)| !ens.election_out.contains_key(id))
-            .map(|(_, t)| *t)
-            .min();
-        let mut at = match redial {
-            Some(r) => r.min(ens.zab.next_deadline()),
-            None => ens.zab.next_deadline(),
-        };
-        if let Some(ro) = ens.read_only_at().filter(|_| self.service.mode() == Mode::NotServing) {
-            at = at.min(ro);
-        }
-        Some(at)
+        ens.redial_at.iter().filter(|(id, _)| !ens.election_out.contains_key(id)).map(|(_, t)| *t).min()
     }
 
     /// Accept every pending connection on an election or quorum listener.
@@ -314,14 +262,12 @@ impl EventLoop {
         }
         self.dirty.push(slot);
         if let (PeerKind::QuorumOut, Some(peer)) = (kind, peer) {
-            if let Some(ens) = self.ens.as_mut() {
-                ens.inputs.push_back(Input::QuorumConnected { peer });
-            }
+            self.feedback.push_back(Input::QuorumConnected { peer });
         }
     }
 
-    /// Decode every complete peer frame of a connection and queue it for the core.
-    pub(super) fn process_peer_frames(&mut self, slot: usize) {
+    /// Decode every complete peer frame of a connection and step the replica with it.
+    pub(super) fn process_peer_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
         loop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
             let ConnRole::Peer(link) = &mut conn.role else { return };
@@ -364,17 +310,13 @@ impl EventLoop {
                         }
                     }
                 }
-                Frame::Election(ElectionMsg::Notification(n)) => {
-                    if let Some(ens) = self.ens.as_mut() {
-                        ens.inputs.push_back(Input::Election(n));
-                    }
-                }
-                Frame::Quorum(msg) => self.quorum_frame(slot, kind, known, msg),
+                Frame::Election(ElectionMsg::Notification(n)) => self.step(Input::Election(n), sink_error),
+                Frame::Quorum(msg) => self.quorum_frame(slot, kind, known, msg, sink_error),
             }
         }
     }
 
-    fn quorum_frame(&mut self, slot: usize, kind: PeerKind, known: Option<ServerId>, msg: QuorumMsg) {
+    fn quorum_frame(&mut self, slot: usize, kind: PeerKind, known: Option<ServerId>, msg: QuorumMsg, sink_error: &mut Option<io::Error>) {
         let from = match (known, &msg) {
             (Some(p), _) => p,
             (None, QuorumMsg::FollowerInfo { from, .. }) if kind == PeerKind::QuorumIn => {
@@ -405,8 +347,9 @@ impl EventLoop {
         };
         if let Some(ens) = self.ens.as_mut() {
             ens.oplog.received(from, &msg);
-            ens.inputs.push_back(Input::Quorum { from, msg });
         }
+        self.admin.observer.on_quorum_msg(&msg);
+        self.step(Input::Quorum { from, msg }, sink_error);
     }
 
     /// A peer connection is gone.
@@ -431,7 +374,7 @@ impl EventLoop {
                 }
                 if ens.quorum.get(&peer) == Some(&slot) {
                     ens.quorum.remove(&peer);
-                    ens.inputs.push_back(Input::QuorumDisconnected { peer });
+                    self.feedback.push_back(Input::QuorumDisconnected { peer });
                 }
             }
         }
@@ -483,8 +426,8 @@ impl EventLoop {
             Some("on-disk")
         } else if self.sink.running_snapshot() == Some(zxid) {
             Some("being-written")
-        } else if zxid == self.service.tree().last_applied() && {
-            let (tree, sessions) = self.service.tree_for_snapshot();
+        } else if zxid == self.replica.service().tree().last_applied() && {
+            let (tree, sessions) = self.replica.tree_for_snapshot();
             self.sink.snapshot_now(tree, sessions)
         } {
             Some("started-for-it")
@@ -493,7 +436,7 @@ impl EventLoop {
         };
         let Some(how) = how else {
             tracing::warn!(follower = %to, %zxid, "sync: SNAP: no snapshot can be had; disconnecting the follower");
-            ens.inputs.push_back(Input::SnapshotUnavailable { zxid });
+            self.feedback.push_back(Input::SnapshotUnavailable { zxid });
             self.close_quorum_slot(slot);
             return;
         };
@@ -508,17 +451,20 @@ impl EventLoop {
     /// loop never holds more than a window of it in memory.
     pub(super) fn pump_snapshots(&mut self) {
         let finished = self.sink.take_finished_snapshots();
-        let Some(ens) = self.ens.as_mut() else { return };
-        for (zxid, ok) in finished {
-            ens.inputs.push_back(if ok { Input::SnapshotWritten { zxid } } else { Input::SnapshotUnavailable { zxid } });
+        if self.ens.is_none() {
+            return;
         }
+        for (zxid, ok) in finished {
+            self.feedback.push_back(if ok { Input::SnapshotWritten { zxid } } else { Input::SnapshotUnavailable { zxid } });
+        }
+        let Some(ens) = self.ens.as_mut() else { return };
         let ids: Vec<ServerId> = ens.snap_out.keys().copied().collect();
         for to in ids {
             if let Err(why) = self.pump_one(to) {
                 let Some(ens) = self.ens.as_mut() else { return };
                 if let Some(out) = ens.snap_out.remove(&to) {
                     tracing::warn!(follower = %to, zxid = %out.zxid, error = %why, "sync: SNAP: cannot send the snapshot; disconnecting the follower");
-                    ens.inputs.push_back(Input::SnapshotUnavailable { zxid: out.zxid });
+                    self.feedback.push_back(Input::SnapshotUnavailable { zxid: out.zxid });
                     self.close_quorum_slot(out.slot);
                 }
             }
@@ -574,7 +520,7 @@ impl EventLoop {
         peer::encode(&mut conn.write_buf, &QuorumMsg::SnapEnd);
         conn.write_buf.extend_from_slice(&out.held);
         ens.snap_out.remove(&to);
-        ens.inputs.push_back(Input::SnapshotSent { to });
+        self.feedback.push_back(Input::SnapshotSent { to });
         Ok(())
     }
 
@@ -605,67 +551,10 @@ impl EventLoop {
         }
     }
 
-    /// Step the core with every queued input, performing the actions, until quiet.
-    pub(super) fn drive(&mut self, sink_error: &mut Option<io::Error>) {
-        // Time alone can change the mode (read-only after a while without a quorum).
-        self.sync_mode(sink_error);
-        // Bounded: each input's actions may queue more inputs, but not without end.
-        for _ in 0..100_000 {
-            let Some(ens) = self.ens.as_mut() else { return };
-            for (to, msg) in std::mem::take(&mut ens.peer_sends) {
-                self.send_quorum(to, &msg);
-            }
-            let now = self.now();
-            let Some(ens) = self.ens.as_mut() else { return };
-            let Some(input) = ens.inputs.pop_front() else { return };
-            // A follower's answers to forwarded syncs go to the service, in stream order.
-            if let Input::Quorum { msg: QuorumMsg::SyncDone { session, cxid, path }, .. } = input {
-                let mut out = outbox!(self, sink_error);
-                self.service.sync_done(now, super::wall_ms(), session, cxid, path, &mut out);
-                continue;
-            }
-            self.admin.observer.on_input(&input);
-            let mut actions = Vec::new();
-            ens.zab.step(now, input, &mut actions);
-            for a in actions {
-                self.admin.observer.on_action(&a);
-                self.perform(a, sink_error);
-            }
-            self.sync_mode(sink_error);
-        }
-    }
-
-    /// Keep the service's mode in line with the core's role.
-    pub(super) fn sync_mode(&mut self, sink_error: &mut Option<io::Error>) {
-        let now = self.now();
-        let Some(ens) = self.ens.as_mut() else { return };
-        let serving = match (ens.zab.role(), ens.zab.serving()) {
-            (Role::Leading { .. }, true) => Some(Mode::Leader),
-            (Role::Following { .. }, true) => Some(Mode::Follower),
-            _ => None,
-        };
-        ens.not_serving_since = match serving {
-            Some(_) => None,
-            None => Some(ens.not_serving_since.unwrap_or(now)),
-        };
-        let mode = match serving {
-            Some(m) => m,
-            None if ens.read_only_at().is_some_and(|t| now >= t) => Mode::ReadOnly,
-            None => Mode::NotServing,
-        };
-        if mode != self.service.mode() {
-            self.admin.observer.serving_changed(matches!(mode, Mode::Leader | Mode::Follower));
-            let next = ens.zab.next_zxid();
-            let now = self.now();
-            let mut out = outbox!(self, sink_error);
-            self.service.set_mode(mode, next, now, &mut out);
-        }
-    }
-
-    fn perform(&mut self, action: Action, sink_error: &mut Option<io::Error>) {
-        let now = self.now();
-        match action {
-            Action::SendElection { to, msg } => {
+    /// Perform one of the replica's peer, log and snapshot outputs.
+    pub(super) fn perform_peer(&mut self, output: Output, sink_error: &mut Option<io::Error>) {
+        match output {
+            Output::SendElection { to, msg } => {
                 let Some(ens) = self.ens.as_mut() else { return };
                 ens.election_last.insert(to, msg.clone());
                 let Some(&slot) = ens.election_out.get(&to) else { return };
@@ -677,13 +566,13 @@ impl EventLoop {
                     }
                 }
             }
-            Action::SendQuorum { to, msg } => {
+            Output::SendQuorum { to, msg } => {
                 if let Some(ens) = self.ens.as_mut() {
                     ens.oplog.sent(to, &msg);
                 }
                 self.send_quorum(to, &msg)
             }
-            Action::ConnectQuorum { leader } => {
+            Output::ConnectQuorum { leader } => {
                 let Some(ens) = self.ens.as_ref() else { return };
                 let Some(&addr) = ens.quorum_addrs.get(&leader) else { return };
                 if let Some(old) = ens.quorum.get(&leader).copied() {
@@ -695,14 +584,10 @@ impl EventLoop {
                             ens.quorum.insert(leader, slot);
                         }
                     }
-                    None => {
-                        if let Some(ens) = self.ens.as_mut() {
-                            ens.inputs.push_back(Input::QuorumDisconnected { peer: leader });
-                        }
-                    }
+                    None => self.feedback.push_back(Input::QuorumDisconnected { peer: leader }),
                 }
             }
-            Action::CloseQuorum { peer } => {
+            Output::CloseQuorum { peer } => {
                 let Some(ens) = self.ens.as_mut() else { return };
                 if let Some(slot) = ens.quorum.remove(&peer) {
                     if let Some(c) = self.conns.get_mut(slot) {
@@ -711,36 +596,31 @@ impl EventLoop {
                     }
                 }
             }
-            Action::Persist(txn) => {
-                if let Err(e) = self.sink.append(&txn) {
-                    sink_error.get_or_insert(e);
-                }
-            }
-            Action::PersistEpoch { accepted, current } => {
+            Output::PersistEpoch { accepted, current } => {
                 if let Err(e) = self.sink.persist_epochs(accepted, current) {
                     sink_error.get_or_insert(e);
                 }
             }
-            Action::TruncateLog(zxid) => {
+            Output::TruncateLog(zxid) => {
                 tracing::info!(%zxid, "sync: TRUNC: dropping logged txns above the leader's zxid");
                 let r = self.sink.truncate(zxid, self.cfg.server_id);
                 self.restored(r, sink_error);
             }
-            Action::SendSnapshot { to, zxid } => self.start_snapshot_stream(to, zxid),
-            Action::SnapshotBegin { zxid, size } => {
+            Output::SendSnapshot { to, zxid } => self.start_snapshot_stream(to, zxid),
+            Output::SnapshotBegin { zxid, size } => {
                 if let Err(e) = self.sink.receive_snapshot_begin(zxid, size) {
                     tracing::error!(error = %e, "sync: SNAP: cannot store the leader's snapshot; disconnecting");
                     self.close_leader_conn();
                 }
             }
-            Action::SnapshotChunk(data) => {
+            Output::SnapshotChunk(data) => {
                 if let Err(e) = self.sink.receive_snapshot_chunk(&data) {
                     tracing::error!(error = %e, "sync: SNAP: cannot store the leader's snapshot; disconnecting");
                     self.sink.receive_snapshot_abort();
                     self.close_leader_conn();
                 }
             }
-            Action::LoadSnapshot { zxid } => match self.sink.install_received_snapshot(zxid, self.cfg.server_id) {
+            Output::LoadSnapshot { zxid } => match self.sink.install_received_snapshot(zxid, self.cfg.server_id) {
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     // Nothing local changed: start over with the leader.
                     tracing::error!(error = %e, "sync: SNAP: the leader's snapshot is not usable; disconnecting");
@@ -748,50 +628,28 @@ impl EventLoop {
                 }
                 r => self.restored(r, sink_error),
             },
-            Action::Apply(txn) => {
-                let mut out = outbox!(self, sink_error);
-                self.service.apply_committed(now, txn, &mut out);
-            }
-            Action::Forwarded { from, msg } => {
-                let mut out = outbox!(self, sink_error);
-                self.service.forwarded(now, super::wall_ms(), from, msg, &mut out);
-            }
-            Action::SessionsTouched(list) => self.service.touch_sessions(&list, now),
-            Action::RoleChanged(role) => {
-                if let Some(ens) = self.ens.as_mut() {
-                    ens.oplog.role_changed(role, &ens.zab, ens.me);
+            Output::RoleChanged(role) => {
+                if let (Some(ens), Some(zab)) = (self.ens.as_mut(), self.replica.zab()) {
+                    ens.oplog.role_changed(role, zab, ens.me);
                 }
             }
+            // Client, log and metrics outputs are the loop's (`EventLoop::perform`).
+            Output::ToClient { .. }
+            | Output::CloseClient { .. }
+            | Output::Append(_)
+            | Output::ServingChanged(_)
+            | Output::Proposed { .. }
+            | Output::Committed { .. } => {}
         }
     }
 
-    /// The state was rebuilt (TRUNC) or replaced (SNAP): hand it to the service and tell the
-    /// core where it now ends.
+    /// The state was rebuilt (TRUNC) or replaced (SNAP): the replica takes it next.
     fn restored(&mut self, r: io::Result<(crate::tree::DataTree, crate::session::SessionTable)>, sink_error: &mut Option<io::Error>) {
         match r {
-            Ok((tree, sessions)) => {
-                let last = tree.last_applied();
-                self.service.restore(tree, sessions);
-                if let Some(ens) = self.ens.as_mut() {
-                    ens.synced = last;
-                    ens.inputs.push_back(Input::Restored { last_zxid: last });
-                }
-            }
+            Ok((tree, sessions)) => self.feedback.push_back(Input::Restored { tree, sessions }),
             Err(e) => {
                 sink_error.get_or_insert(e);
             }
-        }
-    }
-
-    /// Timers of the core, plus the follower's report of sessions its clients kept alive.
-    pub(super) fn ens_tick(&mut self, now: Millis) {
-        let touched = if self.service.mode() == Mode::Follower { self.service.take_touched() } else { Vec::new() };
-        let Some(ens) = self.ens.as_mut() else { return };
-        if !touched.is_empty() {
-            ens.inputs.push_back(Input::Touched(touched));
-        }
-        if now >= ens.zab.next_deadline() {
-            ens.inputs.push_back(Input::Tick);
         }
     }
 }

@@ -60,6 +60,7 @@
 //! txns after the oldest kept snapshot. With 0 (the default) nothing is ever deleted.
 
 pub mod fsutil;
+pub mod sink;
 pub mod recovery;
 pub mod snapshot;
 pub mod syncer;
@@ -79,13 +80,12 @@ use std::time::{Duration, Instant};
 use crate::metrics::Summary;
 use crate::config::Config;
 use crate::proto::{Millis, ServerId, Zxid};
-use crate::server::TxnSink;
-use crate::service::Service;
 use crate::session::SessionTable;
 use crate::tree::DataTree;
 use crate::txn::Txn;
 
 pub use recovery::{recover, Recovered};
+pub use sink::TxnSink;
 pub use txnlog::{recent_txns, LogOptions, LogReader, TxnLog};
 
 #[derive(Debug, thiserror::Error)]
@@ -756,26 +756,26 @@ impl Storage {
         recent_txns(&self.cfg.data_log_dir, Zxid(i64::MIN), max)
     }
 
-    /// Between loop turns: snapshots, log space, purge. Tells the service when writes must
-    /// stop or may resume.
-    pub fn housekeeping(&mut self, service: &mut Service) {
-        let (tree, sessions) = service.tree_for_snapshot();
+    /// Between loop turns: snapshots, log space, purge. `Some` when writes must stop
+    /// (`Some(Some(reason))`) or may resume (`Some(None)`).
+    pub fn housekeeping(&mut self, tree: &mut DataTree, sessions: &SessionTable) -> Option<Option<String>> {
         self.snapshot_step(tree);
         if self.job.is_none() && self.since_snapshot >= self.snap_threshold {
             self.snap_threshold = self.next_threshold();
             self.start_snapshot(tree, sessions);
         }
         self.check_space();
-        if self.tell_service {
-            self.tell_service = false;
-            service.set_writes_refused(self.disk_problem.clone());
-        }
         if let Some(at) = self.next_purge {
             if Instant::now() >= at {
                 self.next_purge = Some(at + Duration::from_secs(self.cfg.purge_interval_h as u64 * 3600));
                 self.run_purge();
             }
         }
+        if self.tell_service {
+            self.tell_service = false;
+            return Some(self.disk_problem.clone());
+        }
+        None
     }
 
     /// snapCount/2 + a uniform draw from [0, snapCount/2] (xorshift64*: no cryptographic
@@ -910,8 +910,8 @@ impl TxnSink for Storage {
         })
     }
 
-    fn after_sync(&mut self, service: &mut Service) {
-        self.housekeeping(service);
+    fn after_sync(&mut self, tree: &mut DataTree, sessions: &SessionTable) -> Option<Option<String>> {
+        self.housekeeping(tree, sessions)
     }
 
     fn metrics(&self) -> Option<&StorageMetrics> {

@@ -69,7 +69,7 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
         })),
         "environment" => environment(ev),
         "initial_configuration" => obj(json!({ "initial_configuration": ev.admin.settings.initial_config })),
-        "is_read_only" => obj(json!({ "read_only": ev.service.mode() == crate::service::Mode::ReadOnly })),
+        "is_read_only" => obj(json!({ "read_only": ev.service().mode() == crate::service::Mode::ReadOnly })),
         "last_snapshot" => last_snapshot(ev),
         "leader" => leader(ev),
         "monitor" => super::metrics::monitor_json(ev),
@@ -83,7 +83,7 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
         }
         "voting_view" => voting_view(ev),
         "watch_summary" => {
-            let (conns, paths, total) = ev.service.watches().data_watch_summary();
+            let (conns, paths, total) = ev.service().watches().data_watch_summary();
             obj(json!({ "num_connections": conns, "num_paths": paths, "num_total_watches": total }))
         }
         "zabstate" => zabstate(ev),
@@ -108,7 +108,7 @@ fn client_port(ev: &EventLoop) -> u16 {
 }
 
 fn configuration(ev: &EventLoop) -> Map<String, Value> {
-    let c = ev.service.config();
+    let c = ev.service().config();
     obj(json!({
         "client_port": client_port(ev),
         "data_dir": ev.cfg.data_dir,
@@ -125,7 +125,7 @@ fn configuration(ev: &EventLoop) -> Map<String, Value> {
 /// `ServerCnxn.getConnectionInfo(false)`, without the per-connection latencies arbor does
 /// not keep.
 fn connections(ev: &EventLoop) -> Vec<Value> {
-    let mut v: Vec<_> = ev.service.clients().collect();
+    let mut v: Vec<_> = ev.service().clients().collect();
     v.sort_by_key(|(c, _)| **c);
     v.into_iter()
         .map(|(id, i)| {
@@ -137,7 +137,7 @@ fn connections(ev: &EventLoop) -> Vec<Value> {
             let mut m = obj(json!({
                 "remote_socket_address": i.addr,
                 "interest_ops": interest,
-                "outstanding_requests": ev.service.backlog(*id),
+                "outstanding_requests": ev.service().backlog(*id),
                 "packets_received": i.received,
                 "packets_sent": i.sent,
             }));
@@ -228,10 +228,10 @@ fn last_snapshot(ev: &EventLoop) -> Map<String, Value> {
 }
 
 fn leader(ev: &EventLoop) -> Map<String, Value> {
-    let Some(ens) = ev.ens.as_ref() else {
+    let (Some(ens), Some(zab)) = (ev.ens.as_ref(), ev.replica.zab()) else {
         return obj(json!({ "error": "server is not initialized" }));
     };
-    let (is_leader, id) = match ens.zab.role() {
+    let (is_leader, id) = match zab.role() {
         Role::Leading { .. } => (true, Some(ens.me.0)),
         Role::Following { leader, .. } => (false, Some(leader.0)),
         Role::Looking => (false, None),
@@ -244,7 +244,7 @@ fn leader(ev: &EventLoop) -> Map<String, Value> {
 }
 
 fn server_stats(ev: &EventLoop) -> Map<String, Value> {
-    let svc = &ev.service;
+    let svc = ev.service();
     let st = svc.stats();
     let (avg, min, max) = ev.latency_ms();
     let (remote, local) = ev.conn_locality();
@@ -266,8 +266,8 @@ fn server_stats(ev: &EventLoop) -> Map<String, Value> {
         "uptime": ev.admin.started.elapsed().as_millis() as u64,
     });
     let mut m = obj(json!({ "version": ev.cfg.version, "read_only": false, "server_stats": stats }));
-    if let (Some(ens), Some((last, lo, hi))) = (ev.ens.as_ref(), ev.admin.observer.proposal_sizes) {
-        if matches!(ens.zab.role(), Role::Leading { .. }) {
+    if let (Some(zab), Some((last, lo, hi))) = (ev.replica.zab(), ev.admin.observer.proposal_sizes) {
+        if matches!(zab.role(), Role::Leading { .. }) {
             m.insert("proposal_stats".into(), json!({ "last_buffer_size": last, "min_buffer_size": lo, "max_buffer_size": hi }));
         }
     }
@@ -297,12 +297,12 @@ fn voting_view(ev: &EventLoop) -> Map<String, Value> {
 
 /// `zabstate`: this member's replication state in a line.
 fn zabstate(ev: &EventLoop) -> Map<String, Value> {
-    let Some(ens) = ev.ens.as_ref() else {
+    let (Some(ens), Some(zab)) = (ev.ens.as_ref(), ev.replica.zab()) else {
         return obj(json!({ "voting": false, "zabstate": "" }));
     };
     let me = ev.admin.settings.servers.iter().find(|s| s.id == ens.me.0);
-    let z = ens.zab.status();
-    let last = ev.service.last_zxid();
+    let z = zab.status();
+    let last = ev.service().last_zxid();
     let state = match (z.role, z.serving) {
         (Role::Looking, _) => "election",
         (_, true) => "broadcast",

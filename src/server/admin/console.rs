@@ -48,7 +48,7 @@ pub fn asset(name: &str) -> Response {
 }
 
 pub fn status(ev: &EventLoop, _req: &Request) -> Response {
-    let svc = &ev.service;
+    let svc = ev.service();
     let st = svc.stats();
     let last = svc.last_zxid();
     let settings = &ev.admin.settings;
@@ -72,8 +72,8 @@ pub fn status(ev: &EventLoop, _req: &Request) -> Response {
         "read_p99_ms": svc.metrics().read_latency.quantile(0.99) as f64 / 1000.0,
         "update_p99_ms": svc.metrics().update_latency.quantile(0.99) as f64 / 1000.0,
     });
-    if let Some(ens) = ev.ens.as_ref() {
-        let z = ens.zab.status();
+    if let Some(zab) = ev.replica.zab() {
+        let z = zab.status();
         v["peer_state"] = json!(ev.admin.observer.peer_state());
         v["current_epoch"] = json!(z.current_epoch);
         v["accepted_epoch"] = json!(z.accepted_epoch);
@@ -127,7 +127,7 @@ pub fn tree(ev: &EventLoop, req: &Request) -> Response {
     if !path.starts_with('/') || (path.len() > 1 && path.ends_with('/')) || path.contains("//") {
         return Response::error(400, &format!("bad znode path {path:?}"));
     }
-    let tree = ev.service.tree();
+    let tree = ev.service().tree();
     let Some(id) = tree.lookup(path) else {
         return Response::json(404, &json!({ "path": path, "error": "NoNode" }));
     };

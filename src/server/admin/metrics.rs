@@ -62,7 +62,7 @@ fn gauge(name: &'static str, v: impl TryInto<i64>) -> Metric<'static> {
 pub fn collect(ev: &EventLoop) -> Vec<Metric<'_>> {
     use Detail::*;
     use Unit::*;
-    let svc = &ev.service;
+    let svc = ev.service();
     let st = svc.stats();
     let tree = svc.tree();
     let (open_fds, max_fds) = fd_counts();
@@ -90,8 +90,8 @@ pub fn collect(ev: &EventLoop) -> Vec<Metric<'_>> {
         gauge("non_mtls_local_conn_count", local),
         Metric::Gauge("last_zxid", Value::Str(format!("0x{:x}", svc.last_zxid().0))),
     ];
-    if let Some(ens) = ev.ens.as_ref() {
-        let z = ens.zab.status();
+    if let Some(zab) = ev.replica.zab() {
+        let z = zab.status();
         let obs = &ev.admin.observer;
         m.push(Metric::Gauge("peer_state", Value::Str(obs.peer_state())));
         m.push(gauge("quorum_size", ev.admin.settings.servers.iter().filter(|s| s.participant).count()));

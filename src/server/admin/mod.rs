@@ -127,11 +127,11 @@ impl EventLoop {
 
     /// `Mode:` / `server_state`: leader, follower, observer, read-only, looking or standalone.
     pub(super) fn mode_name(&self) -> String {
-        if self.service.mode() == crate::service::Mode::ReadOnly {
+        if self.service().mode() == crate::service::Mode::ReadOnly {
             return "read-only".to_string();
         }
-        match self.ens.as_ref() {
-            Some(e) => e.mode_name().to_string(),
+        match self.replica.zab() {
+            Some(_) => self.replica.mode_name().to_string(),
             None => self.cfg.mode.clone(),
         }
     }
@@ -140,7 +140,7 @@ impl EventLoop {
     /// `non_mtls_remote_conn_count` / `non_mtls_local_conn_count` (arbor has no TLS).
     pub(super) fn conn_locality(&self) -> (u64, u64) {
         let (mut remote, mut local) = (0u64, 0u64);
-        for (_, c) in self.service.clients() {
+        for (_, c) in self.service().clients() {
             match c.addr.parse::<SocketAddr>() {
                 Ok(a) if a.ip().is_loopback() => local += 1,
                 _ => remote += 1,
@@ -152,7 +152,7 @@ impl EventLoop {
     /// Request latency as ZooKeeper's ServerStats shows it: (avg ms with its fraction,
     /// min ms, max ms).
     pub(super) fn latency_ms(&self) -> (f64, u64, u64) {
-        let st = self.service.stats();
+        let st = self.service().stats();
         let avg = if st.latency_count == 0 { 0.0 } else { st.latency_total_us as f64 / st.latency_count as f64 / 1000.0 };
         (avg, st.latency_min_us / 1000, st.latency_max_us / 1000)
     }

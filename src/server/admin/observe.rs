@@ -1,10 +1,10 @@
 //! What the loop sees of replication, turned into metrics and a short event history.
 //!
-//! The loop already carries every input to the replication core and performs every action
-//! it returns; `Observer` is shown both (`on_input`, `on_action`) plus role/serving
-//! changes, and derives from them: election time, follower sync time and mode
-//! (DIFF/TRUNC/SNAP), quorum-ack latency (a proposal's `Propose` to its `Apply` on the
-//! leader), proposal/commit/diff/snap/trunc counts, ZooKeeper's detailed peer state
+//! The loop already carries every quorum message to the replica and performs every output
+//! it returns; `Observer` is shown both (`on_quorum_msg`, `on_output`, which includes the
+//! replica's role, serving, proposal and commit reports), and derives from them: election
+//! time, follower sync time and mode (DIFF/TRUNC/SNAP), quorum-ack latency (a proposal's
+//! `Proposed` to its `Committed` on the leader), proposal/commit/diff/snap/trunc counts, ZooKeeper's detailed peer state
 //! (`following - broadcast`), and a bounded ring of recent elections and syncs for the
 //! console. It decides nothing; the cores do not know it exists.
 //!
@@ -17,7 +17,8 @@ use std::time::Instant;
 use crate::metrics::{Counter, Summary};
 use crate::peer::QuorumMsg;
 use crate::proto::{ServerId, Zxid};
-use crate::zab::{Action, Input, Role};
+use crate::replica::Output;
+use crate::zab::Role;
 
 /// Recent events kept for the console.
 const EVENTS_MAX: usize = 64;
@@ -182,20 +183,8 @@ impl Observer {
 
     /// An input about to be given to the replication core.
     #[inline]
-    pub fn on_input(&mut self, input: &Input) {
-        match input {
-            Input::Propose(txn) => {
-                self.metrics.proposal_count.inc();
-                if self.proposals.len() < PROPOSALS_TIMED_MAX {
-                    self.proposals.push_back((txn.header.zxid, Instant::now()));
-                }
-            }
-            Input::Quorum { msg, .. } => self.on_leader_msg(msg),
-            _ => {}
-        }
-    }
-
-    fn on_leader_msg(&mut self, msg: &QuorumMsg) {
+    /// A quorum message arrived (from the leader, at a follower).
+    pub fn on_quorum_msg(&mut self, msg: &QuorumMsg) {
         match msg {
             QuorumMsg::Proposal(_) => {
                 self.metrics.learner_proposal_received_count.inc();
@@ -225,11 +214,19 @@ impl Observer {
 
     /// An action the core returned, about to be performed.
     #[inline]
-    pub fn on_action(&mut self, action: &Action) {
-        match action {
-            Action::Apply(txn) if matches!(self.role, Role::Leading { .. }) => {
+    /// The replica asked for something (or reported a proposal or a commit).
+    pub fn on_output(&mut self, output: &Output) {
+        match output {
+            Output::Proposed { zxid } => {
+                self.metrics.proposal_count.inc();
+                if self.proposals.len() < PROPOSALS_TIMED_MAX {
+                    self.proposals.push_back((*zxid, Instant::now()));
+                }
+            }
+            Output::ServingChanged(serving) => self.serving_changed(*serving),
+            Output::Committed { zxid } if matches!(self.role, Role::Leading { .. }) => {
                 self.metrics.commit_count.inc();
-                let zxid = txn.header.zxid;
+                let zxid = *zxid;
                 let mut now = None;
                 while let Some(&(z, t)) = self.proposals.front() {
                     if z > zxid {
@@ -240,25 +237,25 @@ impl Observer {
                     self.proposals.pop_front();
                 }
             }
-            Action::SendQuorum { to, msg: QuorumMsg::Diff { last_zxid } } => {
+            Output::SendQuorum { to, msg: QuorumMsg::Diff { last_zxid } } => {
                 self.metrics.diff_count.inc();
                 self.leader_synced_any = true;
                 self.event(EventKind::Sync, format!("follower {to}: DIFF from 0x{:x}", last_zxid.0), None);
             }
-            Action::SendQuorum { to, msg: QuorumMsg::Trunc { zxid } } => {
+            Output::SendQuorum { to, msg: QuorumMsg::Trunc { zxid } } => {
                 self.metrics.trunc_count.inc();
                 self.leader_synced_any = true;
                 self.event(EventKind::Sync, format!("follower {to}: TRUNC to 0x{:x}", zxid.0), None);
             }
-            Action::SendSnapshot { to, zxid } => {
+            Output::SendSnapshot { to, zxid } => {
                 self.metrics.snap_count.inc();
                 self.leader_synced_any = true;
                 self.event(EventKind::Sync, format!("follower {to}: SNAP at 0x{:x}", zxid.0), None);
             }
-            Action::ConnectQuorum { leader } => {
+            Output::ConnectQuorum { leader } => {
                 self.sync = Some(FollowerSync { leader: *leader, started: Instant::now(), mode: None, txns: 0, snap_bytes: 0 });
             }
-            Action::RoleChanged(role) => self.role_changed(*role),
+            Output::RoleChanged(role) => self.role_changed(*role),
             _ => {}
         }
     }
@@ -348,18 +345,18 @@ mod tests {
     fn election_then_leading_with_proposals_committed() {
         let mut o = Observer::new(true, Instant::now());
         assert_eq!(o.peer_state(), "looking");
-        o.on_action(&Action::RoleChanged(Role::Leading { epoch: 1 }));
-        o.on_action(&Action::RoleChanged(Role::Leading { epoch: 2 }));
+        o.on_output(&Output::RoleChanged(Role::Leading { epoch: 1 }));
+        o.on_output(&Output::RoleChanged(Role::Leading { epoch: 2 }));
         assert_eq!(o.metrics.election_time.count(), 1, "an epoch update is not a second election");
         assert_eq!(o.peer_state(), "leading - discovery");
-        o.on_action(&Action::SendQuorum { to: ServerId(2), msg: QuorumMsg::Diff { last_zxid: Zxid(5) } });
+        o.on_output(&Output::SendQuorum { to: ServerId(2), msg: QuorumMsg::Diff { last_zxid: Zxid(5) } });
         assert_eq!(o.peer_state(), "leading - synchronization");
         o.serving_changed(true);
         assert_eq!(o.peer_state(), "leading - broadcast");
         for z in 1..=3 {
-            o.on_input(&Input::Propose(txn(z)));
+            o.on_output(&Output::Proposed { zxid: Zxid(z) });
         }
-        o.on_action(&Action::Apply(txn(2)));
+        o.on_output(&Output::Committed { zxid: Zxid(2) });
         assert_eq!(o.metrics.quorum_ack_latency.count(), 2);
         assert_eq!((o.metrics.proposal_count.get(), o.metrics.commit_count.get(), o.metrics.diff_count.get()), (3, 1, 1));
         let kinds: Vec<EventKind> = o.events().map(|e| e.kind).collect();
@@ -369,19 +366,19 @@ mod tests {
     #[test]
     fn follower_sync_mode_and_time() {
         let mut o = Observer::new(true, Instant::now());
-        o.on_action(&Action::RoleChanged(Role::Following { leader: ServerId(3), epoch: 1 }));
-        o.on_action(&Action::ConnectQuorum { leader: ServerId(3) });
+        o.on_output(&Output::RoleChanged(Role::Following { leader: ServerId(3), epoch: 1 }));
+        o.on_output(&Output::ConnectQuorum { leader: ServerId(3) });
         assert_eq!(o.peer_state(), "following - discovery");
-        o.on_input(&Input::Quorum { from: ServerId(3), msg: QuorumMsg::Trunc { zxid: Zxid(4) } });
-        o.on_input(&Input::Quorum { from: ServerId(3), msg: QuorumMsg::Diff { last_zxid: Zxid(4) } });
-        o.on_input(&Input::Quorum { from: ServerId(3), msg: QuorumMsg::Proposal(txn(5)) });
+        o.on_quorum_msg(&QuorumMsg::Trunc { zxid: Zxid(4) });
+        o.on_quorum_msg(&QuorumMsg::Diff { last_zxid: Zxid(4) });
+        o.on_quorum_msg(&QuorumMsg::Proposal(txn(5)));
         assert_eq!(o.peer_state(), "following - synchronization - trunc");
         o.serving_changed(true);
         assert_eq!(o.peer_state(), "following - broadcast");
         assert_eq!(o.metrics.follower_sync_time.count(), 1);
         let last = o.events().last().expect("event").text.clone();
         assert_eq!(last, "synced with leader 3: TRUNC of 1 txns");
-        o.on_action(&Action::RoleChanged(Role::Looking));
+        o.on_output(&Output::RoleChanged(Role::Looking));
         assert_eq!(o.metrics.looking_count.get(), 2);
     }
 
@@ -389,7 +386,7 @@ mod tests {
     fn the_event_ring_is_bounded() {
         let mut o = Observer::new(true, Instant::now());
         for i in 0..(EVENTS_MAX as i64 * 3) {
-            o.on_action(&Action::SendSnapshot { to: ServerId(2), zxid: Zxid(i) });
+            o.on_output(&Output::SendSnapshot { to: ServerId(2), zxid: Zxid(i) });
         }
         assert_eq!(o.events().count(), EVENTS_MAX);
         assert_eq!(o.metrics.snap_count.get(), EVENTS_MAX as u64 * 3);

@@ -1,0 +1,1 @@
+//! Unit tests of the replica core: a standalone replica stepped by hand.
