@@ -12,6 +12,8 @@
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
 //! - `replica`: one server's whole protocol (service + replication), sans-IO:
 //!   `step(now, input, &mut outputs)`; what the loop and a simulator drive.
+//! - `sim`: a deterministic simulator of whole ensembles (replicas + ZooKeeper clients
+//!   over a simulated network, disk and clocks) with its checks; `arbor-sim` runs it.
 //! - `server`: the one mio loop per process: sockets, timers, files; steps the replica and
 //!   performs its outputs, deciding nothing itself.
 //!   `server::admin`: the admin HTTP server (ZooKeeper's commands, Prometheus, console).
@@ -42,6 +44,7 @@ pub mod replica;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod sim;
 pub mod storage;
 pub mod tools;
 pub mod tree;

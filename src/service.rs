@@ -298,7 +298,10 @@ impl Service {
         }
         tracing::debug!(from = ?self.mode, to = ?mode, "service mode");
         self.mode = mode;
-        let clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        // In connection order, not the map's: a replica's outputs are a function of its
+        // inputs (the simulator replays a seed exactly).
+        let mut clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        clients.sort_unstable();
         for c in clients {
             if let Some(info) = self.clients.get_mut(&c) {
                 info.state = ClientState::Closing;

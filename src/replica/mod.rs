@@ -35,7 +35,7 @@ use crate::proto::{Millis, ServerId, Zxid};
 use crate::service::{ClientId, Mode, Service};
 use crate::session::SessionTable;
 use crate::tree::DataTree;
-use crate::txn::Txn;
+use crate::txn::{Txn, TxnHeader};
 use crate::zab::{self, Action, Role, Zab};
 
 use outbox::Collect;
@@ -110,9 +110,10 @@ pub enum Output {
     RoleChanged(Role),
     /// The service started or stopped serving as a leader or follower (metrics).
     ServingChanged(bool),
-    /// Leader: a txn was proposed / committed (metrics: proposal counts, quorum latency).
+    /// Leader: a txn was proposed (metrics: proposal counts, quorum latency).
     Proposed { zxid: Zxid },
-    Committed { zxid: Zxid },
+    /// A committed txn was applied here (every role; metrics, and the simulator's checks).
+    Committed(TxnHeader),
 }
 
 /// The replication side of a replica.
@@ -311,9 +312,7 @@ impl Replica {
             Action::LoadSnapshot { zxid } => Output::LoadSnapshot { zxid },
             Action::RoleChanged(role) => Output::RoleChanged(role),
             Action::Apply(txn) => {
-                if self.service.mode() == Mode::Leader {
-                    out.push(Output::Committed { zxid: txn.header.zxid });
-                }
+                out.push(Output::Committed(txn.header.clone()));
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
                 self.service.apply_committed(now.ms, txn, &mut c);
                 c.seal();

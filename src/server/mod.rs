@@ -349,7 +349,7 @@ impl EventLoop {
                     sink_error.get_or_insert(e);
                 }
             }
-            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Committed { .. } => {}
+            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Committed(_) => {}
             other => self.perform_peer(other, sink_error),
         }
     }

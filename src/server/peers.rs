@@ -639,7 +639,7 @@ impl EventLoop {
             | Output::Append(_)
             | Output::ServingChanged(_)
             | Output::Proposed { .. }
-            | Output::Committed { .. } => {}
+            | Output::Committed(_) => {}
         }
     }
 

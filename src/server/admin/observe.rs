@@ -224,9 +224,9 @@ impl Observer {
                 }
             }
             Output::ServingChanged(serving) => self.serving_changed(*serving),
-            Output::Committed { zxid } if matches!(self.role, Role::Leading { .. }) => {
+            Output::Committed(header) if matches!(self.role, Role::Leading { .. }) => {
                 self.metrics.commit_count.inc();
-                let zxid = *zxid;
+                let zxid = header.zxid;
                 let mut now = None;
                 while let Some(&(z, t)) = self.proposals.front() {
                     if z > zxid {
@@ -356,7 +356,7 @@ mod tests {
         for z in 1..=3 {
             o.on_output(&Output::Proposed { zxid: Zxid(z) });
         }
-        o.on_output(&Output::Committed { zxid: Zxid(2) });
+        o.on_output(&Output::Committed(txn(2).header));
         assert_eq!(o.metrics.quorum_ack_latency.count(), 2);
         assert_eq!((o.metrics.proposal_count.get(), o.metrics.commit_count.get(), o.metrics.diff_count.get()), (3, 1, 1));
         let kinds: Vec<EventKind> = o.events().map(|e| e.kind).collect();

@@ -1,0 +1,1200 @@
+//! The simulated world: servers, clients, the network between them, one event queue, one
+//! RNG. `run(seed, cfg)` plays one history and checks it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use super::check::{self, Committed, HistOp, Leaders, ModelStats};
+use super::client::{self, Link, SimClient};
+use super::node::Node;
+use crate::client::{Directive, Event, Input as ClientInput};
+use crate::jute;
+use crate::peer::{Notification, QuorumMsg};
+use crate::proto::{Millis, ServerId, Zxid};
+use crate::replica::{Input, Output};
+use crate::service::ClientId;
+use crate::storage::snapshot;
+use crate::txn::Txn;
+use crate::zab::{Role, ZabConfig};
+
+/// SplitMix64: small, fast, and the same sequence on every platform and version (a seed
+/// must replay exactly, forever).
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, n) (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// What one run looks like.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub servers: u64,
+    pub clients: usize,
+    /// Znodes the clients work on.
+    pub paths: u64,
+    /// Faults are injected during this much simulated time; then everything heals.
+    pub fault_ms: Millis,
+    /// After healing: the bound within which a leader must serve with every server.
+    pub liveness_ms: Millis,
+    pub tick_ms: Millis,
+    /// Txns the leader keeps for DIFF; small, so that SNAP happens too.
+    pub committed_log_max: usize,
+    /// Now and then a value of this size (MB-sized frames and snapshots), if set.
+    pub big_value: Option<usize>,
+    /// Print every event (the replay of a failing seed).
+    pub trace: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            servers: 3,
+            clients: 4,
+            paths: 6,
+            fault_ms: 4_000,
+            liveness_ms: 1_500,
+            tick_ms: 100,
+            committed_log_max: 64,
+            big_value: None,
+            trace: false,
+        }
+    }
+}
+
+/// A run that passed every check.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub sim_ms: Millis,
+    pub events: u64,
+    pub ops: usize,
+    pub model: ModelStats,
+    pub committed: usize,
+    pub faults: usize,
+    pub elections: usize,
+    pub snaps: usize,
+    pub truncs: usize,
+}
+
+/// A run that broke an invariant: what, when, and the last events before it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub at_ms: Millis,
+    pub reason: String,
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {} failed at {} ms: {}", self.seed, self.at_ms, self.reason)?;
+        writeln!(f, "last events:")?;
+        for l in &self.trace {
+            writeln!(f, "  {l}")?;
+        }
+        write!(f, "replay: cargo run --release --bin arbor-sim -- --seed {} --trace", self.seed)
+    }
+}
+
+/// Connection key of a quorum connection: (follower, leader).
+type QKey = (ServerId, ServerId);
+
+#[derive(Debug)]
+enum Ev {
+    Election { to: ServerId, msg: Notification },
+    Quorum { key: QKey, gen: u64, to: ServerId, msg: QuorumMsg },
+    QuorumUp { key: QKey, gen: u64 },
+    QuorumDown { key: QKey, gen: u64, to: ServerId },
+    Fsync { node: ServerId, incarnation: u64 },
+    /// Client bytes to its server / server bytes to the client, on connection `gen`.
+    ToServer { client: usize, gen: u64, bytes: Bytes },
+    ToClient { client: usize, gen: u64, bytes: Bytes },
+    /// The server closed the client's connection after what it sent before.
+    ClientClosed { client: usize, gen: u64 },
+    ClientUp { client: usize, gen: u64 },
+    Fault,
+    Restart(ServerId),
+    Resume(ServerId),
+}
+
+#[derive(Debug)]
+struct QConn {
+    gen: u64,
+    open: bool,
+    /// Last scheduled delivery time per direction (0: to the leader, 1: to the follower).
+    last_at: [Millis; 2],
+}
+
+struct World {
+    cfg: SimConfig,
+    zab_cfg: ZabConfig,
+    membership: String,
+    rng: Rng,
+    now: Millis,
+    nodes: Vec<Node>,
+    clients: Vec<SimClient>,
+    queue: BTreeMap<(Millis, u64), Ev>,
+    seq: u64,
+    qconns: BTreeMap<QKey, QConn>,
+    /// Client connection generation → (client, server); the server's side is `ClientId(gen)`.
+    cconns: BTreeMap<u64, (usize, ServerId)>,
+    /// Server side of client connections: bytes not yet cut into frames.
+    server_inbox: BTreeMap<u64, BytesMut>,
+    /// Last scheduled delivery per client connection and direction (0: to server).
+    cconn_last: BTreeMap<u64, [Millis; 2]>,
+    next_gen: u64,
+    /// Directed cuts: messages from .0 to .1 are lost.
+    cut: BTreeSet<(ServerId, ServerId)>,
+    /// Servers cut off from the clients.
+    isolated: BTreeSet<ServerId>,
+    drop_election: f64,
+    history: Vec<HistOp>,
+    committed: Committed,
+    /// Every txn a server logged, by zxid and issuer (to rebuild the committed sequence).
+    logged: BTreeMap<(Zxid, i64, i32, i64), Txn>,
+    leaders: Leaders,
+    faults: usize,
+    snaps: usize,
+    truncs: usize,
+    events: u64,
+    trace: VecDeque<String>,
+    failure: Option<String>,
+}
+
+const TRACE_KEEP: usize = 80;
+/// Events one run may take (a bound: a livelock fails the seed instead of hanging).
+const EVENTS_MAX: u64 = 3_000_000;
+const SNAP_CHUNK: usize = 256 << 10;
+
+/// Play one history from `seed`; check it.
+pub fn run(seed: u64, cfg: &SimConfig) -> Result<Outcome, Failure> {
+    let mut w = World::new(seed, cfg.clone());
+    let r = w.play();
+    match r {
+        Ok(o) => Ok(o),
+        Err(reason) => Err(Failure { seed, at_ms: w.now, reason, trace: w.trace.into_iter().collect() }),
+    }
+}
+
+impl World {
+    fn new(seed: u64, cfg: SimConfig) -> World {
+        let mut rng = Rng::new(seed);
+        let voters: BTreeSet<ServerId> = (1..=cfg.servers).map(ServerId).collect();
+        let zab_cfg = ZabConfig {
+            me: ServerId(0),
+            voters: voters.clone(),
+            observers: BTreeSet::new(),
+            tick_ms: cfg.tick_ms,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max: cfg.committed_log_max,
+        };
+        let mut membership = String::new();
+        for id in &voters {
+            membership.push_str(&format!("server.{id}=sim{id}:2888:3888:participant;0.0.0.0:2181\n"));
+        }
+        membership.push_str("version=0");
+        let nodes = voters
+            .iter()
+            .map(|&id| Node::new(id, rng.range(980, 1020), rng.range(0, 10_000), rng.range(-3_000, 3_000)))
+            .collect();
+        let timeout = (cfg.tick_ms * 10) as i32;
+        let clients = (0..cfg.clients).map(|i| SimClient::new(i, timeout)).collect();
+        World {
+            zab_cfg,
+            membership,
+            rng,
+            now: 0,
+            nodes,
+            clients,
+            queue: BTreeMap::new(),
+            seq: 0,
+            qconns: BTreeMap::new(),
+            cconns: BTreeMap::new(),
+            server_inbox: BTreeMap::new(),
+            cconn_last: BTreeMap::new(),
+            next_gen: 1,
+            cut: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            drop_election: 0.0,
+            history: Vec::new(),
+            committed: Committed::default(),
+            logged: BTreeMap::new(),
+            leaders: Leaders::default(),
+            faults: 0,
+            snaps: 0,
+            truncs: 0,
+            events: 0,
+            trace: VecDeque::new(),
+            failure: None,
+            cfg,
+        }
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        let l = format!("{:>7} {}", self.now, line());
+        if self.cfg.trace {
+            eprintln!("{l}");
+        }
+        if self.trace.len() == TRACE_KEEP {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(l);
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+    }
+
+    fn node(&self, id: ServerId) -> &Node {
+        &self.nodes[id.0 as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: ServerId) -> &mut Node {
+        &mut self.nodes[id.0 as usize - 1]
+    }
+
+    fn schedule(&mut self, at: Millis, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn delay(&mut self) -> Millis {
+        self.rng.range(1, 6)
+    }
+
+    fn linked(&self, a: ServerId, b: ServerId) -> bool {
+        !self.cut.contains(&(a, b))
+    }
+
+    // ---- the run ---------------------------------------------------------------------
+
+    fn play(&mut self) -> Result<Outcome, String> {
+        for i in 0..self.nodes.len() {
+            self.start(ServerId(i as u64 + 1))?;
+        }
+        let first_fault = self.rng.range(300, 800);
+        self.schedule(first_fault, Ev::Fault);
+        // Phase 1: load and faults.
+        self.run_until(self.cfg.fault_ms, |_| false)?;
+        // Phase 2: heal everything; a leader must serve with every server within the bound.
+        self.heal_all()?;
+        let healed = self.now;
+        let bound = healed + self.cfg.liveness_ms;
+        if !self.run_until(bound, |w| w.all_serving())? {
+            return Err(format!(
+                "liveness: {} ms after the last fault healed, the ensemble is not serving: {}",
+                self.cfg.liveness_ms,
+                self.roles()
+            ));
+        }
+        // Phase 3: the clients finish what they have in flight (bounded), then stop.
+        for c in &mut self.clients {
+            c.done = true;
+        }
+        let drain = self.now + 3_000;
+        self.run_until(drain, |w| w.clients.iter().all(|c| c.in_flight.is_none()))?;
+        // Phase 4: let the last commits reach every server.
+        let settle = self.now + 1_000;
+        self.run_until(settle, |w| w.all_caught_up())?;
+        self.final_checks()
+    }
+
+    /// Step events and timers until `until` or `stop` holds; Ok(true) if `stop` held.
+    fn run_until(&mut self, until: Millis, stop: impl Fn(&World) -> bool) -> Result<bool, String> {
+        loop {
+            if let Some(f) = self.failure.take() {
+                return Err(f);
+            }
+            if stop(self) {
+                return Ok(true);
+            }
+            if self.events >= EVENTS_MAX {
+                return Err(format!("more than {EVENTS_MAX} events: a livelock?"));
+            }
+            let next_ev = self.queue.keys().next().map(|k| k.0);
+            let next_timer = self.next_timer();
+            let t = match (next_ev, next_timer) {
+                (Some(e), Some(tm)) => e.min(tm),
+                (Some(e), None) => e,
+                (None, Some(tm)) => tm,
+                (None, None) => until,
+            };
+            if t > until {
+                self.now = until;
+                return Ok(stop(self));
+            }
+            self.now = self.now.max(t);
+            self.events += 1;
+            if next_ev == Some(t) {
+                let (_, ev) = self.queue.pop_first().ok_or("queue emptied")?;
+                self.deliver(ev);
+            } else {
+                self.timers();
+            }
+        }
+    }
+
+    /// The earliest timer of any server or client.
+    fn next_timer(&self) -> Option<Millis> {
+        let servers = self.nodes.iter().filter_map(|n| {
+            let r = n.replica.as_ref()?;
+            Some(n.global_at(r.next_deadline()).max(n.paused_until))
+        });
+        let clients = self.clients.iter().flat_map(|c| {
+            let session = c.session.next_deadline();
+            let op = (!c.done && c.in_flight.is_none() && c.session.is_connected()).then_some(c.next_op_at);
+            [session, op, c.redial_at]
+        });
+        servers.chain(clients.flatten()).map(|t| t.max(self.now)).min()
+    }
+
+    fn timers(&mut self) {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            let Some(r) = n.replica.as_ref() else { continue };
+            if n.paused_until > self.now {
+                continue;
+            }
+            if n.global_at(r.next_deadline()) <= self.now {
+                self.step(n.id, Input::Tick);
+            }
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].redial_at.is_some_and(|t| t <= self.now) {
+                self.dial(c);
+            }
+            if self.clients[c].session.next_deadline().is_some_and(|t| t <= self.now) {
+                self.client_input(c, ClientInput::Tick);
+            }
+            let cl = &self.clients[c];
+            if !cl.done && cl.in_flight.is_none() && cl.session.is_connected() && cl.next_op_at <= self.now {
+                self.issue(c);
+            }
+        }
+    }
+
+    // ---- servers ---------------------------------------------------------------------
+
+    fn start(&mut self, id: ServerId) -> Result<(), String> {
+        let (now, zab_cfg, membership) = (self.now, self.zab_cfg.clone(), self.membership.clone());
+        self.node_mut(id).start(now, &zab_cfg, &membership)?;
+        self.note(|| format!("START {id}"));
+        Ok(())
+    }
+
+    fn step(&mut self, id: ServerId, input: Input<'_>) {
+        let mut feedback = VecDeque::new();
+        self.step_one(id, input, &mut feedback);
+        for _ in 0..1000 {
+            let Some(i) = feedback.pop_front() else { break };
+            self.step_one(id, i, &mut feedback);
+        }
+    }
+
+    fn step_one(&mut self, id: ServerId, input: Input<'_>, feedback: &mut VecDeque<Input<'static>>) {
+        let gnow = self.now;
+        let node = self.node_mut(id);
+        let now = node.now(gnow);
+        let Some(replica) = node.replica.as_mut() else { return };
+        let mut out = Vec::new();
+        replica.step(now, input, &mut out);
+        self.check_roles(id);
+        for o in out {
+            self.perform(id, o, feedback);
+        }
+    }
+
+    /// At most one serving leader per epoch.
+    fn check_roles(&mut self, id: ServerId) {
+        let Some(zab) = self.node(id).replica.as_ref().and_then(|r| r.zab()) else { return };
+        if let (Role::Leading { epoch }, true) = (zab.role(), zab.serving()) {
+            if let Err(e) = self.leaders.serving(epoch, id) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn perform(&mut self, me: ServerId, o: Output, feedback: &mut VecDeque<Input<'static>>) {
+        match o {
+            Output::ToClient { client, bytes } => {
+                let Some(&(c, _)) = self.cconns.get(&client.0) else { return };
+                let at = self.cconn_at(client.0, 1);
+                self.schedule(at, Ev::ToClient { client: c, gen: client.0, bytes });
+            }
+            Output::CloseClient { client } => {
+                let Some(&(c, _)) = self.cconns.get(&client.0) else { return };
+                let at = self.cconn_at(client.0, 1);
+                self.schedule(at, Ev::ClientClosed { client: c, gen: client.0 });
+            }
+            Output::Append(txn) => {
+                let h = &txn.header;
+                self.logged.insert((h.zxid, h.session.0, h.cxid, h.time_ms), txn.clone());
+                let inc = self.node(me).incarnation;
+                let n = self.node_mut(me);
+                n.disk.log.push(txn);
+                if !n.fsync_pending {
+                    n.fsync_pending = true;
+                    let at = self.now + self.rng.range(1, 8);
+                    self.schedule(at, Ev::Fsync { node: me, incarnation: inc });
+                }
+            }
+            Output::PersistEpoch { accepted, current } => {
+                let n = self.node_mut(me);
+                n.disk.accepted = accepted;
+                n.disk.current = current;
+            }
+            Output::TruncateLog(zxid) => {
+                self.truncs += 1;
+                self.note(|| format!("{me} TRUNC to {zxid}"));
+                let gnow = self.now;
+                let n = self.node_mut(me);
+                if n.disk.snapshot.as_ref().is_some_and(|s| s.0 > zxid) {
+                    let why = format!("server {me}: TRUNC to {zxid} below its installed snapshot (committed state dropped)");
+                    self.fail(why);
+                    return;
+                }
+                n.disk.truncate(zxid);
+                let now = n.now(gnow);
+                match n.disk.rebuild(me, now.wall_ms, now.ms) {
+                    Ok((tree, sessions)) => {
+                        n.applied = tree.last_applied();
+                        feedback.push_back(Input::Restored { tree, sessions });
+                    }
+                    Err(e) => self.fail(format!("server {me}: cannot rebuild after TRUNC: {e}")),
+                }
+            }
+            Output::SendElection { to, msg } => {
+                if self.rng.chance(self.drop_election) {
+                    return;
+                }
+                let copies = if self.rng.chance(0.02) { 2 } else { 1 };
+                for _ in 0..copies {
+                    let at = self.now + self.rng.range(1, 12);
+                    self.schedule(at, Ev::Election { to, msg: msg.clone() });
+                }
+            }
+            Output::SendQuorum { to, msg } => self.send_quorum(me, to, msg),
+            Output::ConnectQuorum { leader } => self.connect_quorum(me, leader),
+            Output::CloseQuorum { peer } => {
+                let key = self.qkey(me, peer);
+                self.break_qconn(key, true, Some(me));
+            }
+            Output::SendSnapshot { to, zxid } => {
+                let Some(r) = self.node(me).replica.as_ref() else { return };
+                let tree = r.service().tree();
+                if tree.last_applied() != zxid {
+                    feedback.push_back(Input::SnapshotUnavailable { zxid });
+                    let key = (to, me);
+                    self.break_qconn(key, true, None);
+                    return;
+                }
+                let image = snapshot::encode(tree, r.service().sessions());
+                let bytes = snapshot::to_bytes(&image);
+                self.snaps += 1;
+                self.note(|| format!("{me} SNAP at {zxid} to {to}: {} bytes", bytes.len()));
+                self.send_quorum(me, to, QuorumMsg::SnapBegin { zxid, size: bytes.len() as u64 });
+                for chunk in bytes.chunks(SNAP_CHUNK) {
+                    self.send_quorum(me, to, QuorumMsg::SnapChunk { data: chunk.to_vec() });
+                }
+                self.send_quorum(me, to, QuorumMsg::SnapEnd);
+                feedback.push_back(Input::SnapshotSent { to });
+            }
+            Output::SnapshotBegin { zxid, size } => {
+                self.node_mut(me).receiving = Some((zxid, Vec::with_capacity(size.min(64 << 20) as usize)));
+            }
+            Output::SnapshotChunk(data) => {
+                if let Some((_, buf)) = self.node_mut(me).receiving.as_mut() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Output::LoadSnapshot { zxid } => {
+                let gnow = self.now;
+                let n = self.node_mut(me);
+                let Some((z, bytes)) = n.receiving.take() else { return };
+                if z != zxid {
+                    self.fail(format!("server {me}: LoadSnapshot {zxid} but received {z}"));
+                    return;
+                }
+                n.disk.snapshot = Some((zxid, bytes));
+                n.disk.log.clear();
+                n.disk.synced = 0;
+                let now = n.now(gnow);
+                match n.disk.rebuild(me, now.wall_ms, now.ms) {
+                    Ok((tree, sessions)) => {
+                        n.applied = tree.last_applied();
+                        feedback.push_back(Input::Restored { tree, sessions });
+                    }
+                    Err(e) => self.fail(format!("server {me}: cannot load the received snapshot: {e}")),
+                }
+            }
+            Output::RoleChanged(role) => {
+                self.note(|| format!("{me} role {role:?}"));
+            }
+            Output::ServingChanged(_) | Output::Proposed { .. } => {}
+            Output::Committed(h) => {
+                let n = self.node_mut(me);
+                if h.zxid <= n.applied {
+                    let why = format!("server {me} applied {} after {}: zxids must increase", h.zxid, n.applied);
+                    self.fail(why);
+                }
+                self.node_mut(me).applied = h.zxid;
+                if let Err(e) = self.committed.applied(me, &h) {
+                    self.fail(e);
+                }
+            }
+        }
+    }
+
+    /// The quorum connection between two servers: keyed (follower, leader), whoever
+    /// dialled; if both ever dialled, the open one, else the newer.
+    fn qkey(&self, me: ServerId, peer: ServerId) -> QKey {
+        let rank = |k: &QKey| self.qconns.get(k).map(|c| (c.open, c.gen));
+        if rank(&(me, peer)) >= rank(&(peer, me)) {
+            (me, peer)
+        } else {
+            (peer, me)
+        }
+    }
+
+    fn send_quorum(&mut self, me: ServerId, to: ServerId, msg: QuorumMsg) {
+        let key = self.qkey(me, to);
+        let Some(c) = self.qconns.get(&key) else { return };
+        if !c.open {
+            return;
+        }
+        let gen = c.gen;
+        if !self.linked(me, to) {
+            // A partition: the stream stalls; only timers notice.
+            self.break_qconn(key, false, None);
+            return;
+        }
+        let dir = usize::from(to == key.0);
+        let d = self.delay();
+        let c = self.qconns.get_mut(&key).expect("checked above");
+        let at = (c.last_at[dir]).max(self.now + d);
+        c.last_at[dir] = at;
+        self.schedule(at, Ev::Quorum { key, gen, to, msg });
+    }
+
+    fn connect_quorum(&mut self, f: ServerId, l: ServerId) {
+        let d = self.delay();
+        let key = (f, l);
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        // A newer connection replaces an older one to the same leader (the leader's loop
+        // closes the old one on the new FollowerInfo without telling the core).
+        let reachable = self.node(l).alive() && self.linked(f, l) && self.linked(l, f) && f != l;
+        if !reachable {
+            self.qconns.insert(key, QConn { gen, open: false, last_at: [0; 2] });
+            self.schedule(self.now + d * 5, Ev::QuorumDown { key, gen, to: f });
+            return;
+        }
+        self.qconns.insert(key, QConn { gen, open: true, last_at: [self.now + d; 2] });
+        self.schedule(self.now + d, Ev::QuorumUp { key, gen });
+    }
+
+    /// Break a quorum connection; `loud`: the ends hear of it (except `quiet_end`, which
+    /// closed it itself).
+    fn break_qconn(&mut self, key: QKey, loud: bool, quiet_end: Option<ServerId>) {
+        let Some(c) = self.qconns.get_mut(&key) else { return };
+        if !c.open {
+            return;
+        }
+        c.open = false;
+        let gen = c.gen;
+        if loud {
+            let d = self.delay();
+            for end in [key.0, key.1] {
+                if Some(end) != quiet_end {
+                    self.schedule(self.now + d, Ev::QuorumDown { key, gen, to: end });
+                }
+            }
+        }
+    }
+
+    fn qconn_current(&self, key: QKey, gen: u64) -> bool {
+        self.qconns.get(&key).is_some_and(|c| c.gen == gen && c.open)
+    }
+
+    // ---- events ----------------------------------------------------------------------
+
+    fn deliver(&mut self, ev: Ev) {
+        // A paused server takes nothing now: its events wait until it resumes, in order.
+        if let Some(to) = self.ev_server(&ev) {
+            let until = self.node(to).paused_until;
+            if until > self.now {
+                self.schedule(until, ev);
+                return;
+            }
+        }
+        match ev {
+            Ev::Election { to, msg } => {
+                if self.linked(msg.sender, to) && self.node(to).alive() {
+                    self.note(|| format!("{} -> {to} vote {:?} r{}", msg.sender, msg.vote, msg.round));
+                    self.step(to, Input::Election(msg));
+                }
+            }
+            Ev::Quorum { key, gen, to, msg } => {
+                if !self.qconn_current(key, gen) {
+                    return;
+                }
+                let from = if to == key.0 { key.1 } else { key.0 };
+                if self.trace_quorum(&msg) {
+                    self.note(|| format!("{from} -> {to} {}", short(&msg)));
+                }
+                self.step(to, Input::Quorum { from, msg });
+            }
+            Ev::QuorumUp { key, gen } => {
+                if self.qconn_current(key, gen) {
+                    self.note(|| format!("quorum {} -> {} up", key.0, key.1));
+                    self.step(key.0, Input::QuorumConnected { peer: key.1 });
+                }
+            }
+            Ev::QuorumDown { key, gen, to } => {
+                if self.qconns.get(&key).is_some_and(|c| c.gen == gen) {
+                    if let Some(c) = self.qconns.get_mut(&key) {
+                        c.open = false;
+                    }
+                    let peer = if to == key.0 { key.1 } else { key.0 };
+                    self.note(|| format!("quorum {} -> {} down at {to}", key.0, key.1));
+                    self.step(to, Input::QuorumDisconnected { peer });
+                }
+            }
+            Ev::Fsync { node, incarnation } => {
+                let n = self.node_mut(node);
+                if n.incarnation != incarnation || !n.alive() {
+                    return;
+                }
+                n.fsync_pending = false;
+                n.disk.synced = n.disk.log.len();
+                let zxid = n.disk.durable_last();
+                self.step(node, Input::LogDurable { zxid });
+            }
+            Ev::ToServer { client, gen, bytes } => {
+                let Some(&(_, server)) = self.cconns.get(&gen) else { return };
+                let _ = client;
+                let inbox = self.server_inbox.entry(gen).or_default();
+                inbox.extend_from_slice(&bytes);
+                loop {
+                    let Some(inbox) = self.server_inbox.get_mut(&gen) else { return };
+                    match jute::next_frame(inbox, 64 << 20) {
+                        Ok(Some(frame)) => self.step(server, Input::ClientFrame { client: ClientId(gen), frame: &frame }),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.fail(format!("client {client}: server {server} could not cut a frame: {e}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            Ev::ToClient { client, gen, bytes } => {
+                let Some(link) = self.clients[client].link.as_mut().filter(|l| l.gen == gen) else { return };
+                link.inbox.extend_from_slice(&bytes);
+                loop {
+                    let Some(link) = self.clients[client].link.as_mut().filter(|l| l.gen == gen) else { return };
+                    match jute::next_frame(&mut link.inbox, 64 << 20) {
+                        Ok(Some(frame)) => self.client_input(client, ClientInput::Frame(frame)),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.fail(format!("client {client} could not cut a frame: {e}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            Ev::ClientClosed { client, gen } => {
+                if self.clients[client].link.as_ref().is_some_and(|l| l.gen == gen) {
+                    self.drop_client_conn(client, true);
+                }
+            }
+            Ev::ClientUp { client, gen } => {
+                let Some(&(_, server)) = self.cconns.get(&gen) else { return };
+                if !self.node(server).alive() {
+                    self.drop_client_conn(client, false);
+                    return;
+                }
+                if let Some(l) = self.clients[client].link.as_mut().filter(|l| l.gen == gen) {
+                    l.up = true;
+                    self.step(server, Input::ClientConnected { client: ClientId(gen), addr: format!("sim-client-{client}") });
+                    self.client_input(client, ClientInput::TcpConnected);
+                }
+            }
+            Ev::Fault => {
+                // (One already queued when the faults ended is void: the world healed.)
+                if self.now >= self.cfg.fault_ms {
+                    return;
+                }
+                self.fault();
+                if self.now < self.cfg.fault_ms {
+                    let at = self.now + self.rng.range(100, 700);
+                    self.schedule(at, Ev::Fault);
+                }
+            }
+            Ev::Restart(id) => {
+                if !self.node(id).alive() {
+                    if let Err(e) = self.start(id) {
+                        self.fail(format!("server {id} cannot restart: {e}"));
+                    }
+                }
+            }
+            Ev::Resume(id) => {
+                self.note(|| format!("RESUME {id}"));
+            }
+        }
+    }
+
+    /// The server an event is delivered to, if it is a server's.
+    fn ev_server(&self, ev: &Ev) -> Option<ServerId> {
+        match ev {
+            Ev::Election { to, .. } | Ev::Quorum { to, .. } | Ev::QuorumDown { to, .. } => Some(*to),
+            Ev::QuorumUp { key, .. } => Some(key.0),
+            Ev::Fsync { node, .. } => Some(*node),
+            Ev::ToServer { gen, .. } | Ev::ClientUp { gen, .. } => self.cconns.get(gen).map(|c| c.1),
+            _ => None,
+        }
+    }
+
+    fn trace_quorum(&self, msg: &QuorumMsg) -> bool {
+        self.cfg.trace || !matches!(msg, QuorumMsg::Ping { .. } | QuorumMsg::SnapChunk { .. })
+    }
+
+    // ---- clients ---------------------------------------------------------------------
+
+    /// The last delivery time of a client connection's direction (0: to the server),
+    /// pushed forward: FIFO.
+    fn cconn_at(&mut self, gen: u64, dir: usize) -> Millis {
+        let d = self.delay();
+        let last = self.cconn_last.entry(gen).or_insert([0; 2]);
+        let at = last[dir].max(self.now + d);
+        last[dir] = at;
+        at
+    }
+
+    fn dial(&mut self, c: usize) {
+        self.clients[c].redial_at = None;
+        let server = ServerId(1 + self.rng.below(self.cfg.servers));
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        if !self.node(server).alive() || self.isolated.contains(&server) {
+            // Refused or timed out: try again later.
+            self.clients[c].redial_at = Some(self.now + self.rng.range(20, 200));
+            return;
+        }
+        self.cconns.insert(gen, (c, server));
+        self.clients[c].link = Some(Link { server, gen, inbox: BytesMut::new(), up: false });
+        let at = self.now + self.delay();
+        self.schedule(at, Ev::ClientUp { client: c, gen });
+    }
+
+    /// The client's connection is gone; `tell_client`: the server or its death closed it
+    /// and the client reads the FIN (else the client's own core closed it). The server
+    /// hears of it either way.
+    fn drop_client_conn(&mut self, c: usize, tell_client: bool) {
+        let Some(link) = self.clients[c].link.take() else { return };
+        self.cconns.remove(&link.gen);
+        self.server_inbox.remove(&link.gen);
+        self.cconn_last.remove(&link.gen);
+        if link.up && self.node(link.server).alive() {
+            self.step(link.server, Input::ClientGone { client: ClientId(link.gen) });
+        }
+        // (Otherwise the client closed it itself: its core already failed what was pending.)
+        if tell_client && link.up {
+            self.client_input_unlinked(c, ClientInput::TcpClosed);
+        }
+        self.clients[c].redial_at = Some(self.now + self.rng.range(5, 100));
+    }
+
+    fn client_input(&mut self, c: usize, input: ClientInput) {
+        let mut events = Vec::new();
+        let gnow = self.now;
+        let d = self.clients[c].session.step(gnow, input, &mut events);
+        self.client_events(c, events);
+        if let Directive::Close(_) = d {
+            self.drop_client_conn(c, false);
+        } else {
+            self.client_flush(c);
+        }
+    }
+
+    fn client_input_unlinked(&mut self, c: usize, input: ClientInput) {
+        let mut events = Vec::new();
+        let gnow = self.now;
+        let _ = self.clients[c].session.step(gnow, input, &mut events);
+        self.client_events(c, events);
+    }
+
+    fn client_events(&mut self, c: usize, events: Vec<Event>) {
+        for ev in events {
+            match ev {
+                Event::Reply(r) => {
+                    let Some(i) = self.clients[c].in_flight.take() else { continue };
+                    let op = &mut self.history[i];
+                    op.ret = Some(self.now);
+                    op.outcome = client::outcome(&op.kind, &r);
+                    if !matches!(op.outcome, check::Outcome::Unknown) {
+                        op.zxid = Some(r.zxid);
+                    }
+                    let think = self.rng.range(0, 20);
+                    self.clients[c].next_op_at = self.now + think;
+                }
+                Event::Connected { session_id, .. } => {
+                    self.note(|| format!("client {c} session {session_id:#x} connected"));
+                }
+                Event::Expired => {
+                    self.note(|| format!("client {c} session expired"));
+                    let cl = &mut self.clients[c];
+                    cl.session.renew();
+                    cl.sessions += 1;
+                }
+                Event::Disconnected | Event::Watch(_) => {}
+            }
+        }
+    }
+
+    fn client_flush(&mut self, c: usize) {
+        let Some(link) = self.clients[c].link.as_ref() else { return };
+        if !link.up {
+            return;
+        }
+        let gen = link.gen;
+        let bytes = Bytes::copy_from_slice(self.clients[c].session.transmit());
+        if bytes.is_empty() {
+            return;
+        }
+        self.clients[c].session.sent(bytes.len());
+        let at = self.cconn_at(gen, 0);
+        self.schedule(at, Ev::ToServer { client: c, gen, bytes });
+    }
+
+    fn issue(&mut self, c: usize) {
+        let (req, kind) = {
+            let paths = self.cfg.paths;
+            let big = self.cfg.big_value;
+            let (cl, rng) = (&mut self.clients[c], &mut self.rng);
+            cl.next_op(rng, paths, big)
+        };
+        let gnow = self.now;
+        let hid = self.clients[c].history_id();
+        let session = self.clients[c].session.session_id();
+        match self.clients[c].session.submit(gnow, &req, 0) {
+            Ok(xid) => {
+                let mut op = client::issued(hid, kind, gnow);
+                op.session = session;
+                op.xid = xid;
+                self.history.push(op);
+                self.clients[c].in_flight = Some(self.history.len() - 1);
+                self.client_flush(c);
+            }
+            Err(_) => self.clients[c].next_op_at = gnow + 10,
+        }
+    }
+
+    // ---- faults ----------------------------------------------------------------------
+
+    fn fault(&mut self) {
+        self.faults += 1;
+        let n = self.cfg.servers;
+        let id = ServerId(1 + self.rng.below(n));
+        match self.rng.below(9) {
+            0 | 1 => {
+                // Crash, restart later; a random part of the unsynced tail survives.
+                if self.node(id).alive() {
+                    let unsynced = self.node(id).disk.log.len() - self.node(id).disk.synced;
+                    let survive = self.rng.below(unsynced as u64 + 1) as usize;
+                    self.note(|| format!("CRASH {id} (keeps {survive} of {unsynced} unsynced)"));
+                    self.crash(id, survive);
+                    let at = self.now + self.rng.range(50, 1500);
+                    self.schedule(at, Ev::Restart(id));
+                }
+            }
+            2 => {
+                // Symmetric partition of one server.
+                self.note(|| format!("PARTITION {id}"));
+                for j in 1..=n {
+                    let o = ServerId(j);
+                    if o != id {
+                        self.cut.insert((id, o));
+                        self.cut.insert((o, id));
+                    }
+                }
+                if self.rng.chance(0.5) {
+                    self.isolated.insert(id);
+                }
+                self.break_links_of(id);
+            }
+            3 => {
+                // One-way: what `id` sends to one peer is lost.
+                let o = ServerId(1 + self.rng.below(n));
+                if o != id {
+                    self.note(|| format!("ONE-WAY {id} -x-> {o}"));
+                    self.cut.insert((id, o));
+                    let (a, b) = (self.qkey(id, o), self.qkey(o, id));
+                    self.break_qconn(a, false, None);
+                    self.break_qconn(b, false, None);
+                }
+            }
+            4 => {
+                self.note(|| "HEAL".into());
+                self.cut.clear();
+                self.isolated.clear();
+            }
+            5 => {
+                // SIGSTOP for a while.
+                let d = self.rng.range(100, 1500);
+                self.note(|| format!("PAUSE {id} for {d} ms"));
+                self.node_mut(id).paused_until = self.now + d;
+                self.schedule(self.now + d, Ev::Resume(id));
+            }
+            6 => {
+                self.drop_election = [0.0, 0.1, 0.3][self.rng.below(3) as usize];
+                let p = self.drop_election;
+                self.note(|| format!("ELECTION LOSS {p}"));
+            }
+            7 => {
+                // A wall clock jump.
+                let j = self.rng.range(-5_000, 5_000);
+                self.note(|| format!("WALL CLOCK {id} jumps {j} ms"));
+                self.node_mut(id).wall_skew += j;
+            }
+            _ => {
+                // A silent break of one quorum connection (a pulled cable).
+                let keys: Vec<QKey> = self.qconns.iter().filter(|(_, c)| c.open).map(|(k, _)| *k).collect();
+                if !keys.is_empty() {
+                    let k = keys[self.rng.below(keys.len() as u64) as usize];
+                    self.note(|| format!("SILENT BREAK {} -> {}", k.0, k.1));
+                    self.break_qconn(k, false, None);
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, id: ServerId, survive: usize) {
+        self.node_mut(id).crash(survive);
+        // Its connections end: the OS of a dead process closes them (loud).
+        let keys: Vec<QKey> = self.qconns.keys().filter(|k| k.0 == id || k.1 == id).copied().collect();
+        for k in keys {
+            self.break_qconn(k, true, Some(id));
+        }
+        let links: Vec<usize> = (0..self.clients.len())
+            .filter(|&c| self.clients[c].link.as_ref().is_some_and(|l| l.server == id))
+            .collect();
+        for c in links {
+            let gen = self.clients[c].link.as_ref().map_or(0, |l| l.gen);
+            let at = self.now + self.delay();
+            self.schedule(at, Ev::ClientClosed { client: c, gen });
+        }
+    }
+
+    /// A partitioned server's connections stall (silently); its clients find out by timers.
+    fn break_links_of(&mut self, id: ServerId) {
+        let keys: Vec<QKey> = self.qconns.keys().filter(|k| k.0 == id || k.1 == id).copied().collect();
+        for k in keys {
+            self.break_qconn(k, false, None);
+        }
+        if self.isolated.contains(&id) {
+            let links: Vec<usize> = (0..self.clients.len())
+                .filter(|&c| self.clients[c].link.as_ref().is_some_and(|l| l.server == id))
+                .collect();
+            for c in links {
+                // The stream stalls: nothing more arrives either way.
+                if let Some(l) = self.clients[c].link.as_ref() {
+                    let gen = l.gen;
+                    self.cconn_last.insert(gen, [Millis::MAX / 4; 2]);
+                }
+            }
+        }
+    }
+
+    fn heal_all(&mut self) -> Result<(), String> {
+        self.note(|| "HEAL ALL".into());
+        self.cut.clear();
+        self.isolated.clear();
+        self.drop_election = 0.0;
+        for i in 0..self.nodes.len() {
+            let id = ServerId(i as u64 + 1);
+            self.node_mut(id).paused_until = 0;
+            if !self.node(id).alive() {
+                self.start(id)?;
+            }
+        }
+        // Events held for paused servers or stalled streams come now.
+        let late: Vec<(Millis, u64)> = self.queue.keys().filter(|k| k.0 > self.now + 100).copied().collect();
+        for k in late {
+            if let Some(ev) = self.queue.remove(&k) {
+                if !matches!(ev, Ev::Restart(_) | Ev::Fault | Ev::Resume(_)) {
+                    self.schedule(self.now + 1, ev);
+                }
+            }
+        }
+        let stalled: Vec<u64> = self.cconn_last.iter().filter(|(_, l)| l[0] >= Millis::MAX / 4).map(|(g, _)| *g).collect();
+        for g in stalled {
+            if let Some(&(c, _)) = self.cconns.get(&g) {
+                self.drop_client_conn(c, true);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- checks ----------------------------------------------------------------------
+
+    fn roles(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| match n.replica.as_ref().and_then(|r| r.zab()) {
+                Some(z) => format!("{}: {:?}{}", n.id, z.role(), if z.serving() { " serving" } else { "" }),
+                None => format!("{}: down", n.id),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One serving leader, every other server serving as its follower.
+    fn all_serving(&self) -> bool {
+        let mut leader = None;
+        for n in &self.nodes {
+            let Some(z) = n.replica.as_ref().and_then(|r| r.zab()) else { return false };
+            if !z.serving() {
+                return false;
+            }
+            match z.role() {
+                Role::Leading { .. } => leader = Some(n.id),
+                Role::Following { .. } => {}
+                Role::Looking => return false,
+            }
+        }
+        leader.is_some()
+            && self.nodes.iter().all(|n| match n.replica.as_ref().and_then(|r| r.zab()).map(|z| z.role()) {
+                Some(Role::Following { leader: l, .. }) => Some(l) == leader,
+                Some(Role::Leading { .. }) => true,
+                _ => false,
+            })
+    }
+
+    fn all_caught_up(&self) -> bool {
+        let last: Vec<Zxid> = self.nodes.iter().filter_map(|n| n.replica.as_ref().map(|r| r.service().last_zxid())).collect();
+        // A restart replays the whole log, txns not yet known committed included (as
+        // ZooKeeper does); a new leader then commits them by its sync. So the servers must
+        // agree with each other, and be at or past every commit seen.
+        let max = self.committed.txns.keys().next_back().copied().unwrap_or(Zxid::ZERO);
+        last.len() == self.nodes.len() && last.iter().all(|z| *z == last[0] && *z >= max)
+    }
+
+    fn final_checks(&mut self) -> Result<Outcome, String> {
+        if !self.all_caught_up() {
+            let max = self.committed.txns.keys().next_back().copied().unwrap_or(Zxid::ZERO);
+            return Err(format!(
+                "after healing and settling, servers have not applied every commit (the last is {max}): {}",
+                self.nodes
+                    .iter()
+                    .map(|n| format!("{}: {:?}", n.id, n.replica.as_ref().map(|r| r.service().last_zxid())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        // Every server's tree is the same.
+        let trees: Vec<(ServerId, BTreeMap<String, String>)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.id, canonical(n.replica.as_ref()?.service().tree()))))
+            .collect();
+        for w in trees.windows(2) {
+            if w[0].1 != w[1].1 {
+                let paths: BTreeSet<&String> = w[0].1.keys().chain(w[1].1.keys()).collect();
+                let diff = paths.into_iter().find(|p| w[0].1.get(*p) != w[1].1.get(*p)).cloned().unwrap_or_default();
+                return Err(format!(
+                    "servers {} and {} end with different trees; first difference at {diff}: {:?} vs {:?}",
+                    w[0].0,
+                    w[1].0,
+                    w[0].1.get(&diff),
+                    w[1].1.get(&diff)
+                ));
+            }
+        }
+        // No ephemeral outlives its session.
+        for n in &self.nodes {
+            let Some(r) = n.replica.as_ref() else { continue };
+            for s in r.service().tree().sessions_with_ephemerals() {
+                if r.service().sessions().get(s).is_none() {
+                    return Err(format!("server {}: ephemerals of session {s} outlive it", n.id));
+                }
+            }
+        }
+        // The clients' history against the committed order.
+        let mut txns = BTreeMap::new();
+        for (z, id) in &self.committed.txns {
+            let t = self.logged.range((*z, id.0, id.1, id.2)..=(*z, id.0, id.1, id.2)).next().map(|(_, t)| t.clone());
+            match t {
+                Some(t) => {
+                    txns.insert(*z, t);
+                }
+                None => return Err(format!("committed txn {z} was never logged by any server")),
+            }
+        }
+        // Txns applied by a restart's replay and committed by a new leader's sync without a
+        // commit message: they are in the serving leader's log.
+        let leader = self.nodes.iter().find(|n| n.replica.as_ref().and_then(|r| r.zab()).is_some_and(|z| matches!(z.role(), Role::Leading { .. })));
+        if let Some(l) = leader {
+            for t in &l.disk.log {
+                txns.entry(t.header.zxid).or_insert_with(|| t.clone());
+            }
+        }
+        let model = check::model_check(&self.history, &txns)?;
+        Ok(Outcome {
+            sim_ms: self.now,
+            events: self.events,
+            ops: self.history.len(),
+            model,
+            committed: self.committed.txns.len(),
+            faults: self.faults,
+            elections: self.leaders.by_epoch.len(),
+            snaps: self.snaps,
+            truncs: self.truncs,
+        })
+    }
+}
+
+
+fn short(msg: &QuorumMsg) -> String {
+    match msg {
+        QuorumMsg::Proposal(t) => format!("Proposal {}", t.header.zxid),
+        QuorumMsg::SnapChunk { data } => format!("SnapChunk {} bytes", data.len()),
+        other => {
+            let mut s = format!("{other:?}");
+            s.truncate(120);
+            s
+        }
+    }
+}
+
+/// Every node of the tree: data and stat, by path.
+fn canonical(tree: &crate::tree::DataTree) -> BTreeMap<String, String> {
+    let mut nodes = BTreeMap::new();
+    tree.for_each_preorder(|path, v| {
+        let data = v.data.map(|d| String::from_utf8_lossy(&d[..d.len().min(32)]).into_owned());
+        nodes.insert(path.to_string(), format!("{data:?} {:?} acl {:?}", v.raw, v.acl));
+    });
+    nodes
+}
