@@ -14,8 +14,8 @@ pub enum CheckError {
     #[error("{0}")]
     Violation(Box<Violation>),
     /// The search gave up: neither a witness nor a proof of violation within the limit.
-    #[error("inconclusive: path {path}: no verdict within {steps} search steps (the limit)")]
-    Inconclusive { path: String, steps: u64 },
+    #[error("inconclusive: path {path}: no verdict after {steps} search steps ({why})")]
+    Inconclusive { path: String, steps: u64, why: String },
 }
 
 impl CheckError {

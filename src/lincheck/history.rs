@@ -82,13 +82,13 @@ impl Entry {
             Some(c) if c <= self.invoked => return Some(format!("completed at {c}, not after its invocation at {}", self.invoked)),
             Some(_) => {}
         }
-        let fits = match (&self.op, outcome) {
-            (Op::Create { .. }, Outcome::Ok | Outcome::NodeExists) => true,
-            (Op::SetData { .. }, Outcome::SetOk { .. } | Outcome::BadVersion | Outcome::NoNode) => true,
-            (Op::Delete { .. }, Outcome::Ok | Outcome::BadVersion | Outcome::NoNode) => true,
-            (Op::GetData { .. }, Outcome::Data { .. } | Outcome::NoNode) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (&self.op, outcome),
+            (Op::Create { .. }, Outcome::Ok | Outcome::NodeExists)
+                | (Op::SetData { .. }, Outcome::SetOk { .. } | Outcome::BadVersion | Outcome::NoNode)
+                | (Op::Delete { .. }, Outcome::Ok | Outcome::BadVersion | Outcome::NoNode)
+                | (Op::GetData { .. }, Outcome::Data { .. } | Outcome::NoNode)
+        );
         (!fits).then(|| format!("outcome {outcome:?} is not one {} can have", op_name(&self.op)))
     }
 }

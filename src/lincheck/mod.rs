@@ -18,16 +18,21 @@
 //! observations into precedence edges between writes (`prepare.rs`); the search enforces
 //! them while it looks for a write order, and the read pass then places every read in the
 //! order found. If it cannot, the search goes on to the next order, up to
-//! `Limits::max_witnesses`.
+//! `Limits::max_witnesses`; then it searches again without the memo (which may have pruned
+//! the order the reads need: it is exact for the writes, not for the reads), within
+//! `Limits::max_steps_without_memo`. Only an exhausted search is a violation; running out
+//! of steps there is `Inconclusive`, so reads never give a false alarm from pruning.
 //!
 //! Requirements and limits, stated honestly:
 //! - Data values must be unique per write on a path (the generators and tests guarantee
 //!   it). A value carried by several writes is not tied to one: such reads get no edges and
-//!   rely on the read pass alone over at most `max_witnesses` orders, so a correct history
-//!   might then be reported as a violation (a false alarm, never a missed one of the kind
-//!   the edges cover).
+//!   rely on the read pass over the orders found, which is slower (more orders to try) and
+//!   more often `Inconclusive`.
 //! - A NoNode read is never tied to a write (absent is a state many writes produce); it is
-//!   placed by the read pass over the orders found, with the same caveat.
+//!   placed by the read pass over the orders found, with the same cost.
+//! - A failed write (no change to the node) is placed by the read pass at the earliest
+//!   state that gives its reply and fits real time against the writes that took effect;
+//!   real time between two failed writes is not re-checked (permissive).
 //! - Sessions are FIFO per path only: an order between a session's ops on different paths
 //!   is not checked (that would break compositionality).
 //! - The initial state of every path is absent.
@@ -55,20 +60,24 @@ pub use error::{CheckError, Rule, Violation};
 pub use history::{Entry, Op, Outcome, Ticks};
 
 use prepare::PathOps;
-use search::{Found, Stuck};
+use search::{Found, Mode, Stuck};
 
 /// Bounds on the work of one check.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Search steps over the whole history (all paths together).
     pub max_steps: u64,
-    /// Write orders per path offered to the read pass before the reads are declared wrong.
+    /// Write orders per path offered to the read pass before the search is repeated
+    /// without its memo.
     pub max_witnesses: u32,
+    /// Steps of that repeated search (it is exponential: the memo is what keeps the first
+    /// one polynomial in the ops open at once); past them the verdict is `Inconclusive`.
+    pub max_steps_without_memo: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_steps: 5_000_000, max_witnesses: 64 }
+        Limits { max_steps: 5_000_000, max_witnesses: 64, max_steps_without_memo: 1_000_000 }
     }
 }
 
@@ -103,7 +112,7 @@ pub fn check_with(history: &[Entry], limits: &Limits) -> Result<Stats, CheckErro
         let ops = prepare::prepare(history, idx).map_err(CheckError::Violation)?;
         stats.writes += ops.writes.len();
         stats.reads += ops.reads.len();
-        stats.unknown += history.iter().filter(|e| e.outcome.is_none() && !e.op.is_read()).filter(|e| e.op.path() == ops.path).count();
+        stats.unknown += idx.iter().filter(|i| history[**i].outcome.is_none() && !history[**i].op.is_read()).count();
         check_path(history, &ops, limits, &mut stats.steps)?;
     }
     Ok(stats)
@@ -111,17 +120,29 @@ pub fn check_with(history: &[Entry], limits: &Limits) -> Result<Stats, CheckErro
 
 fn check_path(history: &[Entry], ops: &PathOps, limits: &Limits, steps: &mut u64) -> Result<(), CheckError> {
     let accept = |order: &[usize]| reads::check_reads(history, ops, order);
-    let inconclusive = |steps: u64| CheckError::Inconclusive { path: ops.path.clone(), steps };
-    match search::search(ops, limits.max_steps, limits.max_witnesses, true, steps, accept) {
+    let inconclusive = |steps: u64, why: &str| CheckError::Inconclusive { path: ops.path.clone(), steps, why: why.to_string() };
+    let full = Mode { edges: true, memo: true };
+    match search::search(ops, limits.max_steps, limits.max_witnesses, full, steps, accept) {
         Found::Order => Ok(()),
-        Found::Rejected(v) => Err(CheckError::Violation(v)),
-        Found::Limit => Err(inconclusive(*steps)),
+        Found::Limit => Err(inconclusive(*steps, "the step limit")),
+        Found::Rejected(v) => {
+            // The memo may have pruned the order the reads need: search again without it,
+            // within a budget. Exhausted: a violation; out of budget: no verdict.
+            let budget = (*steps).saturating_add(limits.max_steps_without_memo).min(limits.max_steps);
+            let no_memo = Mode { edges: true, memo: false };
+            match search::search(ops, budget, u32::MAX, no_memo, steps, accept) {
+                Found::Order => Ok(()),
+                Found::Rejected(_) | Found::Stuck(_) => Err(CheckError::Violation(v)),
+                Found::Limit => Err(inconclusive(*steps, &format!("the step limit of the search without memo, for the reads: {}", v.summary))),
+            }
+        }
         Found::Stuck(s) => {
             // Stuck with the reads' edges: do the writes alone have an order? Then it is the
             // reads (a session's observations) that no order satisfies.
-            let rule = match search::search(ops, limits.max_steps, 1, false, steps, |_| Ok::<(), ()>(())) {
+            let writes_only = Mode { edges: false, memo: true };
+            let rule = match search::search(ops, limits.max_steps, 1, writes_only, steps, |_| Ok::<(), ()>(())) {
                 Found::Order => Rule::Reads,
-                Found::Limit => return Err(inconclusive(*steps)),
+                Found::Limit => return Err(inconclusive(*steps, "the step limit")),
                 Found::Stuck(_) | Found::Rejected(()) => Rule::Writes,
             };
             Err(CheckError::Violation(stuck_violation(history, ops, &s, rule)))

@@ -38,6 +38,16 @@ pub(crate) enum Found<R> {
     Rejected(R),
 }
 
+/// How to search: with the reads' precedence edges or without (to tell whose fault a dead
+/// end is), with the memo or without (the memo can prune an order the reads would accept:
+/// two orders reaching the same set and state are the same for the writes, not for the
+/// reads).
+#[derive(Clone, Copy)]
+pub(crate) struct Mode {
+    pub edges: bool,
+    pub memo: bool,
+}
+
 #[derive(Clone, Copy)]
 struct Event {
     time: u64,
@@ -79,14 +89,14 @@ impl Bits {
     }
 }
 
-/// Searches for a linearization of `ops.writes` that `accept` takes. `steps` counts across
+/// Searches for a linearization of `ops.writes` that `accept` takes (`mode`: see `Mode`). `steps` counts across
 /// calls (one budget for a whole history); past `max_steps` the answer is `Limit`. At most
 /// `max_witnesses` orders are offered to `accept`.
 pub(crate) fn search<R>(
     ops: &PathOps,
     max_steps: u64,
     max_witnesses: u32,
-    edges: bool,
+    mode: Mode,
     steps: &mut u64,
     mut accept: impl FnMut(&[usize]) -> Result<(), R>,
 ) -> Found<R> {
@@ -113,7 +123,8 @@ pub(crate) fn search<R>(
     let mut list = List::new(m);
     let mut bits = Bits(vec![0; writes.len().div_ceil(64)]);
     let mut memo: HashMap<State, HashSet<Vec<u64>>> = HashMap::new();
-    let mut stack: Vec<(usize, State)> = Vec::new();
+    // (write, state before it, whether it was placed in the optional pass).
+    let mut stack: Vec<(usize, State, bool)> = Vec::new();
     let mut state = State::Absent;
     let mut remaining = writes.iter().filter(|w| w.want.is_some()).count();
     let mut stuck: Option<Stuck> = None;
@@ -121,6 +132,10 @@ pub(crate) fn search<R>(
     let mut offered = 0;
     // True right after a push (and at the start): a configuration not offered yet.
     let mut fresh = true;
+    // Each level first tries the required ops open there, then (a second pass from the
+    // head) the optional ones: so the first orders found hold only the unknown-outcome
+    // writes they need, which is what the read pass most likely accepts.
+    let mut optional_pass = false;
     let mut cur = list.next[head];
     loop {
         *steps += 1;
@@ -133,7 +148,7 @@ pub(crate) fn search<R>(
             // goes on — placing more optional ops (a read may need an unknown write to have
             // taken effect) or backtracking.
             fresh = false;
-            let order: Vec<usize> = stack.iter().map(|(w, _)| *w).collect();
+            let order: Vec<usize> = stack.iter().map(|(w, _, _)| *w).collect();
             match accept(&order) {
                 Ok(()) => return Found::Order,
                 Err(r) => {
@@ -145,16 +160,25 @@ pub(crate) fn search<R>(
                 }
             }
             continue;
-        } else if cur == tail {
+        } else if cur == tail || !events[cur - 1].call {
+            if !optional_pass {
+                optional_pass = true;
+                cur = list.next[head];
+                continue;
+            }
+            if cur != tail {
+                note_stuck(&mut stuck, events[cur - 1].write, &stack, state, &list, &events, cur);
+            }
             backtrack = true;
         } else {
             let ev = events[cur - 1];
-            if !ev.call {
-                note_stuck(&mut stuck, ev.write, &stack, state, &list, &events, cur);
-                backtrack = true;
-            } else {
+            if writes[ev.write].want.is_some() == optional_pass {
+                cur = list.next[cur];
+                continue;
+            }
+            {
                 let op = &writes[ev.write];
-                let ready = !edges || op.preds.iter().all(|p| bits.get(*p));
+                let ready = !mode.edges || op.preds.iter().all(|p| bits.get(*p));
                 let (reply, after) = step(state, op.write);
                 let fits = match op.want {
                     Some(want) => reply == want,
@@ -162,8 +186,12 @@ pub(crate) fn search<R>(
                 };
                 if ready && fits {
                     bits.flip(ev.write);
-                    if memo.entry(after).or_default().insert(bits.0.clone()) {
-                        stack.push((ev.write, state));
+                    // A complete configuration is never pruned: orders that end alike can
+                    // still differ for the reads.
+                    let complete = remaining == usize::from(op.want.is_some());
+                    if !mode.memo || complete || memo.entry(after).or_default().insert(bits.0.clone()) {
+                        stack.push((ev.write, state, optional_pass));
+                        optional_pass = false;
                         state = after;
                         list.remove(cur);
                         if let Some(r) = ret_node[ev.write] {
@@ -180,7 +208,7 @@ pub(crate) fn search<R>(
             }
         }
         if backtrack {
-            let Some((w, before)) = stack.pop() else {
+            let Some((w, before, pass)) = stack.pop() else {
                 return match (rejected, stuck) {
                     (Some(r), _) => Found::Rejected(r),
                     (None, Some(s)) => Found::Stuck(s),
@@ -189,6 +217,7 @@ pub(crate) fn search<R>(
                 };
             };
             state = before;
+            optional_pass = pass;
             bits.flip(w);
             if let Some(r) = ret_node[w] {
                 list.restore(r);
@@ -201,7 +230,7 @@ pub(crate) fn search<R>(
 }
 
 /// Remembers the deepest dead end: `write`'s completion reached with it not linearized.
-fn note_stuck(stuck: &mut Option<Stuck>, write: usize, stack: &[(usize, State)], state: State, list: &List, events: &[Event], cur: usize) {
+fn note_stuck(stuck: &mut Option<Stuck>, write: usize, stack: &[(usize, State, bool)], state: State, list: &List, events: &[Event], cur: usize) {
     let depth = stack.len();
     match stuck {
         Some(s) if s.depth == depth && s.op == write => {
@@ -220,7 +249,7 @@ fn note_stuck(stuck: &mut Option<Stuck>, write: usize, stack: &[(usize, State)],
                 }
                 x = list.next[x];
             }
-            let prefix = stack[stack.len().saturating_sub(4)..].iter().map(|(w, _)| *w).collect();
+            let prefix = stack[stack.len().saturating_sub(4)..].iter().map(|(w, _, _)| *w).collect();
             *stuck = Some(Stuck { op: write, open, prefix, states: vec![state], depth });
         }
     }

@@ -369,9 +369,9 @@ fn mutate(rng: &mut StdRng, h: &mut [Entry]) -> Option<usize> {
 
 #[test]
 fn random_jittered_histories_pass() {
-    for seed in 0..200 {
+    for seed in 0..20000 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let h = generate(&mut rng, 300, 4, 5);
+        let h = generate(&mut rng, 300, 2 + (seed % 4) as usize, 3 + seed % 6);
         if let Err(e) = check(&h) {
             panic!("seed {seed}: a history generated from the model failed: {e}");
         }
@@ -434,3 +434,22 @@ fn timing_5000_ops() {
     assert!(times[5] < std::time::Duration::from_secs(1), "median {:?}", times[5]);
 }
 
+
+#[test]
+#[ignore]
+fn debug_seed() {
+    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(61);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let h = generate(&mut rng, 300, 2 + (seed % 4) as usize, 3 + seed % 6);
+    let p = std::env::var("P").unwrap_or("/p1".into());
+    let hp: Vec<Entry> = h.iter().filter(|e| e.op.path() == p).cloned().collect();
+    for k in 1..=hp.len() {
+        if let Err(e) = check(&hp[..k]) {
+            for (i, e) in hp[..k].iter().enumerate() {
+                eprintln!("#{i} {e}");
+            }
+            eprintln!("{e}");
+            break;
+        }
+    }
+}
