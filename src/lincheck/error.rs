@@ -14,8 +14,8 @@ pub enum CheckError {
     #[error("{0}")]
     Violation(Box<Violation>),
     /// The search gave up: neither a witness nor a proof of violation within the limit.
-    #[error("inconclusive: path {path}: no verdict after {steps} search steps ({why})")]
-    Inconclusive { path: String, steps: u64, why: String },
+    #[error("inconclusive: path {path}: no verdict within {steps} search steps (the limit)")]
+    Inconclusive { path: String, steps: u64 },
 }
 
 impl CheckError {
@@ -36,7 +36,7 @@ impl CheckError {
 pub enum Rule {
     /// No order of the path's writes fits their real-time order and their replies.
     Writes,
-    /// The writes have an order, but a read fits no state of it that its session may see.
+    /// The writes alone have an order, but none that fits what the sessions observed.
     Reads,
 }
 

@@ -14,12 +14,14 @@ pub(crate) enum State {
     Present { data: DataId, version: i32 },
 }
 
-/// A write with its data interned.
+/// An op of the search, data interned: a write, or a completed read (which changes
+/// nothing and fits only the state it returned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Write {
+pub(crate) enum Action {
     Create { data: DataId },
     Set { data: DataId, version: i32 },
     Delete { version: i32 },
+    Read { seen: State },
 }
 
 /// The model's reply to a write.
@@ -30,10 +32,13 @@ pub(crate) enum Reply {
     NodeExists,
     NoNode,
     BadVersion,
+    /// A read placed where the node is in another state than it returned.
+    Mismatch,
 }
 
 impl Reply {
-    /// Whether the write changed the node (a failed write leaves it as it was).
+    /// Whether a write changed the node (a failed write leaves it as it was; never asked
+    /// of a read).
     pub(crate) fn took_effect(self) -> bool {
         matches!(self, Reply::Ok | Reply::SetOk { .. })
     }
@@ -44,12 +49,13 @@ fn version_matches(expected: i32, actual: i32) -> bool {
 }
 
 /// Applies `w` to `s`: the reply a server would send and the state after it.
-pub(crate) fn step(s: State, w: Write) -> (Reply, State) {
+pub(crate) fn step(s: State, w: Action) -> (Reply, State) {
     match (w, s) {
-        (Write::Create { data }, State::Absent) => (Reply::Ok, State::Present { data, version: 0 }),
-        (Write::Create { .. }, State::Present { .. }) => (Reply::NodeExists, s),
-        (Write::Set { .. } | Write::Delete { .. }, State::Absent) => (Reply::NoNode, s),
-        (Write::Set { data, version: want }, State::Present { version, .. }) => {
+        (Action::Read { seen }, _) => (if seen == s { Reply::Ok } else { Reply::Mismatch }, s),
+        (Action::Create { data }, State::Absent) => (Reply::Ok, State::Present { data, version: 0 }),
+        (Action::Create { .. }, State::Present { .. }) => (Reply::NodeExists, s),
+        (Action::Set { .. } | Action::Delete { .. }, State::Absent) => (Reply::NoNode, s),
+        (Action::Set { data, version: want }, State::Present { version, .. }) => {
             if version_matches(want, version) {
                 // ZooKeeper's version is an int that wraps.
                 let version = version.wrapping_add(1);
@@ -58,7 +64,7 @@ pub(crate) fn step(s: State, w: Write) -> (Reply, State) {
                 (Reply::BadVersion, s)
             }
         }
-        (Write::Delete { version: want }, State::Present { version, .. }) => {
+        (Action::Delete { version: want }, State::Present { version, .. }) => {
             if version_matches(want, version) {
                 (Reply::Ok, State::Absent)
             } else {

@@ -263,6 +263,54 @@ fn the_step_limit_gives_inconclusive_not_a_hang() {
     assert!(matches!(r, Err(CheckError::Inconclusive { .. })), "{r:?}");
 }
 
+#[test]
+fn a_failed_write_concurrent_with_a_set_may_have_seen_the_older_value() {
+    // The create failed while p was being replaced by q; the same session then read p: the
+    // create must be placed before q's set, and the search finds that order.
+    passes(&[
+        done(1, 0, 1, create("/a", "p"), Outcome::Ok),
+        done(2, 10, 40, set("/a", "q", 0), Outcome::SetOk { version: 1 }),
+        done(3, 20, 30, create("/a", "r"), Outcome::NodeExists),
+        done(3, 31, 32, get("/a"), data("p", 0)),
+    ]);
+}
+
+#[test]
+fn a_no_node_read_can_need_an_unknown_delete_to_have_taken_effect() {
+    passes(&[
+        done(1, 0, 1, create("/a", "p"), Outcome::Ok),
+        done(2, 2, 3, get("/a"), data("p", 0)),
+        Entry::unknown(1, 10, delete("/a", 0)),
+        done(2, 20, 21, get("/a"), Outcome::NoNode),
+        done(3, 30, 31, create("/a", "q"), Outcome::Ok),
+    ]);
+    // Without the delete, the NoNode read after seeing p has no absent state to be placed at.
+    let h = [
+        done(1, 0, 1, create("/a", "p"), Outcome::Ok),
+        done(2, 2, 3, get("/a"), data("p", 0)),
+        done(2, 20, 21, get("/a"), Outcome::NoNode),
+    ];
+    assert_eq!(violation(&h).rule, Rule::Reads);
+}
+
+#[test]
+fn reads_of_a_value_written_twice_are_still_checked() {
+    // Two sets carry the same data; a session that saw version 2 cannot then see version 1.
+    let base = [
+        done(1, 0, 1, create("/a", "x"), Outcome::Ok),
+        done(1, 2, 3, set("/a", "same", -1), Outcome::SetOk { version: 1 }),
+        done(1, 4, 5, set("/a", "same", -1), Outcome::SetOk { version: 2 }),
+    ];
+    let mut ok = base.to_vec();
+    ok.push(done(2, 6, 7, get("/a"), data("same", 1)));
+    ok.push(done(2, 8, 9, get("/a"), data("same", 2)));
+    passes(&ok);
+    let mut bad = base.to_vec();
+    bad.push(done(2, 6, 7, get("/a"), data("same", 2)));
+    bad.push(done(2, 8, 9, get("/a"), data("same", 1)));
+    assert_eq!(violation(&bad).rule, Rule::Reads);
+}
+
 // --- randomized -------------------------------------------------------------------------
 
 /// A sequential history from the model, jittered so that ops of different sessions overlap
@@ -369,7 +417,7 @@ fn mutate(rng: &mut StdRng, h: &mut [Entry]) -> Option<usize> {
 
 #[test]
 fn random_jittered_histories_pass() {
-    for seed in 0..20000 {
+    for seed in 0..400 {
         let mut rng = StdRng::seed_from_u64(seed);
         let h = generate(&mut rng, 300, 2 + (seed % 4) as usize, 3 + seed % 6);
         if let Err(e) = check(&h) {
@@ -435,21 +483,3 @@ fn timing_5000_ops() {
 }
 
 
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(61);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let h = generate(&mut rng, 300, 2 + (seed % 4) as usize, 3 + seed % 6);
-    let p = std::env::var("P").unwrap_or("/p1".into());
-    let hp: Vec<Entry> = h.iter().filter(|e| e.op.path() == p).cloned().collect();
-    for k in 1..=hp.len() {
-        if let Err(e) = check(&hp[..k]) {
-            for (i, e) in hp[..k].iter().enumerate() {
-                eprintln!("#{i} {e}");
-            }
-            eprintln!("{e}");
-            break;
-        }
-    }
-}
