@@ -115,6 +115,7 @@ fn collect_reads(history: &[Entry], idx: &[usize], p: &mut PathOps) -> Result<()
 /// unknown-outcome write that a read saw required (it took effect, with the version read).
 fn tie_reads(history: &[Entry], p: &mut PathOps) -> Result<Vec<Option<usize>>, Box<Violation>> {
     let mut writer = vec![None; p.ops.len()];
+    #[allow(clippy::needless_range_loop)] // `p.ops[w]` is updated inside: no iterator over it
     for r in p.writes..p.ops.len() {
         let Action::Read { seen: State::Present { data, version } } = p.ops[r].action else { continue };
         if p.data.writers(data) != 1 {

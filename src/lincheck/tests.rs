@@ -258,7 +258,7 @@ fn the_step_limit_gives_inconclusive_not_a_hang() {
         h.push(Entry::unknown(2 + i, 10 + i, set("/a", &format!("u{i}"), -1)));
     }
     h.push(done(1, 100, 101, set("/a", "end", 100), Outcome::SetOk { version: 101 }));
-    let limits = Limits { max_steps: 10_000, ..Limits::default() };
+    let limits = Limits { max_steps: 10_000 };
     let r = check_with(&h, &limits);
     assert!(matches!(r, Err(CheckError::Inconclusive { .. })), "{r:?}");
 }
