@@ -25,6 +25,7 @@ mod common;
 use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,6 +92,7 @@ impl Net {
     }
 
     fn build() -> Result<Net, String> {
+        remove_stale();
         let mut net = Net { prefix: format!("arbor{}", std::process::id()), made: Vec::new() };
         let b = net.bridge();
         net.add(b.clone())?;
@@ -152,6 +154,22 @@ impl Drop for Net {
     }
 }
 
+/// Deletes namespaces a killed earlier run of this test left (`arbor<PID>b`, `arbor<PID>n1`,
+/// ... whose PID is gone); Drop guards do not run on SIGKILL.
+fn remove_stale() {
+    let Ok(dir) = fs::read_dir("/var/run/netns") else { return };
+    for name in dir.flatten().filter_map(|e| e.file_name().into_string().ok()) {
+        let Some(rest) = name.strip_prefix("arbor") else { continue };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let suffix = &rest[digits.len()..];
+        let ours = matches!(suffix, "b" | "n1" | "n2" | "n3" | "probe");
+        if ours && !digits.is_empty() && !std::path::Path::new(&format!("/proc/{digits}")).exists() {
+            eprintln!("removing namespace {name} left by an earlier run");
+            let _ = run("ip", &["netns", "del", &name]);
+        }
+    }
+}
+
 /// Can this machine make namespaces (and veths and bridges)? Err: why not.
 fn probe() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
@@ -196,8 +214,17 @@ impl Servers {
         let log = File::options().create(true).append(true).open(self.log_path(id)).expect("log");
         let err = log.try_clone().expect("log");
         let ns = format!("{}n{id}", self.net_prefix);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_arbor"), "node", &id.to_string(), &self.cfg])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_arbor"), "node", &id.to_string(), &self.cfg]);
+        // SAFETY: prctl is async-signal-safe. The server dies with the thread that started it
+        // (the test's), even when the test process is SIGKILLed and no Drop runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
