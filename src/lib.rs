@@ -23,6 +23,8 @@
 //! - `cli`: `arbor cli`, the one-shot client command.
 //! - `client`: a minimal ZooKeeper client (sans-IO core + mio driver) for bench, cli, demo, tests.
 //! - `demo`: `arbor demo`, a 3-server failover under load, checked for lost writes.
+//! - `lincheck`: a linearizability checker for recorded client histories (plain data in,
+//!   verdict out), for the fault tests of the real binary and the ensemble simulator.
 //! - `config`: zoo.cfg parsing. `node`: wires a process together. `logging`: the server's
 //!   log lines (tracing). `tools`: `arbor log dump`, `snapshot dump`, `data check` (read-only).
 
@@ -33,6 +35,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod jute;
+pub mod lincheck;
 pub mod local;
 pub mod metrics;
 pub mod logging;
