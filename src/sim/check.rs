@@ -281,3 +281,36 @@ fn show(d: &[u8]) -> String {
         format!("{}… {} bytes", String::from_utf8_lossy(&d[..24]), d.len())
     }
 }
+
+/// The history in the black-box checker's terms (`lincheck`): no zxids, only what each
+/// client saw and when. Errors other than the three it models end no operation there.
+pub fn to_lincheck(history: &[HistOp]) -> Vec<crate::lincheck::Entry> {
+    use crate::lincheck::{Entry, Op, Outcome as L};
+    history
+        .iter()
+        .filter_map(|h| {
+            let op = match &h.kind {
+                OpKind::Create { path, data } => Op::Create { path: path.clone(), data: data.clone() },
+                OpKind::SetData { path, data, version } => Op::SetData { path: path.clone(), data: data.clone(), version: *version },
+                OpKind::Delete { path, version } => Op::Delete { path: path.clone(), version: *version },
+                OpKind::GetData { path } => Op::GetData { path: path.clone() },
+            };
+            let call = h.call as u64;
+            let ret = h.ret.map(|r| (r as u64).max(call + 1));
+            let outcome = match (&h.kind, &h.outcome) {
+                (_, Outcome::Unknown) => None,
+                (OpKind::SetData { .. }, Outcome::Ok { version: Some(v), .. }) => Some(L::SetOk { version: *v }),
+                (OpKind::GetData { .. }, Outcome::Ok { version: Some(v), data: Some(d) }) => Some(L::Data { data: d.clone(), version: *v }),
+                (_, Outcome::Ok { .. }) => Some(L::Ok),
+                (_, Outcome::Err(-110)) => Some(L::NodeExists),
+                (_, Outcome::Err(-101)) => Some(L::NoNode),
+                (_, Outcome::Err(-103)) => Some(L::BadVersion),
+                (_, Outcome::Err(_)) => return None,
+            };
+            Some(match (outcome, ret) {
+                (Some(o), Some(r)) => Entry::done(h.client, call, r, op, o),
+                _ => Entry::unknown(h.client, call, op),
+            })
+        })
+        .collect()
+}

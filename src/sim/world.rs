@@ -1162,6 +1162,8 @@ impl World {
             }
         }
         let model = check::model_check(&self.history, &txns)?;
+        // And the same history through the black-box checker (no zxids: only times).
+        crate::lincheck::check(&check::to_lincheck(&self.history)).map_err(|e| format!("linearizability checker: {e}"))?;
         Ok(Outcome {
             sim_ms: self.now,
             events: self.events,
