@@ -6,19 +6,11 @@ use std::collections::BTreeMap;
 use crate::proto::{Millis, ServerId, Zxid};
 use crate::txn::{Txn, TxnHeader, TxnOp};
 
-/// A client operation on one znode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpKind {
-    Create { path: String, data: Vec<u8> },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Delete { path: String, version: i32 },
-    GetData { path: String },
-}
+/// A client operation on one znode: the black-box checker's (`lincheck::Op`).
+pub use crate::lincheck::Op as OpKind;
 
-impl OpKind {
-    pub fn is_write(&self) -> bool {
-        !matches!(self, OpKind::GetData { .. })
-    }
+fn is_write(op: &OpKind) -> bool {
+    !op.is_read()
 }
 
 /// How an operation ended.
@@ -153,7 +145,7 @@ pub fn model_check(history: &[HistOp], txns: &BTreeMap<Zxid, Txn>) -> Result<Mod
     // earlier-zxid write began.
     let mut writes: Vec<(i64, &HistOp)> = history
         .iter()
-        .filter(|o| o.kind.is_write() && o.ret.is_some())
+        .filter(|o| is_write(&o.kind) && o.ret.is_some())
         .filter_map(|o| Some((o.zxid?, o)))
         .filter(|(z, o)| ours(o, *z))
         .collect();
@@ -224,7 +216,7 @@ pub fn model_check(history: &[HistOp], txns: &BTreeMap<Zxid, Txn>) -> Result<Mod
                         ));
                     }
                 }
-                (kind, Outcome::Ok { .. }) if kind.is_write() => {
+                (kind, Outcome::Ok { .. }) if is_write(kind) => {
                     stats.writes_acked += 1;
                     if !ours(op, z) {
                         return Err(format!(
@@ -241,7 +233,7 @@ pub fn model_check(history: &[HistOp], txns: &BTreeMap<Zxid, Txn>) -> Result<Mod
                         }
                     }
                 }
-                (kind, Outcome::Err(code)) if kind.is_write() && ours(op, z) => {
+                (kind, Outcome::Err(code)) if is_write(kind) && ours(op, z) => {
                     stats.errors_checked += 1;
                     let before = |p: &str| state_at(&t, p, z - 1);
                     let ok = match kind {
@@ -269,9 +261,7 @@ pub fn model_check(history: &[HistOp], txns: &BTreeMap<Zxid, Txn>) -> Result<Mod
 }
 
 fn kind_path(k: &OpKind) -> Option<&str> {
-    match k {
-        OpKind::Create { path, .. } | OpKind::SetData { path, .. } | OpKind::Delete { path, .. } | OpKind::GetData { path } => Some(path),
-    }
+    Some(k.path())
 }
 
 fn show(d: &[u8]) -> String {
@@ -285,16 +275,11 @@ fn show(d: &[u8]) -> String {
 /// The history in the black-box checker's terms (`lincheck`): no zxids, only what each
 /// client saw and when. Errors other than the three it models end no operation there.
 pub fn to_lincheck(history: &[HistOp]) -> Vec<crate::lincheck::Entry> {
-    use crate::lincheck::{Entry, Op, Outcome as L};
+    use crate::lincheck::{Entry, Outcome as L};
     history
         .iter()
         .filter_map(|h| {
-            let op = match &h.kind {
-                OpKind::Create { path, data } => Op::Create { path: path.clone(), data: data.clone() },
-                OpKind::SetData { path, data, version } => Op::SetData { path: path.clone(), data: data.clone(), version: *version },
-                OpKind::Delete { path, version } => Op::Delete { path: path.clone(), version: *version },
-                OpKind::GetData { path } => Op::GetData { path: path.clone() },
-            };
+            let op = h.kind.clone();
             let call = h.call as u64;
             let ret = h.ret.map(|r| (r as u64).max(call + 1));
             let outcome = match (&h.kind, &h.outcome) {
