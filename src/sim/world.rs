@@ -167,6 +167,8 @@ struct World {
     /// Servers cut off from the clients.
     isolated: BTreeSet<ServerId>,
     drop_election: f64,
+    /// Paused servers (SIGSTOP) and what arrived for them meanwhile.
+    held: BTreeMap<ServerId, VecDeque<Ev>>,
     history: Vec<HistOp>,
     committed: Committed,
     /// Every txn a server logged, by zxid and issuer (to rebuild the committed sequence).
@@ -237,6 +239,7 @@ impl World {
             cut: BTreeSet::new(),
             isolated: BTreeSet::new(),
             drop_election: 0.0,
+            held: BTreeMap::new(),
             history: Vec::new(),
             committed: Committed::default(),
             logged: BTreeMap::new(),
@@ -375,7 +378,7 @@ impl World {
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             let Some(r) = n.replica.as_ref() else { continue };
-            if n.paused_until > self.now {
+            if self.held.contains_key(&n.id) {
                 continue;
             }
             if n.global_at(r.next_deadline()) <= self.now {
@@ -642,11 +645,11 @@ impl World {
     // ---- events ----------------------------------------------------------------------
 
     fn deliver(&mut self, ev: Ev) {
-        // A paused server takes nothing now: its events wait until it resumes, in order.
+        // A paused server takes nothing now: its events wait until it resumes, in order
+        // (FIFO streams stay FIFO).
         if let Some(to) = self.ev_server(&ev) {
-            let until = self.node(to).paused_until;
-            if until > self.now {
-                self.schedule(until, ev);
+            if let Some(q) = self.held.get_mut(&to) {
+                q.push_back(ev);
                 return;
             }
         }
@@ -760,9 +763,7 @@ impl World {
                     }
                 }
             }
-            Ev::Resume(id) => {
-                self.note(|| format!("RESUME {id}"));
-            }
+            Ev::Resume(id) => self.resume(id),
         }
     }
 
@@ -966,6 +967,7 @@ impl World {
                 let d = self.rng.range(100, 1500);
                 self.note(|| format!("PAUSE {id} for {d} ms"));
                 self.node_mut(id).paused_until = self.now + d;
+                self.held.entry(id).or_default();
                 self.schedule(self.now + d, Ev::Resume(id));
             }
             6 => {
@@ -991,7 +993,20 @@ impl World {
         }
     }
 
+    /// A paused server goes on: what arrived meanwhile first, in order.
+    fn resume(&mut self, id: ServerId) {
+        self.node_mut(id).paused_until = 0;
+        let Some(held) = self.held.remove(&id) else { return };
+        self.note(|| format!("RESUME {id} ({} events held)", held.len()));
+        for ev in held {
+            self.deliver(ev);
+        }
+    }
+
     fn crash(&mut self, id: ServerId, survive: usize) {
+        // What waited for a paused server dies with it.
+        self.held.remove(&id);
+        self.node_mut(id).paused_until = 0;
         self.node_mut(id).crash(survive);
         // Its connections end: the OS of a dead process closes them (loud).
         let keys: Vec<QKey> = self.qconns.keys().filter(|k| k.0 == id || k.1 == id).copied().collect();
@@ -1035,7 +1050,7 @@ impl World {
         self.drop_election = 0.0;
         for i in 0..self.nodes.len() {
             let id = ServerId(i as u64 + 1);
-            self.node_mut(id).paused_until = 0;
+            self.resume(id);
             if !self.node(id).alive() {
                 self.start(id)?;
             }

@@ -116,9 +116,12 @@ impl Follower {
                 Next::Stay
             }
             Input::QuorumDisconnected { peer } if peer == self.leader => match self.phase {
-                // Refused, or closed before NEWEPOCH (the leader may still have been Looking
-                // when our FollowerInfo arrived): redial next tick, within initLimit.
-                Phase::Connecting { .. } | Phase::Discovery if self.epoch.is_none() => {
+                // Refused (its process may be restarting): redial next tick, within
+                // initLimit. Closed after our FollowerInfo arrived is different: a server
+                // still Looking holds it, so one that closes it will not lead (it follows
+                // another, or decided so): look again now rather than redial it until
+                // initLimit (the whole-ensemble simulator's seed 1250 waited a second).
+                Phase::Connecting { .. } if self.epoch.is_none() => {
                     self.phase = Phase::Connecting { dialing: false };
                     Next::Stay
                 }

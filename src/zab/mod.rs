@@ -308,6 +308,14 @@ impl Zab {
                 note!("looking: ignoring {other:?}");
                 Next::Stay
             }
+            // A server that dialled me as its leader while I follow another: close it, so
+            // it looks again at once instead of waiting initLimit for a NEWEPOCH that never
+            // comes (ZooKeeper's followers do not even listen on the quorum port). Found by
+            // the whole-ensemble simulator (seed 1250).
+            (State::Following(f), Input::Quorum { from, msg: QuorumMsg::FollowerInfo { .. } }) if from != f.leader() => {
+                out.push(Action::CloseQuorum { peer: from });
+                Next::Stay
+            }
             (State::Following(f), input) => f.step(&mut self.core, now, input, out),
             (State::Leading(l), input) => l.step(&mut self.core, now, input, out),
         };
