@@ -47,6 +47,22 @@
 //! ZooKeeper. A node's client address is the client part of its own `server.N` line when
 //! present, otherwise `clientPortAddress:clientPort`.
 //!
+//! # TLS
+//! ZooKeeper's keys (in ZooKeeper they are `zookeeper.ssl.*` system properties, which zoo.cfg
+//! may also set as `ssl.*`): `secureClientPort` (and `secureClientPortAddress`, default
+//! `clientPortAddress`) opens a TLS client listener next to `clientPort`, or instead of it when
+//! `clientPort` is absent. `ssl.keyStore.location` is one PEM file holding the private key and
+//! the certificate chain (ZooKeeper's PEM keystore; an unencrypted PKCS#8, PKCS#1 or SEC1
+//! key), `ssl.trustStore.location` the PEM CA certificates that client certificates must chain
+//! to. Only `PEM` is accepted for `ssl.keyStore.type` / `ssl.trustStore.type` (absent: PEM,
+//! unless the file name says `.jks`/`.p12`). `ssl.clientAuth` = `none` | `want` | `need`
+//! (ZooKeeper's default: `need`). `sslQuorum=true` puts the election and quorum ports under
+//! TLS with the same keys under `ssl.quorum.*` (both sides present and verify certificates);
+//! `ssl.quorum.hostnameVerification` (default true) checks the server certificate of a peer we
+//! dial against the host of its `server.N` line. `ssl.keyStore.password` cannot decrypt
+//! anything (encrypted keys are refused when the store is loaded, naming the line); other
+//! `ssl.*` keys (protocols, cipher suites, CRL/OCSP, …) are ignored with a warning.
+//!
 //! `4lw.commands.whitelist` follows ZooKeeper 3.8 exactly: a comma-separated list, `*` = every
 //! word, and `srvr` is always allowed (zkServer.sh needs it). When the key is absent only
 //! `srvr` is allowed, so configs meant for clients that use `ruok`/`mntr` must list them.
@@ -112,8 +128,6 @@ const IGNORED_KEYS: &[&str] = &[
     "peerType",
     "quorumListenOnAllIPs",
     "reconfigEnabled",
-    "secureClientPort",
-    "secureClientPortAddress",
     "serverCnxnFactory",
     "skipACL",
     "snapSizeLimitInKb",
@@ -171,6 +185,73 @@ pub struct ServerSpec {
     pub client_addr: Option<SocketAddr>,
     /// Line of the config file it came from (for later error messages).
     pub line: usize,
+}
+
+/// `ssl.clientAuth` / `ssl.quorum.clientAuth` (ZooKeeper's `X509Util.ClientAuth`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// Asked for; a client without one is served (without an `x509` id).
+    Want,
+    /// Required: a client without a valid certificate fails the handshake.
+    Need,
+}
+
+/// One set of `ssl.*` (client port) or `ssl.quorum.*` (election and quorum ports) keys.
+/// Paths carry the line they were set on, for the messages of loading them later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsStores {
+    /// `ssl` or `ssl.quorum`: how the keys were spelled, for messages.
+    pub prefix: &'static str,
+    /// One PEM file: the private key and the certificate chain.
+    pub key_store: Option<(usize, PathBuf)>,
+    /// Set when `keyStore.password` is; PEM keys must be unencrypted, so it only lets
+    /// the loader say why an encrypted key is refused.
+    pub key_store_password_line: Option<usize>,
+    /// PEM CA certificates the peer's certificate must chain to.
+    pub trust_store: Option<(usize, PathBuf)>,
+    pub client_auth: ClientAuth,
+    /// Dialing side: check the peer's certificate names the host we dialed.
+    pub hostname_verification: bool,
+}
+
+impl TlsStores {
+    fn new(prefix: &'static str) -> Self {
+        TlsStores {
+            prefix,
+            key_store: None,
+            key_store_password_line: None,
+            trust_store: None,
+            // ZooKeeper 3.8 `ClientAuth.fromPropertyValue`: absent or empty = NEED.
+            client_auth: ClientAuth::Need,
+            hostname_verification: true,
+        }
+    }
+}
+
+/// TLS settings: the secure client port and the quorum's TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The `ssl.*` keys (used by the secure client port).
+    pub client: TlsStores,
+    /// `sslQuorum=true`: election and quorum connections use TLS with `ssl.quorum.*`.
+    pub ssl_quorum: bool,
+    pub quorum: TlsStores,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            secure_client_port: None,
+            secure_client_port_address: None,
+            client: TlsStores::new("ssl"),
+            ssl_quorum: false,
+            quorum: TlsStores::new("ssl.quorum"),
+        }
+    }
 }
 
 /// `4lw.commands.whitelist`. `srvr` is always allowed, as in ZooKeeper.
@@ -263,6 +344,7 @@ pub struct Config {
     pub max_session_timeout_ms: Millis,
     pub servers: BTreeMap<ServerId, ServerSpec>,
     pub admin: AdminConfig,
+    pub tls: TlsConfig,
 }
 
 /// The admin HTTP server's settings (ZooKeeper's `admin.*` keys).
@@ -322,10 +404,36 @@ impl Config {
                 let ip = self.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 Ok(SocketAddr::new(ip, port))
             }
+            None if self.tls.secure_client_port.is_some() => Err(invalid(format!(
+                "server {id} has only a secure client port (secureClientPort); see secure_client_addr"
+            ))),
             None => Err(invalid(format!(
                 "missing client port for server {id}: set clientPort or add ';[host:]port' to server.{id}"
             ))),
         }
+    }
+
+    /// Where the TLS client listener binds (`secureClientPortAddress`, else the address
+    /// `clientPortAddress` gives, else 0.0.0.0), when `secureClientPort` is set.
+    pub fn secure_client_addr(&self) -> Option<SocketAddr> {
+        let port = self.tls.secure_client_port?;
+        let ip = self
+            .tls
+            .secure_client_port_address
+            .or(self.client_port_address)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// The plain client address, or `None` when this node has only a secure client port.
+    pub fn plain_client_addr(&self, id: ServerId) -> Result<Option<SocketAddr>, ConfigError> {
+        let own = self.servers.get(&id).and_then(|s| s.client_addr);
+        if own.is_none() && self.client_port.is_none() && self.tls.secure_client_port.is_some() {
+            if self.servers.is_empty() || self.servers.contains_key(&id) {
+                return Ok(None);
+            }
+        }
+        self.client_addr(id).map(Some)
     }
 
     /// Zero or one `server.N` lines: no quorum traffic at all.
@@ -382,6 +490,12 @@ const KNOWN_KEYS: &[&str] = &[
     "admin.serverAddress",
     "admin.serverPort",
     "admin.idleTimeout",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "sslQuorum",
+    "ssl.keyStore.location",
+    "ssl.trustStore.location",
+    "ssl.clientAuth",
 ];
 
 /// The known key closest to `key` (optimal string alignment distance, case-insensitive), if
@@ -611,6 +725,8 @@ struct Raw {
     max_session_timeout_ms: Option<(usize, Millis)>,
     servers: BTreeMap<ServerId, ServerSpec>,
     admin: AdminConfig,
+    tls: TlsConfig,
+    secure_client_port_line: Option<usize>,
 }
 
 struct Parser {
@@ -725,6 +841,14 @@ impl Parser {
             "admin.serverAddress" => self.raw.admin.address = self.ip(n, key, v)?,
             "admin.serverPort" => self.raw.admin.port = self.port(n, key, v)?,
             "admin.idleTimeout" => self.raw.admin.idle_timeout_ms = self.millis(n, key, v)?,
+            "secureClientPort" => {
+                self.raw.tls.secure_client_port = Some(self.port(n, key, v)?);
+                self.raw.secure_client_port_line = Some(n);
+            }
+            "secureClientPortAddress" => self.raw.tls.secure_client_port_address = Some(self.ip(n, key, v)?),
+            "sslQuorum" => self.raw.tls.ssl_quorum = self.yes_no(n, key, v)?,
+            _ if key.starts_with("ssl.quorum.") => self.ssl_key(n, key, true, v)?,
+            _ if key.starts_with("ssl.") => self.ssl_key(n, key, false, v)?,
             _ if key.starts_with("admin.serverPort.") => {
                 let id = key["admin.serverPort.".len()..]
                     .parse::<u64>()
@@ -739,9 +863,7 @@ impl Parser {
                 n,
                 format!("{key}: hierarchical quorums are not implemented by arbor; ignored"),
             ),
-            _ if IGNORED_KEYS.contains(&key)
-                || key.starts_with("ssl.")
-                || key.starts_with("sasl") =>
+            _ if IGNORED_KEYS.contains(&key) || key.starts_with("sasl") =>
             {
                 self.warn(n, format!("{key}: not implemented by arbor; ignored"))
             }
@@ -751,6 +873,81 @@ impl Parser {
                 Some(k) => self.warn(n, format!("{key}: unknown key; ignored (did you mean {k}?)")),
                 None => self.warn(n, format!("{key}: unknown key; ignored")),
             },
+        }
+        Ok(())
+    }
+
+    /// One `ssl.*` or `ssl.quorum.*` key.
+    fn ssl_key(&mut self, n: usize, key: &str, quorum: bool, v: &str) -> Result<(), ConfigError> {
+        let sub = if quorum { &key["ssl.quorum.".len()..] } else { &key["ssl.".len()..] };
+        let stores = if quorum { &self.raw.tls.quorum } else { &self.raw.tls.client };
+        let mut stores = stores.clone();
+        match sub {
+            "keyStore.location" => stores.key_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
+            "trustStore.location" => stores.trust_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
+            "keyStore.password" => stores.key_store_password_line = (!v.is_empty()).then_some(n),
+            // PEM trust stores are not encrypted; ZooKeeper ignores the password for them too.
+            "trustStore.password" => {}
+            "keyStore.type" | "trustStore.type" => {
+                if !v.is_empty() && !v.eq_ignore_ascii_case("PEM") {
+                    return Err(self.bad(n, key, format!("{v:?} stores are not supported by arbor; only PEM")));
+                }
+            }
+            "clientAuth" => {
+                stores.client_auth = match v.to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(self.bad(n, key, format!("expected none, want or need, got {v:?}"))),
+                }
+            }
+            "hostnameVerification" => stores.hostname_verification = self.yes_no(n, key, v)?,
+            _ => self.warn(n, format!("{key}: not implemented by arbor; ignored")),
+        }
+        if let ("keyStore.location" | "trustStore.location", Some(ext)) =
+            (sub, Path::new(v).extension().and_then(|e| e.to_str()))
+        {
+            // ZooKeeper infers the type from the extension when no type is set.
+            if ["jks", "p12", "pfx", "bcfks"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+                return Err(self.bad(n, key, format!("{v:?} looks like a {ext} store; arbor reads only PEM files")));
+            }
+        }
+        if quorum {
+            self.raw.tls.quorum = stores;
+        } else {
+            self.raw.tls.client = stores;
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks of the TLS keys: a TLS listener needs a key store; verifying peers
+    /// needs a trust store.
+    fn check_tls(&self, tls: &TlsConfig, secure_line: Option<usize>) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { file: self.file.clone(), reason };
+        let check = |s: &TlsStores, why: &str| -> Result<(), ConfigError> {
+            let p = s.prefix;
+            if s.key_store.is_none() {
+                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM file with the key and certificate)")));
+            }
+            if s.client_auth != ClientAuth::None && s.trust_store.is_none() {
+                return Err(invalid(format!(
+                    "{why} with {p}.clientAuth={} needs {p}.trustStore.location to verify client certificates (or set {p}.clientAuth=none)",
+                    match s.client_auth {
+                        ClientAuth::Need => "need (the default)",
+                        _ => "want",
+                    }
+                )));
+            }
+            Ok(())
+        };
+        if let Some(line) = secure_line {
+            check(&tls.client, &format!("secureClientPort (line {line})"))?;
+        }
+        if tls.ssl_quorum {
+            check(&tls.quorum, "sslQuorum=true")?;
+            if tls.quorum.trust_store.is_none() {
+                return Err(invalid("sslQuorum=true needs ssl.quorum.trustStore.location to verify the servers we dial".into()));
+            }
         }
         Ok(())
     }
@@ -1053,6 +1250,7 @@ impl Parser {
                 reason: format!("minSessionTimeout {min_session} ms is larger than maxSessionTimeout {max_session} ms"),
             });
         }
+        self.check_tls(&raw.tls, raw.secure_client_port_line)?;
         let config = Config {
             file_name: self.file.clone(),
             server_id: id,
@@ -1083,6 +1281,7 @@ impl Parser {
             max_session_timeout_ms: max_session,
             servers: raw.servers,
             admin: raw.admin,
+            tls: raw.tls,
         };
         self.check_client_ports(&config, id, raw.client_port)?;
         Ok(config)
@@ -1097,7 +1296,7 @@ impl Parser {
         client_port: Option<(usize, u16)>,
     ) -> Result<(), ConfigError> {
         let Some(id) = id else {
-            if c.client_port.is_some() {
+            if c.client_port.is_some() || c.tls.secure_client_port.is_some() {
                 return Ok(());
             }
             if c.servers.is_empty() {
@@ -1114,7 +1313,7 @@ impl Parser {
             }
             return Ok(());
         };
-        c.client_addr(id)?;
+        c.plain_client_addr(id)?;
         if let (Some((line, port)), Some(spec)) = (client_port, c.servers.get(&id)) {
             if let Some(addr) = spec.client_addr {
                 if addr.port() != port {
