@@ -202,6 +202,20 @@ mod tests {
     }
 
     #[test]
+    fn x509_ids_come_only_from_certificates_and_count_as_authenticated() {
+        // An auth packet cannot claim the scheme the TLS layer sets.
+        assert_eq!(authenticate("x509", b"CN=me", None, "127.0.0.1"), AuthResult::Failed);
+        let ids = [Id::new("ip", "127.0.0.1"), Id::new("x509", "CN=c,O=o")];
+        let auth = Acl { perms: perms::ALL, id: Id::new("auth", "") };
+        assert_eq!(fixup(&[auth], &ids), Ok(vec![Acl { perms: perms::ALL, id: Id::new("x509", "CN=c,O=o") }]));
+        let mine = Acl { perms: perms::READ, id: Id::new("x509", "CN=c,O=o") };
+        assert_eq!(fixup(std::slice::from_ref(&mine), &[]), Ok(vec![mine.clone()]));
+        assert!(check(std::slice::from_ref(&mine), perms::READ, &ids));
+        assert!(!check(&[mine], perms::READ, &[Id::new("x509", "CN=other")]));
+        assert_eq!(fixup(&[Acl { perms: 1, id: Id::new("x509", "") }], &[]), Err(ErrorCode::InvalidAcl));
+    }
+
+    #[test]
     fn fixup_rules() {
         let open = Acl::open_unsafe();
         assert_eq!(fixup(&[open[0].clone(), open[0].clone()], &[]).unwrap(), open);

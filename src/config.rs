@@ -51,7 +51,9 @@
 //! ZooKeeper's keys (in ZooKeeper they are `zookeeper.ssl.*` system properties, which zoo.cfg
 //! may also set as `ssl.*`): `secureClientPort` (and `secureClientPortAddress`, default
 //! `clientPortAddress`) opens a TLS client listener next to `clientPort`, or instead of it when
-//! `clientPort` is absent. `ssl.keyStore.location` is one PEM file holding the private key and
+//! `clientPort` is absent; arbor extension, like `admin.serverPort.N`: `secureClientPort.N=P`
+//! gives server N its own secure port (one file for an ensemble on one machine).
+//! `ssl.keyStore.location` is one PEM file holding the private key and
 //! the certificate chain (ZooKeeper's PEM keystore; an unencrypted PKCS#8, PKCS#1 or SEC1
 //! key), `ssl.trustStore.location` the PEM CA certificates that client certificates must chain
 //! to. Only `PEM` is accepted for `ssl.keyStore.type` / `ssl.trustStore.type` (absent: PEM,
@@ -234,6 +236,8 @@ impl TlsStores {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {
     pub secure_client_port: Option<u16>,
+    /// `secureClientPort.N` (arbor extension): server N's own secure port.
+    pub secure_client_ports: BTreeMap<ServerId, u16>,
     pub secure_client_port_address: Option<IpAddr>,
     /// The `ssl.*` keys (used by the secure client port).
     pub client: TlsStores,
@@ -246,6 +250,7 @@ impl Default for TlsConfig {
     fn default() -> Self {
         TlsConfig {
             secure_client_port: None,
+            secure_client_ports: BTreeMap::new(),
             secure_client_port_address: None,
             client: TlsStores::new("ssl"),
             ssl_quorum: false,
@@ -404,7 +409,7 @@ impl Config {
                 let ip = self.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 Ok(SocketAddr::new(ip, port))
             }
-            None if self.tls.secure_client_port.is_some() => Err(invalid(format!(
+            None if self.secure_client_addr(id).is_some() => Err(invalid(format!(
                 "server {id} has only a secure client port (secureClientPort); see secure_client_addr"
             ))),
             None => Err(invalid(format!(
@@ -413,10 +418,11 @@ impl Config {
         }
     }
 
-    /// Where the TLS client listener binds (`secureClientPortAddress`, else the address
-    /// `clientPortAddress` gives, else 0.0.0.0), when `secureClientPort` is set.
-    pub fn secure_client_addr(&self) -> Option<SocketAddr> {
-        let port = self.tls.secure_client_port?;
+    /// Where server `id`'s TLS client listener binds (`secureClientPortAddress`, else
+    /// `clientPortAddress`, else 0.0.0.0), when it has a secure port (`secureClientPort.N`,
+    /// else `secureClientPort`).
+    pub fn secure_client_addr(&self, id: ServerId) -> Option<SocketAddr> {
+        let port = self.tls.secure_client_ports.get(&id).copied().or(self.tls.secure_client_port)?;
         let ip = self
             .tls
             .secure_client_port_address
@@ -428,7 +434,7 @@ impl Config {
     /// The plain client address, or `None` when this node has only a secure client port.
     pub fn plain_client_addr(&self, id: ServerId) -> Result<Option<SocketAddr>, ConfigError> {
         let own = self.servers.get(&id).and_then(|s| s.client_addr);
-        if own.is_none() && self.client_port.is_none() && self.tls.secure_client_port.is_some() {
+        if own.is_none() && self.client_port.is_none() && self.secure_client_addr(id).is_some() {
             if self.servers.is_empty() || self.servers.contains_key(&id) {
                 return Ok(None);
             }
@@ -847,6 +853,16 @@ impl Parser {
             }
             "secureClientPortAddress" => self.raw.tls.secure_client_port_address = Some(self.ip(n, key, v)?),
             "sslQuorum" => self.raw.tls.ssl_quorum = self.yes_no(n, key, v)?,
+            _ if key.starts_with("secureClientPort.") => {
+                let id = key["secureClientPort.".len()..]
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| (1..=MAX_SERVER_ID).contains(id))
+                    .ok_or_else(|| self.bad(n, key, format!("expected secureClientPort.N with N in 1..={MAX_SERVER_ID}")))?;
+                let port = self.port(n, key, v)?;
+                self.raw.tls.secure_client_ports.insert(ServerId(id), port);
+                self.raw.secure_client_port_line.get_or_insert(n);
+            }
             _ if key.starts_with("ssl.quorum.") => self.ssl_key(n, key, true, v)?,
             _ if key.starts_with("ssl.") => self.ssl_key(n, key, false, v)?,
             _ if key.starts_with("admin.serverPort.") => {
@@ -1296,7 +1312,7 @@ impl Parser {
         client_port: Option<(usize, u16)>,
     ) -> Result<(), ConfigError> {
         let Some(id) = id else {
-            if c.client_port.is_some() || c.tls.secure_client_port.is_some() {
+            if c.client_port.is_some() || c.tls.secure_client_port.is_some() || !c.tls.secure_client_ports.is_empty() {
                 return Ok(());
             }
             if c.servers.is_empty() {
@@ -1313,6 +1329,14 @@ impl Parser {
             }
             return Ok(());
         };
+        if let (Ok(Some(plain)), Some(secure)) = (c.plain_client_addr(id), c.secure_client_addr(id)) {
+            if plain.port() == secure.port() && (plain.ip() == secure.ip() || plain.ip().is_unspecified() || secure.ip().is_unspecified()) {
+                return Err(ConfigError::Invalid {
+                    file: self.file.clone(),
+                    reason: format!("server {id}: the secure client port {} is also its plain client port", secure.port()),
+                });
+            }
+        }
         c.plain_client_addr(id)?;
         if let (Some((line, port)), Some(spec)) = (client_port, c.servers.get(&id)) {
             if let Some(addr) = spec.client_addr {
@@ -1389,6 +1413,63 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().expect("test address")
+    }
+
+    #[test]
+    fn tls_keys_are_read_with_zookeeper_defaults() {
+        let (c, w) = ok(
+            "dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.keyStore.type=PEM\n\
+             ssl.trustStore.location=/ca.pem\nssl.trustStore.type=pem\nssl.protocol=TLSv1.2\n",
+            Some(1),
+        );
+        assert_eq!(c.tls.secure_client_port, Some(2281));
+        assert_eq!(c.tls.client.key_store, Some((4, PathBuf::from("/k.pem"))));
+        assert_eq!(c.tls.client.trust_store, Some((6, PathBuf::from("/ca.pem"))));
+        // ZooKeeper's default clientAuth is need.
+        assert_eq!(c.tls.client.client_auth, ClientAuth::Need);
+        assert!(!c.tls.ssl_quorum);
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("0.0.0.0:2281")));
+        assert_eq!(c.plain_client_addr(ServerId(1)).ok().flatten(), Some(sa("0.0.0.0:2181")));
+        assert!(w.iter().any(|w| w.contains("t.cfg:8: ssl.protocol: not implemented")), "{w:?}");
+    }
+
+    #[test]
+    fn secure_port_may_replace_the_client_port_and_be_per_server() {
+        let (c, _) = ok("dataDir=/d\nclientPortAddress=127.0.0.1\nsecureClientPort=2281\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert_eq!(c.plain_client_addr(ServerId(1)).ok().flatten(), None);
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("127.0.0.1:2281")));
+        let (c, _) = ok(
+            "dataDir=/d/{id}\nserver.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n\
+             secureClientPort.1=2281\nsecureClientPort.2=2282\nssl.keyStore.location=/k\nssl.clientAuth=want\nssl.trustStore.location=/t\n\
+             sslQuorum=true\nssl.quorum.keyStore.location=/qk\nssl.quorum.trustStore.location=/qt\nssl.quorum.hostnameVerification=false\n",
+            Some(2),
+        );
+        assert_eq!(c.secure_client_addr(ServerId(2)).map(|a| a.port()), Some(2282));
+        assert_eq!(c.tls.client.client_auth, ClientAuth::Want);
+        assert!(c.tls.ssl_quorum);
+        assert_eq!(c.tls.quorum.key_store, Some((10, PathBuf::from("/qk"))));
+        assert!(!c.tls.quorum.hostname_verification);
+        assert!(c.tls.client.hostname_verification);
+    }
+
+    #[test]
+    fn bad_tls_settings_name_the_line() {
+        let e = err("dataDir=/d\nclientPort=2181\nssl.clientAuth=maybe\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.clientAuth: expected none, want or need"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.type=JKS\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("only PEM"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.keyStore.location=/x/keystore.jks\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.keyStore.location") && e.contains("only PEM"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n", Some(1));
+        assert!(e.contains("secureClientPort (line 3) needs ssl.keyStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k\n", Some(1));
+        assert!(e.contains("ssl.clientAuth=need (the default) needs ssl.trustStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2181\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert!(e.contains("secure client port 2181 is also its plain client port"), "{e}");
+        let e = err("dataDir=/d\nserver.1=h:1:2;3\nserver.2=h:4:5;6\nsslQuorum=true\nssl.quorum.keyStore.location=/k\n", Some(1));
+        assert!(e.contains("sslQuorum=true") && e.contains("ssl.quorum.trustStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort.x=1\n", Some(1));
+        assert!(e.contains("t.cfg:3: secureClientPort.x"), "{e}");
     }
 
     #[test]
@@ -1581,7 +1662,7 @@ mod tests {
     fn unimplemented_zookeeper_keys_warn() {
         let text = "dataDir=/d\nclientPort=1\nadmin.commandURL=/c\nreconfigEnabled=true\n\
                     standaloneEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
-                    preAllocSize=1024\nglobalOutstandingLimit=17\nssl.keyStore.location=/k\n";
+                    preAllocSize=1024\nglobalOutstandingLimit=17\nssl.ciphersuites=X\n";
         let (c, w) = ok(text, None);
         assert_eq!(c.pre_alloc_size_kb, 1024, "preAllocSize is implemented (txn log segment size)");
         assert_eq!(c.global_outstanding_limit, 17, "globalOutstandingLimit is implemented");

@@ -120,7 +120,7 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     }
     // Without clientPort the secure port is the one client listener.
     let plain_addr = cfg.plain_client_addr(id)?;
-    let secure_addr = cfg.secure_client_addr();
+    let secure_addr = cfg.secure_client_addr(id);
     let client_addr = match plain_addr.or(secure_addr) {
         Some(a) => a,
         None => cfg.client_addr(id)?,

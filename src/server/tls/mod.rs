@@ -76,7 +76,7 @@ impl TlsSetup {
     /// not turned on (`secureClientPort`, `sslQuorum`).
     pub fn load(cfg: &Config) -> Result<TlsSetup, TlsSetupError> {
         let mut setup = TlsSetup::default();
-        if cfg.tls.secure_client_port.is_some() {
+        if cfg.tls.secure_client_port.is_some() || !cfg.tls.secure_client_ports.is_empty() {
             setup.client = Some(server_config(cfg, &cfg.tls.client)?);
         }
         if cfg.tls.ssl_quorum && !cfg.is_standalone() {
