@@ -419,14 +419,16 @@ impl Config {
     }
 
     /// Where server `id`'s TLS client listener binds (`secureClientPortAddress`, else
-    /// `clientPortAddress`, else 0.0.0.0), when it has a secure port (`secureClientPort.N`,
-    /// else `secureClientPort`).
+    /// `clientPortAddress`, else the client host of its `server.N` line, else 0.0.0.0), when
+    /// it has a secure port (`secureClientPort.N`, else `secureClientPort`).
     pub fn secure_client_addr(&self, id: ServerId) -> Option<SocketAddr> {
         let port = self.tls.secure_client_ports.get(&id).copied().or(self.tls.secure_client_port)?;
+        let line_host = self.servers.get(&id).and_then(|s| s.client_addr).map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
         let ip = self
             .tls
             .secure_client_port_address
             .or(self.client_port_address)
+            .or(line_host)
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         Some(SocketAddr::new(ip, port))
     }
@@ -1450,6 +1452,8 @@ mod tests {
         assert_eq!(c.tls.quorum.key_store, Some((10, PathBuf::from("/qk"))));
         assert!(!c.tls.quorum.hostname_verification);
         assert!(c.tls.client.hostname_verification);
+        let (c, _) = ok("dataDir=/d/{id}\nserver.1=h:1:2;127.0.0.1:3\nserver.2=h:4:5;6\nsecureClientPort=7\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("127.0.0.1:7")), "the server line's client host");
     }
 
     #[test]

@@ -474,3 +474,18 @@ fn zkcli_over_tls_with_a_client_certificate() {
     let out = zkcli_tls(&jar, &pki, sport, false, "ls /zk-tls\nquit\n");
     assert!(!out.contains("[]"), "zkCli without a certificate was served:\n{out}");
 }
+
+#[test]
+fn sample_tls_configs_parse_without_warnings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (c, w) = arbor::config::load(&root.join("config/tls.cfg"), Some(arbor::proto::ServerId(1))).expect("config/tls.cfg");
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.tls.secure_client_port, Some(2281));
+    assert_eq!(c.tls.client.client_auth, arbor::config::ClientAuth::Want);
+    for id in 1..=3 {
+        let (c, w) = arbor::config::load(&root.join("config/tls-3.cfg"), Some(arbor::proto::ServerId(id))).expect("config/tls-3.cfg");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.tls.ssl_quorum);
+        assert_eq!(c.secure_client_addr(arbor::proto::ServerId(id)).map(|a| a.to_string()), Some(format!("127.0.0.1:{}", 2280 + id)));
+    }
+}
