@@ -436,10 +436,12 @@ impl Config {
     /// The plain client address, or `None` when this node has only a secure client port.
     pub fn plain_client_addr(&self, id: ServerId) -> Result<Option<SocketAddr>, ConfigError> {
         let own = self.servers.get(&id).and_then(|s| s.client_addr);
-        if own.is_none() && self.client_port.is_none() && self.secure_client_addr(id).is_some() {
-            if self.servers.is_empty() || self.servers.contains_key(&id) {
-                return Ok(None);
-            }
+        if own.is_none()
+            && self.client_port.is_none()
+            && self.secure_client_addr(id).is_some()
+            && (self.servers.is_empty() || self.servers.contains_key(&id))
+        {
+            return Ok(None);
         }
         self.client_addr(id).map(Some)
     }

@@ -102,7 +102,7 @@ fn string_value(tag: u8, v: &[u8]) -> Option<String> {
         0x14 => Some(v.iter().map(|&b| b as char).collect()),
         // BMPString: UTF-16BE.
         0x1e => {
-            if v.len() % 2 != 0 {
+            if !v.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = v.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
@@ -110,7 +110,7 @@ fn string_value(tag: u8, v: &[u8]) -> Option<String> {
         }
         // UniversalString: UTF-32BE.
         0x1c => {
-            if v.len() % 4 != 0 {
+            if !v.len().is_multiple_of(4) {
                 return None;
             }
             v.chunks_exact(4).map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
