@@ -88,6 +88,11 @@ impl Pki {
     }
 
     fn client_config(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
+        self.client_config_from(with_cert.then_some(self))
+    }
+
+    /// Trusting this CA, presenting the client certificate of `cert` (another CA's, maybe).
+    fn client_config_from(&self, cert: Option<&Pki>) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(self.path("ca.pem")).expect("ca") {
             roots.add(c.expect("ca pem")).expect("add ca");
@@ -97,9 +102,9 @@ impl Pki {
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots);
-        let cfg = if with_cert {
-            let certs: Vec<_> = CertificateDer::pem_file_iter(self.path("client.pem")).expect("certs").map(|c| c.expect("cert")).collect();
-            let key = PrivateKeyDer::from_pem_file(self.path("client.pem")).expect("key");
+        let cfg = if let Some(from) = cert {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(from.path("client.pem")).expect("certs").map(|c| c.expect("cert")).collect();
+            let key = PrivateKeyDer::from_pem_file(from.path("client.pem")).expect("key");
             b.with_client_auth_cert(certs, key).expect("client auth")
         } else {
             b.with_no_client_auth()
@@ -345,6 +350,17 @@ fn bad_tls_settings_are_refused_naming_the_line() {
     assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("only PEM"), "{err}");
 }
 
+/// Whether a TLS connection to a peer port with `cfg` is kept open (the server accepted our
+/// certificate): the handshake completes and the server neither alerts nor closes within 2 s
+/// (it sends nothing on an election or quorum connection until the peer speaks). With TLS 1.3
+/// a refused client certificate shows only after the client's side of the handshake.
+fn peer_port_keeps(cfg: Arc<rustls::ClientConfig>, port: u16) -> bool {
+    let Ok(mut s) = tls_connect(cfg, port) else { return false };
+    let _ = s.sock.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
 /// The election port of server `id` in a cluster's config.
 fn election_port(cluster: &Cluster, id: u64) -> u16 {
     let cfg = std::fs::read_to_string(&cluster.cfg_path).expect("cfg");
@@ -376,7 +392,11 @@ fn ssl_quorum_ensemble_elects_and_replicates() {
     // The peer ports really speak TLS: a handshake with the quorum CA and a certificate
     // succeeds on an election port, and plain text there is dropped.
     let port = election_port(&cluster, follower);
-    tls_connect(pki.client_config(true), port).expect("TLS handshake on an election port");
+    assert!(peer_port_keeps(pki.client_config(true), port), "a trusted certificate was refused on an election port");
+    // A certificate from another CA is refused.
+    let stranger = Pki::new();
+    assert!(!peer_port_keeps(pki.client_config_from(Some(&stranger)), port), "an untrusted certificate was accepted");
+    assert!(!peer_port_keeps(pki.client_config(false), port), "a peer without a certificate was accepted");
     let mut s = common::raw_connect(&format!("127.0.0.1:{port}"));
     s.write_all(b"not tls at all, just bytes").expect("write");
     assert!(matches!(common::read_until_closed(&mut s, Duration::from_secs(5)), common::Ending::Closed(_)));
