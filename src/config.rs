@@ -62,7 +62,10 @@
 //! TLS with the same keys under `ssl.quorum.*` (both sides present and verify certificates);
 //! `ssl.quorum.hostnameVerification` (default true) checks the server certificate of a peer we
 //! dial against the host of its `server.N` line. `ssl.keyStore.password` cannot decrypt
-//! anything (encrypted keys are refused when the store is loaded, naming the line); other
+//! anything (encrypted keys are refused when the store is loaded, naming the line).
+//! `X509AuthenticationProvider.superUser=DN` (ZooKeeper's
+//! `zookeeper.X509AuthenticationProvider.superUser`): a client whose certificate subject is DN
+//! is the superuser. Other
 //! `ssl.*` keys (protocols, cipher suites, CRL/OCSP, …) are ignored with a warning.
 //!
 //! `4lw.commands.whitelist` follows ZooKeeper 3.8 exactly: a comma-separated list, `*` = every
@@ -243,6 +246,9 @@ pub struct TlsConfig {
     pub client: TlsStores,
     /// `sslQuorum=true`: election and quorum connections use TLS with `ssl.quorum.*`.
     pub ssl_quorum: bool,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject (RFC 2253, as the
+    /// `x509` id) that is the superuser.
+    pub x509_super_user: Option<String>,
     pub quorum: TlsStores,
 }
 
@@ -254,6 +260,7 @@ impl Default for TlsConfig {
             secure_client_port_address: None,
             client: TlsStores::new("ssl"),
             ssl_quorum: false,
+            x509_super_user: None,
             quorum: TlsStores::new("ssl.quorum"),
         }
     }
@@ -506,6 +513,7 @@ const KNOWN_KEYS: &[&str] = &[
     "ssl.keyStore.location",
     "ssl.trustStore.location",
     "ssl.clientAuth",
+    "X509AuthenticationProvider.superUser",
 ];
 
 /// The known key closest to `key` (optimal string alignment distance, case-insensitive), if
@@ -857,6 +865,9 @@ impl Parser {
             }
             "secureClientPortAddress" => self.raw.tls.secure_client_port_address = Some(self.ip(n, key, v)?),
             "sslQuorum" => self.raw.tls.ssl_quorum = self.yes_no(n, key, v)?,
+            "X509AuthenticationProvider.superUser" => {
+                self.raw.tls.x509_super_user = Some(self.non_empty(n, key, v)?.to_string())
+            }
             _ if key.starts_with("secureClientPort.") => {
                 let id = key["secureClientPort.".len()..]
                     .parse::<u64>()

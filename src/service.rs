@@ -640,7 +640,7 @@ impl Service {
         info.state = ClientState::Session(session);
         // Ids the connection proved before its ConnectRequest (a TLS client certificate)
         // stay; the ip id comes first, as ZooKeeper adds it when the connection is made.
-        let below: Vec<Id> = info.auth.drain(..).filter(|i| i.scheme == "x509").collect();
+        let below: Vec<Id> = info.auth.drain(..).filter(|i| i.scheme != "ip").collect();
         info.auth = vec![Id::new("ip", &ip)];
         info.auth.extend(below);
         info.timeout_ms = timeout;

@@ -272,6 +272,34 @@ fn client_certificate_gives_the_x509_id_and_acls_use_it() {
 }
 
 #[test]
+fn the_configured_certificate_subject_is_the_superuser() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let mut lines = pki.server_lines(sport, "need");
+    lines.push(format!("X509AuthenticationProvider.superUser={CLIENT_DN}"));
+    let node = start_node(&lines);
+    // A node only a digest user may touch.
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    plain.call(&Request::Auth { scheme: "digest".into(), auth: b"alice:secret".to_vec() }).expect("addauth");
+    let acl = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    plain.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/alice", Some(b"hers"), acl, 0))).expect("create");
+    let mut sup = TlsZk::connect(pki.client_config(true), sport).expect("TLS session with the superuser's certificate");
+    match sup.call(&Request::GetData { path: "/alice".into(), watch: false }) {
+        Ok(Response::GetData { data, .. }) => assert_eq!(data.as_deref(), Some(&b"hers"[..])),
+        r => panic!("the superuser cannot read: {r:?}"),
+    }
+    // Without the setting the same certificate is an ordinary x509 id.
+    let sport2 = common::free_port();
+    let other = start_node(&pki.server_lines(sport2, "need"));
+    let mut plain = RawClient::connect(&other.addr(), 10_000);
+    plain.call(&Request::Auth { scheme: "digest".into(), auth: b"alice:secret".to_vec() }).expect("addauth");
+    let acl = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    plain.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/alice", Some(b"hers"), acl, 0))).expect("create");
+    let mut user = TlsZk::connect(pki.client_config(true), sport2).expect("TLS session");
+    assert_eq!(user.call(&Request::GetData { path: "/alice".into(), watch: false }).err(), Some(common::err::NO_AUTH));
+}
+
+#[test]
 fn client_auth_want_serves_clients_with_and_without_certificates() {
     let pki = Pki::new();
     let sport = common::free_port();

@@ -62,6 +62,8 @@ pub struct TlsSetup {
     pub client: Option<Arc<ServerConfig>>,
     /// `sslQuorum`: for both sides of election and quorum connections.
     pub quorum: Option<QuorumTls>,
+    /// The certificate subject that is the superuser (`X509AuthenticationProvider.superUser`).
+    pub super_user: Option<String>,
 }
 
 pub struct QuorumTls {
@@ -75,7 +77,7 @@ impl TlsSetup {
     /// Read the key and trust stores the config names. Nothing is built for TLS that is
     /// not turned on (`secureClientPort`, `sslQuorum`).
     pub fn load(cfg: &Config) -> Result<TlsSetup, TlsSetupError> {
-        let mut setup = TlsSetup::default();
+        let mut setup = TlsSetup { super_user: cfg.tls.x509_super_user.clone(), ..TlsSetup::default() };
         if cfg.tls.secure_client_port.is_some() || !cfg.tls.secure_client_ports.is_empty() {
             setup.client = Some(server_config(cfg, &cfg.tls.client)?);
         }
@@ -415,7 +417,14 @@ impl EventLoop {
         let peer = conn.peer;
         match subject {
             Some(dn) => {
-                tracing::info!(client = %peer, id = %dn, "authenticated by client certificate (x509)");
+                // ZooKeeper's X509AuthenticationProvider: the superuser's certificate also
+                // gets `super:<DN>`.
+                if self.tls.super_user.as_deref() == Some(dn.as_str()) {
+                    tracing::info!(client = %peer, id = %dn, "authenticated by client certificate (x509) as the superuser");
+                    self.step(Input::ClientAuthenticated { client, id: Id::new(crate::acl::SUPER_SCHEME, &dn) }, sink_error);
+                } else {
+                    tracing::info!(client = %peer, id = %dn, "authenticated by client certificate (x509)");
+                }
                 self.step(Input::ClientAuthenticated { client, id: Id::new("x509", &dn) }, sink_error);
             }
             None => tracing::warn!(client = %peer, "client certificate subject unreadable; no x509 id"),
