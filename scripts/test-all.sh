@@ -9,6 +9,10 @@
 #   3. kazoo 2.11's own suite against a standalone arbor (config/kazoo.cfg, 127.0.0.1:22181), then
 #      against a 3-node arbor ensemble (config/kazoo-3.cfg, 127.0.0.1:22181-22183) via
 #      $PEERS/kazoo/run.sh; fails on any failed test not listed in kazoo-expected-failures.txt
+#      With TLS (needs the openssl CLI): both runs also serve a secure client port
+#      (127.0.0.1:22191[-22193], certificates made into $OUT/tls) and the ensemble runs with
+#      sslQuorum, so kazoo's TestSSLClient runs (scripts/kazoo/arbor_kazoo_tls.py points the
+#      runner's shim at the secure ports)
 #   4. zkCli transcript: $PEERS/kazoo/zkcli-run.sh against a fresh arbor, diffed with the
 #      ZooKeeper 3.8 transcript $PEERS/kazoo/zkcli-zk38.txt (needs zkCli.sh + java; skipped with
 #      a notice when absent unless ARBOR_REQUIRE_ZKCLI=1)
@@ -153,16 +157,23 @@ check_kazoo() {
   [[ $krc -eq 0 || $krc -eq 1 ]] || die "kazoo runner exited with status $krc (see $KOUT)"
 }
 
-# run_kazoo <results dir> <HOST:PORT[,...]>
+# run_kazoo <results dir> <HOST:PORT[,...]> [<secure HOST:PORT[,...]>]
 run_kazoo() {
-  local KOUT=$1 target=$2 krc
+  local KOUT=$1 target=$2 secure=${3:-} krc
   set +e
   # shellcheck disable=SC2086  # ARBOR_KAZOO_ARGS is a word list on purpose
+  ARBOR_KAZOO_SECURE_SERVERS=$secure PYTHONPATH=$REPO/scripts/kazoo${PYTHONPATH:+:$PYTHONPATH} \
   KAZOO_OUT_DIR=$KOUT KAZOO_EXPECTED=$EXPECTED KAZOO_SUITE_TIMEOUT=${ARBOR_KAZOO_TIMEOUT:-1800} \
-    timeout --kill-after=60 $((${ARBOR_KAZOO_TIMEOUT:-1800} + 300)) bash "$RUN" "$target" ${ARBOR_KAZOO_ARGS:-}
+    timeout --kill-after=60 $((${ARBOR_KAZOO_TIMEOUT:-1800} + 300)) bash "$RUN" "$target" -p arbor_kazoo_tls ${ARBOR_KAZOO_ARGS:-}
   krc=$?
   set -e
   KRC=$krc
+}
+
+# tls_lines PREFIX: the key/trust store lines (ssl or ssl.quorum) for $OUT/tls.
+tls_lines() {
+  printf '%s.keyStore.location=%s\n%s.keyStore.type=PEM\n%s.trustStore.location=%s\n%s.trustStore.type=PEM\n' \
+    "$1" "$OUT/tls/server.pem" "$1" "$1" "$OUT/tls/ca.pem" "$1"
 }
 
 # The ensemble: three `arbor node` processes of config/kazoo-3.cfg, by PID.
@@ -215,9 +226,27 @@ else
   RUN=$PEERS/kazoo/run.sh
   [[ -f $RUN ]] || die "kazoo runner not found at $RUN (set ARBOR_PEERS_DIR)"
 
+  # TLS for kazoo's TestSSLClient: the configs of this run are the repo's plus a secure
+  # client port (and sslQuorum for the ensemble), written into $OUT.
+  SECURE_ADDR= ENS_SECURE=
+  if command -v openssl >/dev/null; then
+    bash "$REPO/scripts/make-test-certs.sh" "$OUT/tls" >/dev/null || die "scripts/make-test-certs.sh failed"
+    export ARBOR_KAZOO_TLS_DIR=$OUT/tls
+    { cat "$KAZOO_CFG"; echo "# added by scripts/test-all.sh (kazoo's TestSSLClient)"; echo "secureClientPort=22191"; tls_lines ssl; } >"$OUT/kazoo.cfg"
+    KAZOO_CFG=$OUT/kazoo.cfg SECURE_ADDR=127.0.0.1:22191
+    {
+      cat "$ENS_CFG"; echo "# added by scripts/test-all.sh (kazoo's TestSSLClient; quorum under TLS)"
+      for id in 1 2 3; do echo "secureClientPort.$id=$((22190 + id))"; done
+      tls_lines ssl; echo "sslQuorum=true"; tls_lines ssl.quorum
+    } >"$OUT/kazoo-3.cfg"
+    ENS_CFG=$OUT/kazoo-3.cfg ENS_SECURE=127.0.0.1:22191,127.0.0.1:22192,127.0.0.1:22193
+  else
+    say "openssl not found: no TLS endpoint, kazoo's TestSSLClient will fail"
+  fi
+
   phase_start "kazoo suite (standalone)"
   start_arbor "$OUT/arbor-kazoo.log"
-  run_kazoo "$OUT/kazoo" "$KAZOO_ADDR"
+  run_kazoo "$OUT/kazoo" "$KAZOO_ADDR" "$SECURE_ADDR"
   arbor_alive_or_die "$OUT/arbor-kazoo.log"
   stop_arbor
   check_kazoo "$OUT/kazoo" "$KRC"
@@ -233,7 +262,7 @@ else
     export ARBOR_BIN=$BIN ARBOR_ENS_CFG=$ENS_CFG ARBOR_ENS_DIR=$OUT
     export KAZOO_SERVER_STOP_CMD="bash $REPO/scripts/kazoo-ensemble-node.sh stop {index}"
     export KAZOO_SERVER_START_CMD="bash $REPO/scripts/kazoo-ensemble-node.sh start {index}"
-    run_kazoo "$OUT/kazoo-ens" "$(ens_ports | sed 's/^/127.0.0.1:/' | paste -sd,)"
+    run_kazoo "$OUT/kazoo-ens" "$(ens_ports | sed 's/^/127.0.0.1:/' | paste -sd,)" "$ENS_SECURE"
     unset KAZOO_SERVER_STOP_CMD KAZOO_SERVER_START_CMD
     for pid in $(ens_current_pids); do kill -0 "$pid" 2>/dev/null || die "an ensemble node (pid $pid) died during the run (logs: $OUT/arbor-ens-*.log)"; done
     stop_ensemble

@@ -1,6 +1,7 @@
-//! Access control: authentication schemes (`world`, `auth`, `digest`, `ip`, plus the
-//! superuser), ACL validation on create/setACL (`PrepRequestProcessor.fixupACL`) and the
-//! permission check every operation goes through (`ZooKeeperServer.checkACL`).
+//! Access control: authentication schemes (`world`, `auth`, `digest`, `ip`, `x509` — set by
+//! the loop from a TLS client certificate, never by an auth packet — plus the superuser),
+//! ACL validation on create/setACL (`PrepRequestProcessor.fixupACL`) and the permission
+//! check every operation goes through (`ZooKeeperServer.checkACL`).
 //!
 //! Pure functions: the session's authenticated ids come in as a slice.
 
@@ -87,9 +88,10 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
                 // Only schemes whose provider "isAuthenticated" count: digest (and super,
-                // whose provider is digest). The ip identity does not.
+                // whose provider is digest) and x509 (a verified client certificate). The
+                // ip identity does not.
                 let mut any = false;
-                for i in ids.iter().filter(|i| i.scheme == "digest") {
+                for i in ids.iter().filter(|i| i.scheme == "digest" || i.scheme == "x509") {
                     any = true;
                     let e = Acl { perms: a.perms, id: i.clone() };
                     if !out.contains(&e) {
@@ -102,6 +104,9 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if digest_id_valid(&a.id.id) => out.push(a.clone()),
             "ip" if ip_id_valid(&a.id.id) => out.push(a.clone()),
+            // `X509AuthenticationProvider.isValid` parses the id as an X500 name; any
+            // non-empty DN string is accepted here (a mismatch only means no access).
+            "x509" if !a.id.id.is_empty() => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -194,6 +199,20 @@ mod tests {
         assert!(!check(&[Acl { perms: perms::READ, id: Id::new("digest", "u:x") }], perms::READ, &ids));
         assert!(check(&[Acl { perms: perms::ALL, id: Id::new("ip", "127.0.0.0/8") }], perms::READ, &ids));
         assert!(!check(&[Acl { perms: perms::ALL, id: Id::new("ip", "10.0.0.0/8") }], perms::READ, &ids));
+    }
+
+    #[test]
+    fn x509_ids_come_only_from_certificates_and_count_as_authenticated() {
+        // An auth packet cannot claim the scheme the TLS layer sets.
+        assert_eq!(authenticate("x509", b"CN=me", None, "127.0.0.1"), AuthResult::Failed);
+        let ids = [Id::new("ip", "127.0.0.1"), Id::new("x509", "CN=c,O=o")];
+        let auth = Acl { perms: perms::ALL, id: Id::new("auth", "") };
+        assert_eq!(fixup(&[auth], &ids), Ok(vec![Acl { perms: perms::ALL, id: Id::new("x509", "CN=c,O=o") }]));
+        let mine = Acl { perms: perms::READ, id: Id::new("x509", "CN=c,O=o") };
+        assert_eq!(fixup(std::slice::from_ref(&mine), &[]), Ok(vec![mine.clone()]));
+        assert!(check(std::slice::from_ref(&mine), perms::READ, &ids));
+        assert!(!check(&[mine], perms::READ, &[Id::new("x509", "CN=other")]));
+        assert_eq!(fixup(&[Acl { perms: 1, id: Id::new("x509", "") }], &[]), Err(ErrorCode::InvalidAcl));
     }
 
     #[test]

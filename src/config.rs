@@ -47,6 +47,27 @@
 //! ZooKeeper. A node's client address is the client part of its own `server.N` line when
 //! present, otherwise `clientPortAddress:clientPort`.
 //!
+//! # TLS
+//! ZooKeeper's keys (in ZooKeeper they are `zookeeper.ssl.*` system properties, which zoo.cfg
+//! may also set as `ssl.*`): `secureClientPort` (and `secureClientPortAddress`, default
+//! `clientPortAddress`) opens a TLS client listener next to `clientPort`, or instead of it when
+//! `clientPort` is absent; arbor extension, like `admin.serverPort.N`: `secureClientPort.N=P`
+//! gives server N its own secure port (one file for an ensemble on one machine).
+//! `ssl.keyStore.location` is one PEM file holding the private key and
+//! the certificate chain (ZooKeeper's PEM keystore; an unencrypted PKCS#8, PKCS#1 or SEC1
+//! key), `ssl.trustStore.location` the PEM CA certificates that client certificates must chain
+//! to. Only `PEM` is accepted for `ssl.keyStore.type` / `ssl.trustStore.type` (absent: PEM,
+//! unless the file name says `.jks`/`.p12`). `ssl.clientAuth` = `none` | `want` | `need`
+//! (ZooKeeper's default: `need`). `sslQuorum=true` puts the election and quorum ports under
+//! TLS with the same keys under `ssl.quorum.*` (both sides present and verify certificates);
+//! `ssl.quorum.hostnameVerification` (default true) checks the server certificate of a peer we
+//! dial against the host of its `server.N` line. `ssl.keyStore.password` cannot decrypt
+//! anything (encrypted keys are refused when the store is loaded, naming the line).
+//! `X509AuthenticationProvider.superUser=DN` (ZooKeeper's
+//! `zookeeper.X509AuthenticationProvider.superUser`): a client whose certificate subject is DN
+//! is the superuser. Other
+//! `ssl.*` keys (protocols, cipher suites, CRL/OCSP, …) are ignored with a warning.
+//!
 //! `4lw.commands.whitelist` follows ZooKeeper 3.8 exactly: a comma-separated list, `*` = every
 //! word, and `srvr` is always allowed (zkServer.sh needs it). When the key is absent only
 //! `srvr` is allowed, so configs meant for clients that use `ruok`/`mntr` must list them.
@@ -112,8 +133,6 @@ const IGNORED_KEYS: &[&str] = &[
     "peerType",
     "quorumListenOnAllIPs",
     "reconfigEnabled",
-    "secureClientPort",
-    "secureClientPortAddress",
     "serverCnxnFactory",
     "skipACL",
     "snapSizeLimitInKb",
@@ -171,6 +190,80 @@ pub struct ServerSpec {
     pub client_addr: Option<SocketAddr>,
     /// Line of the config file it came from (for later error messages).
     pub line: usize,
+}
+
+/// `ssl.clientAuth` / `ssl.quorum.clientAuth` (ZooKeeper's `X509Util.ClientAuth`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// Asked for; a client without one is served (without an `x509` id).
+    Want,
+    /// Required: a client without a valid certificate fails the handshake.
+    Need,
+}
+
+/// One set of `ssl.*` (client port) or `ssl.quorum.*` (election and quorum ports) keys.
+/// Paths carry the line they were set on, for the messages of loading them later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsStores {
+    /// `ssl` or `ssl.quorum`: how the keys were spelled, for messages.
+    pub prefix: &'static str,
+    /// One PEM file: the private key and the certificate chain.
+    pub key_store: Option<(usize, PathBuf)>,
+    /// Set when `keyStore.password` is; PEM keys must be unencrypted, so it only lets
+    /// the loader say why an encrypted key is refused.
+    pub key_store_password_line: Option<usize>,
+    /// PEM CA certificates the peer's certificate must chain to.
+    pub trust_store: Option<(usize, PathBuf)>,
+    pub client_auth: ClientAuth,
+    /// Dialing side: check the peer's certificate names the host we dialed.
+    pub hostname_verification: bool,
+}
+
+impl TlsStores {
+    fn new(prefix: &'static str) -> Self {
+        TlsStores {
+            prefix,
+            key_store: None,
+            key_store_password_line: None,
+            trust_store: None,
+            // ZooKeeper 3.8 `ClientAuth.fromPropertyValue`: absent or empty = NEED.
+            client_auth: ClientAuth::Need,
+            hostname_verification: true,
+        }
+    }
+}
+
+/// TLS settings: the secure client port and the quorum's TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPort.N` (arbor extension): server N's own secure port.
+    pub secure_client_ports: BTreeMap<ServerId, u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The `ssl.*` keys (used by the secure client port).
+    pub client: TlsStores,
+    /// `sslQuorum=true`: election and quorum connections use TLS with `ssl.quorum.*`.
+    pub ssl_quorum: bool,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject (RFC 2253, as the
+    /// `x509` id) that is the superuser.
+    pub x509_super_user: Option<String>,
+    pub quorum: TlsStores,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            secure_client_port: None,
+            secure_client_ports: BTreeMap::new(),
+            secure_client_port_address: None,
+            client: TlsStores::new("ssl"),
+            ssl_quorum: false,
+            x509_super_user: None,
+            quorum: TlsStores::new("ssl.quorum"),
+        }
+    }
 }
 
 /// `4lw.commands.whitelist`. `srvr` is always allowed, as in ZooKeeper.
@@ -263,6 +356,7 @@ pub struct Config {
     pub max_session_timeout_ms: Millis,
     pub servers: BTreeMap<ServerId, ServerSpec>,
     pub admin: AdminConfig,
+    pub tls: TlsConfig,
 }
 
 /// The admin HTTP server's settings (ZooKeeper's `admin.*` keys).
@@ -322,10 +416,41 @@ impl Config {
                 let ip = self.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 Ok(SocketAddr::new(ip, port))
             }
+            None if self.secure_client_addr(id).is_some() => Err(invalid(format!(
+                "server {id} has only a secure client port (secureClientPort); see secure_client_addr"
+            ))),
             None => Err(invalid(format!(
                 "missing client port for server {id}: set clientPort or add ';[host:]port' to server.{id}"
             ))),
         }
+    }
+
+    /// Where server `id`'s TLS client listener binds (`secureClientPortAddress`, else
+    /// `clientPortAddress`, else the client host of its `server.N` line, else 0.0.0.0), when
+    /// it has a secure port (`secureClientPort.N`, else `secureClientPort`).
+    pub fn secure_client_addr(&self, id: ServerId) -> Option<SocketAddr> {
+        let port = self.tls.secure_client_ports.get(&id).copied().or(self.tls.secure_client_port)?;
+        let line_host = self.servers.get(&id).and_then(|s| s.client_addr).map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        let ip = self
+            .tls
+            .secure_client_port_address
+            .or(self.client_port_address)
+            .or(line_host)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// The plain client address, or `None` when this node has only a secure client port.
+    pub fn plain_client_addr(&self, id: ServerId) -> Result<Option<SocketAddr>, ConfigError> {
+        let own = self.servers.get(&id).and_then(|s| s.client_addr);
+        if own.is_none()
+            && self.client_port.is_none()
+            && self.secure_client_addr(id).is_some()
+            && (self.servers.is_empty() || self.servers.contains_key(&id))
+        {
+            return Ok(None);
+        }
+        self.client_addr(id).map(Some)
     }
 
     /// Zero or one `server.N` lines: no quorum traffic at all.
@@ -382,6 +507,13 @@ const KNOWN_KEYS: &[&str] = &[
     "admin.serverAddress",
     "admin.serverPort",
     "admin.idleTimeout",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "sslQuorum",
+    "ssl.keyStore.location",
+    "ssl.trustStore.location",
+    "ssl.clientAuth",
+    "X509AuthenticationProvider.superUser",
 ];
 
 /// The known key closest to `key` (optimal string alignment distance, case-insensitive), if
@@ -611,6 +743,8 @@ struct Raw {
     max_session_timeout_ms: Option<(usize, Millis)>,
     servers: BTreeMap<ServerId, ServerSpec>,
     admin: AdminConfig,
+    tls: TlsConfig,
+    secure_client_port_line: Option<usize>,
 }
 
 struct Parser {
@@ -725,6 +859,27 @@ impl Parser {
             "admin.serverAddress" => self.raw.admin.address = self.ip(n, key, v)?,
             "admin.serverPort" => self.raw.admin.port = self.port(n, key, v)?,
             "admin.idleTimeout" => self.raw.admin.idle_timeout_ms = self.millis(n, key, v)?,
+            "secureClientPort" => {
+                self.raw.tls.secure_client_port = Some(self.port(n, key, v)?);
+                self.raw.secure_client_port_line = Some(n);
+            }
+            "secureClientPortAddress" => self.raw.tls.secure_client_port_address = Some(self.ip(n, key, v)?),
+            "sslQuorum" => self.raw.tls.ssl_quorum = self.yes_no(n, key, v)?,
+            "X509AuthenticationProvider.superUser" => {
+                self.raw.tls.x509_super_user = Some(self.non_empty(n, key, v)?.to_string())
+            }
+            _ if key.starts_with("secureClientPort.") => {
+                let id = key["secureClientPort.".len()..]
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| (1..=MAX_SERVER_ID).contains(id))
+                    .ok_or_else(|| self.bad(n, key, format!("expected secureClientPort.N with N in 1..={MAX_SERVER_ID}")))?;
+                let port = self.port(n, key, v)?;
+                self.raw.tls.secure_client_ports.insert(ServerId(id), port);
+                self.raw.secure_client_port_line.get_or_insert(n);
+            }
+            _ if key.starts_with("ssl.quorum.") => self.ssl_key(n, key, true, v)?,
+            _ if key.starts_with("ssl.") => self.ssl_key(n, key, false, v)?,
             _ if key.starts_with("admin.serverPort.") => {
                 let id = key["admin.serverPort.".len()..]
                     .parse::<u64>()
@@ -739,9 +894,7 @@ impl Parser {
                 n,
                 format!("{key}: hierarchical quorums are not implemented by arbor; ignored"),
             ),
-            _ if IGNORED_KEYS.contains(&key)
-                || key.starts_with("ssl.")
-                || key.starts_with("sasl") =>
+            _ if IGNORED_KEYS.contains(&key) || key.starts_with("sasl") =>
             {
                 self.warn(n, format!("{key}: not implemented by arbor; ignored"))
             }
@@ -751,6 +904,81 @@ impl Parser {
                 Some(k) => self.warn(n, format!("{key}: unknown key; ignored (did you mean {k}?)")),
                 None => self.warn(n, format!("{key}: unknown key; ignored")),
             },
+        }
+        Ok(())
+    }
+
+    /// One `ssl.*` or `ssl.quorum.*` key.
+    fn ssl_key(&mut self, n: usize, key: &str, quorum: bool, v: &str) -> Result<(), ConfigError> {
+        let sub = if quorum { &key["ssl.quorum.".len()..] } else { &key["ssl.".len()..] };
+        let stores = if quorum { &self.raw.tls.quorum } else { &self.raw.tls.client };
+        let mut stores = stores.clone();
+        match sub {
+            "keyStore.location" => stores.key_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
+            "trustStore.location" => stores.trust_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
+            "keyStore.password" => stores.key_store_password_line = (!v.is_empty()).then_some(n),
+            // PEM trust stores are not encrypted; ZooKeeper ignores the password for them too.
+            "trustStore.password" => {}
+            "keyStore.type" | "trustStore.type" => {
+                if !v.is_empty() && !v.eq_ignore_ascii_case("PEM") {
+                    return Err(self.bad(n, key, format!("{v:?} stores are not supported by arbor; only PEM")));
+                }
+            }
+            "clientAuth" => {
+                stores.client_auth = match v.to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(self.bad(n, key, format!("expected none, want or need, got {v:?}"))),
+                }
+            }
+            "hostnameVerification" => stores.hostname_verification = self.yes_no(n, key, v)?,
+            _ => self.warn(n, format!("{key}: not implemented by arbor; ignored")),
+        }
+        if let ("keyStore.location" | "trustStore.location", Some(ext)) =
+            (sub, Path::new(v).extension().and_then(|e| e.to_str()))
+        {
+            // ZooKeeper infers the type from the extension when no type is set.
+            if ["jks", "p12", "pfx", "bcfks"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+                return Err(self.bad(n, key, format!("{v:?} looks like a {ext} store; arbor reads only PEM files")));
+            }
+        }
+        if quorum {
+            self.raw.tls.quorum = stores;
+        } else {
+            self.raw.tls.client = stores;
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks of the TLS keys: a TLS listener needs a key store; verifying peers
+    /// needs a trust store.
+    fn check_tls(&self, tls: &TlsConfig, secure_line: Option<usize>) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { file: self.file.clone(), reason };
+        let check = |s: &TlsStores, why: &str| -> Result<(), ConfigError> {
+            let p = s.prefix;
+            if s.key_store.is_none() {
+                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM file with the key and certificate)")));
+            }
+            if s.client_auth != ClientAuth::None && s.trust_store.is_none() {
+                return Err(invalid(format!(
+                    "{why} with {p}.clientAuth={} needs {p}.trustStore.location to verify client certificates (or set {p}.clientAuth=none)",
+                    match s.client_auth {
+                        ClientAuth::Need => "need (the default)",
+                        _ => "want",
+                    }
+                )));
+            }
+            Ok(())
+        };
+        if let Some(line) = secure_line {
+            check(&tls.client, &format!("secureClientPort (line {line})"))?;
+        }
+        if tls.ssl_quorum {
+            check(&tls.quorum, "sslQuorum=true")?;
+            if tls.quorum.trust_store.is_none() {
+                return Err(invalid("sslQuorum=true needs ssl.quorum.trustStore.location to verify the servers we dial".into()));
+            }
         }
         Ok(())
     }
@@ -1053,6 +1281,7 @@ impl Parser {
                 reason: format!("minSessionTimeout {min_session} ms is larger than maxSessionTimeout {max_session} ms"),
             });
         }
+        self.check_tls(&raw.tls, raw.secure_client_port_line)?;
         let config = Config {
             file_name: self.file.clone(),
             server_id: id,
@@ -1083,6 +1312,7 @@ impl Parser {
             max_session_timeout_ms: max_session,
             servers: raw.servers,
             admin: raw.admin,
+            tls: raw.tls,
         };
         self.check_client_ports(&config, id, raw.client_port)?;
         Ok(config)
@@ -1097,7 +1327,7 @@ impl Parser {
         client_port: Option<(usize, u16)>,
     ) -> Result<(), ConfigError> {
         let Some(id) = id else {
-            if c.client_port.is_some() {
+            if c.client_port.is_some() || c.tls.secure_client_port.is_some() || !c.tls.secure_client_ports.is_empty() {
                 return Ok(());
             }
             if c.servers.is_empty() {
@@ -1114,7 +1344,15 @@ impl Parser {
             }
             return Ok(());
         };
-        c.client_addr(id)?;
+        if let (Ok(Some(plain)), Some(secure)) = (c.plain_client_addr(id), c.secure_client_addr(id)) {
+            if plain.port() == secure.port() && (plain.ip() == secure.ip() || plain.ip().is_unspecified() || secure.ip().is_unspecified()) {
+                return Err(ConfigError::Invalid {
+                    file: self.file.clone(),
+                    reason: format!("server {id}: the secure client port {} is also its plain client port", secure.port()),
+                });
+            }
+        }
+        c.plain_client_addr(id)?;
         if let (Some((line, port)), Some(spec)) = (client_port, c.servers.get(&id)) {
             if let Some(addr) = spec.client_addr {
                 if addr.port() != port {
@@ -1190,6 +1428,65 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().expect("test address")
+    }
+
+    #[test]
+    fn tls_keys_are_read_with_zookeeper_defaults() {
+        let (c, w) = ok(
+            "dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.keyStore.type=PEM\n\
+             ssl.trustStore.location=/ca.pem\nssl.trustStore.type=pem\nssl.protocol=TLSv1.2\n",
+            Some(1),
+        );
+        assert_eq!(c.tls.secure_client_port, Some(2281));
+        assert_eq!(c.tls.client.key_store, Some((4, PathBuf::from("/k.pem"))));
+        assert_eq!(c.tls.client.trust_store, Some((6, PathBuf::from("/ca.pem"))));
+        // ZooKeeper's default clientAuth is need.
+        assert_eq!(c.tls.client.client_auth, ClientAuth::Need);
+        assert!(!c.tls.ssl_quorum);
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("0.0.0.0:2281")));
+        assert_eq!(c.plain_client_addr(ServerId(1)).ok().flatten(), Some(sa("0.0.0.0:2181")));
+        assert!(w.iter().any(|w| w.contains("t.cfg:8: ssl.protocol: not implemented")), "{w:?}");
+    }
+
+    #[test]
+    fn secure_port_may_replace_the_client_port_and_be_per_server() {
+        let (c, _) = ok("dataDir=/d\nclientPortAddress=127.0.0.1\nsecureClientPort=2281\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert_eq!(c.plain_client_addr(ServerId(1)).ok().flatten(), None);
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("127.0.0.1:2281")));
+        let (c, _) = ok(
+            "dataDir=/d/{id}\nserver.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n\
+             secureClientPort.1=2281\nsecureClientPort.2=2282\nssl.keyStore.location=/k\nssl.clientAuth=want\nssl.trustStore.location=/t\n\
+             sslQuorum=true\nssl.quorum.keyStore.location=/qk\nssl.quorum.trustStore.location=/qt\nssl.quorum.hostnameVerification=false\n",
+            Some(2),
+        );
+        assert_eq!(c.secure_client_addr(ServerId(2)).map(|a| a.port()), Some(2282));
+        assert_eq!(c.tls.client.client_auth, ClientAuth::Want);
+        assert!(c.tls.ssl_quorum);
+        assert_eq!(c.tls.quorum.key_store, Some((10, PathBuf::from("/qk"))));
+        assert!(!c.tls.quorum.hostname_verification);
+        assert!(c.tls.client.hostname_verification);
+        let (c, _) = ok("dataDir=/d/{id}\nserver.1=h:1:2;127.0.0.1:3\nserver.2=h:4:5;6\nsecureClientPort=7\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("127.0.0.1:7")), "the server line's client host");
+    }
+
+    #[test]
+    fn bad_tls_settings_name_the_line() {
+        let e = err("dataDir=/d\nclientPort=2181\nssl.clientAuth=maybe\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.clientAuth: expected none, want or need"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.type=JKS\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("only PEM"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.keyStore.location=/x/keystore.jks\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.keyStore.location") && e.contains("only PEM"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n", Some(1));
+        assert!(e.contains("secureClientPort (line 3) needs ssl.keyStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k\n", Some(1));
+        assert!(e.contains("ssl.clientAuth=need (the default) needs ssl.trustStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2181\nssl.keyStore.location=/k\nssl.clientAuth=none\n", Some(1));
+        assert!(e.contains("secure client port 2181 is also its plain client port"), "{e}");
+        let e = err("dataDir=/d\nserver.1=h:1:2;3\nserver.2=h:4:5;6\nsslQuorum=true\nssl.quorum.keyStore.location=/k\n", Some(1));
+        assert!(e.contains("sslQuorum=true") && e.contains("ssl.quorum.trustStore.location"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort.x=1\n", Some(1));
+        assert!(e.contains("t.cfg:3: secureClientPort.x"), "{e}");
     }
 
     #[test]
@@ -1382,7 +1679,7 @@ mod tests {
     fn unimplemented_zookeeper_keys_warn() {
         let text = "dataDir=/d\nclientPort=1\nadmin.commandURL=/c\nreconfigEnabled=true\n\
                     standaloneEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
-                    preAllocSize=1024\nglobalOutstandingLimit=17\nssl.keyStore.location=/k\n";
+                    preAllocSize=1024\nglobalOutstandingLimit=17\nssl.ciphersuites=X\n";
         let (c, w) = ok(text, None);
         assert_eq!(c.pre_alloc_size_kb, 1024, "preAllocSize is implemented (txn log segment size)");
         assert_eq!(c.global_outstanding_limit, 17, "globalOutstandingLimit is implemented");

@@ -17,6 +17,7 @@
 //! - `server`: the one mio loop per process: sockets, timers, files; steps the replica and
 //!   performs its outputs, deciding nothing itself.
 //!   `server::admin`: the admin HTTP server (ZooKeeper's commands, Prometheus, console).
+//!   `server::tls`: TLS (rustls) on client and peer connections, PEM stores, `x509` ids.
 //! - `metrics`: counters and summaries (O(1), allocation-free recording) for mntr/metrics.
 //! - `storage`: txn log, snapshots, recovery, purge (the durable state on disk).
 //! - `bench`: `arbor bench`, the load generator (workloads, threads, HDR histograms, reports).

@@ -10,6 +10,7 @@ use crate::config;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{DurableState, Zab, ZabConfig};
 use crate::server::admin::{AdminSettings, ServerView, StartupTimes};
+use crate::server::tls::{TlsSetup, TlsSetupError};
 use crate::server::{Ensemble, EventLoop, LoopConfig, TxnSink};
 use crate::replica::Replica;
 use crate::service::{Service, ServiceConfig};
@@ -35,6 +36,8 @@ pub enum NodeError {
     MyId(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    Tls(#[from] TlsSetupError),
 }
 
 /// ZooKeeper's id file in `dataDir`.
@@ -115,11 +118,23 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     for w in warnings {
         tracing::warn!("config: {w}");
     }
-    let client_addr = cfg.client_addr(id)?;
+    // Without clientPort the secure port is the one client listener.
+    let plain_addr = cfg.plain_client_addr(id)?;
+    let secure_addr = cfg.secure_client_addr(id);
+    let client_addr = match plain_addr.or(secure_addr) {
+        Some(a) => a,
+        None => cfg.client_addr(id)?,
+    };
     let peers = if cfg.is_standalone() { None } else { Some(peer_addrs(&cfg)?) };
+    // Key and trust stores are read before anything is bound or touched on disk.
+    let tls = TlsSetup::load(&cfg)?;
     // Every port first: a port in use must stop the server before recovery creates the
     // dataDir and preallocates a log segment.
-    let client_listener = bind(client_addr, "client")?;
+    let client_listener = bind(client_addr, if plain_addr.is_some() { "client" } else { "secure client" })?;
+    let secure_listener = match (plain_addr, secure_addr) {
+        (Some(_), Some(a)) => Some(bind(a, "secure client")?),
+        _ => None,
+    };
     let peer_listeners = match &peers {
         None => None,
         Some((election, quorum)) => {
@@ -197,8 +212,15 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
         admin: admin_settings(&cfg, id, Path::new(&cfg.file_name), startup),
     };
     let mut ev = EventLoop::new(loop_cfg, client_listener, replica, Box::new(storage), ens).map_err(NodeError::Loop)?;
+    ev.enable_tls(tls, secure_listener, plain_addr.is_none()).map_err(NodeError::Loop)?;
     ev.stop_on_signals().map_err(NodeError::Loop)?;
     tracing::info!(addr = %ev.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving clients");
+    if let Some(a) = secure_addr {
+        tracing::info!(addr = %a, client_auth = ?cfg.tls.client.client_auth, "serving clients over TLS (secureClientPort)");
+    }
+    if cfg.tls.ssl_quorum && !cfg.is_standalone() {
+        tracing::info!(client_auth = ?cfg.tls.quorum.client_auth, "election and quorum connections use TLS (sslQuorum)");
+    }
     if let Some(a) = ev.admin_addr() {
         tracing::info!(url = %format!("http://{a}/"), "admin server (console, /commands, /metrics)");
     }

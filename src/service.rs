@@ -427,6 +427,15 @@ impl Service {
 
     // ---- inputs ----------------------------------------------------------------------
 
+    /// The connection authenticated below the protocol (TLS client certificate: `x509`).
+    pub fn client_authenticated(&mut self, client: ClientId, id: Id) {
+        if let Some(info) = self.clients.get_mut(&client) {
+            if !info.auth.contains(&id) {
+                info.auth.push(id);
+            }
+        }
+    }
+
     pub fn client_connected(&mut self, client: ClientId, addr: String, now_wall_ms: i64) {
         self.clients.insert(
             client,
@@ -632,7 +641,11 @@ impl Service {
     fn bind(&mut self, client: ClientId, session: SessionId, timeout: i32, ip: String, ro: Option<bool>, out: &mut dyn Outbox) {
         let Some(info) = self.clients.get_mut(&client) else { return };
         info.state = ClientState::Session(session);
+        // Ids the connection proved before its ConnectRequest (a TLS client certificate)
+        // stay; the ip id comes first, as ZooKeeper adds it when the connection is made.
+        let below: Vec<Id> = info.auth.drain(..).filter(|i| i.scheme != "ip").collect();
         info.auth = vec![Id::new("ip", &ip)];
+        info.auth.extend(below);
         info.timeout_ms = timeout;
         info.sent += 1;
         self.stats.packets_sent += 1;

@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::peer::{Notification, QuorumMsg};
-use crate::proto::{Millis, ServerId, Zxid};
+use crate::proto::{Id, Millis, ServerId, Zxid};
 use crate::service::{ClientId, Mode, Service};
 use crate::session::SessionTable;
 use crate::tree::DataTree;
@@ -54,6 +54,9 @@ pub enum Input<'a> {
     Tick,
     /// A client connection was accepted.
     ClientConnected { client: ClientId, addr: String },
+    /// The connection proved an identity below the protocol (TLS: ZooKeeper's `x509` id
+    /// from its client certificate); its session gets it.
+    ClientAuthenticated { client: ClientId, id: Id },
     /// One complete client frame, its length prefix stripped.
     ClientFrame { client: ClientId, frame: &'a [u8] },
     /// A client connection is gone (closed by either side, or failed).
@@ -223,6 +226,7 @@ impl Replica {
                 }
             }
             Input::ClientConnected { client, addr } => self.service.client_connected(client, addr, now.wall_ms),
+            Input::ClientAuthenticated { client, id } => self.service.client_authenticated(client, id),
             Input::ClientFrame { client, frame } => {
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
                 self.service.client_frame(now.ms, now.wall_ms, client, frame, &mut c);

@@ -13,11 +13,16 @@
 //! a connection whose unsent output passes `MAX_PENDING_OUT` is closed (a reader that never
 //! reads); above `HIGH_WATER` the loop stops reading its requests until the output drains
 //! (backpressure instead of an unbounded queue).
+//!
+//! TLS (`tls`): a connection may carry a `TlsConn`; then the read path feeds ciphertext
+//! through it into the read buffer and the write path encrypts the write buffer through it.
+//! Framing, limits and everything above see only plaintext.
 
 pub mod admin;
 pub mod fourlw;
 mod oplog;
 pub mod peers;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -46,6 +51,8 @@ const WAKER: Token = Token(usize::MAX - 4);
 const ADMIN_LISTENER: Token = Token(usize::MAX - 5);
 /// SIGTERM / SIGINT arrived (see `stop_on_signals`).
 const SIGNALS: Token = Token(usize::MAX - 6);
+/// The TLS client listener (`secureClientPort`).
+const SECURE_LISTENER: Token = Token(usize::MAX - 7);
 /// Stop reading a connection's requests while this much output waits for it.
 const HIGH_WATER: usize = 4 << 20;
 /// A connection with this much unsent output is closed.
@@ -112,6 +119,9 @@ struct Conn {
     /// in order; output up to `released` may go.
     gate: VecDeque<(u64, Zxid)>,
     released: u64,
+    /// TLS on this connection (secure client port, `sslQuorum` peers): the buffers above
+    /// hold plaintext.
+    tls: Option<Box<tls::TlsConn>>,
 }
 
 /// What a connection in the slab is for.
@@ -164,6 +174,12 @@ pub struct EventLoop {
     admin: admin::AdminState,
     /// SIGTERM/SIGINT, when `stop_on_signals` installed the handler.
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// TLS settings (`enable_tls`); empty when TLS is off.
+    tls: tls::TlsSetup,
+    /// The secure client port, next to `listener`.
+    secure_listener: Option<TcpListener>,
+    /// `listener` itself is a secure port (only `secureClientPort` is configured).
+    client_port_secure: bool,
 }
 
 fn wall_ms() -> i64 {
@@ -241,6 +257,9 @@ impl EventLoop {
             scratch: vec![0; READ_CHUNK],
             admin,
             signals: None,
+            tls: tls::TlsSetup::default(),
+            secure_listener: None,
+            client_port_secure: false,
         })
     }
 
@@ -392,7 +411,8 @@ impl EventLoop {
                     // The turn below takes in whatever the sync thread finished.
                     WAKER => {}
                     SIGNALS => stop = stop.or(self.take_signal()),
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(self.client_port_secure),
+                    SECURE_LISTENER => self.accept(true),
                     ADMIN_LISTENER => self.admin_accept(),
                     ELECTION_LISTENER => self.accept_peer(peers::PeerKind::ElectionIn),
                     QUORUM_LISTENER => self.accept_peer(peers::PeerKind::QuorumIn),
@@ -552,15 +572,27 @@ impl EventLoop {
         });
     }
 
-    fn accept(&mut self) {
+    /// `secure`: from the TLS client port.
+    fn accept(&mut self, secure: bool) {
         loop {
-            match self.listener.accept() {
+            let accepted = match (secure, self.secure_listener.as_ref()) {
+                (true, Some(l)) if !self.client_port_secure => l.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
                 Ok((mut stream, peer)) => {
                     let max = self.cfg.max_cnxns;
                     if max > 0 && self.replica.service().client_count() >= max as usize {
                         tracing::warn!(%peer, max_cnxns = max, "connection refused: maxCnxns client connections already");
                         continue;
                     }
+                    let tls = match secure {
+                        true => match self.client_tls() {
+                            Some(t) => Some(t),
+                            None => continue,
+                        },
+                        false => None,
+                    };
                     let limit = self.cfg.max_client_cnxns;
                     let count = self.per_ip.entry(peer.ip()).or_insert(0);
                     if limit > 0 && *count >= limit {
@@ -595,6 +627,7 @@ impl EventLoop {
                         flushed: 0,
                         gate: VecDeque::new(),
                         released: 0,
+                        tls,
                     });
                     let mut sink_error = self.late_error.take();
                     self.step(Input::ClientConnected { client: id, addr: peer.to_string() }, &mut sink_error);
@@ -657,8 +690,25 @@ impl EventLoop {
                     break;
                 }
                 Ok(n) => {
-                    conn.read_buf.extend_from_slice(&scratch[..n]);
                     taken += n;
+                    match conn.tls.as_mut() {
+                        None => conn.read_buf.extend_from_slice(&scratch[..n]),
+                        Some(tls) => match tls.feed(&scratch[..n], &mut conn.read_buf) {
+                            Ok(false) => {}
+                            Ok(true) => {
+                                eof = true;
+                                break;
+                            }
+                            Err(e) => {
+                                // A plain-text client on the secure port ends here.
+                                tracing::info!(addr = %conn.peer, error = %e, "TLS failed; closing the connection");
+                                tls.close(&mut conn.stream, false);
+                                conn.read_buf.clear();
+                                eof = true;
+                                break;
+                            }
+                        },
+                    }
                     if open && n < scratch.len() {
                         break;
                     }
@@ -676,6 +726,7 @@ impl EventLoop {
             self.admin_input(slot, eof);
             return;
         }
+        self.tls_after_read(slot, sink_error);
         if is_peer {
             self.process_peer_frames(slot, sink_error);
         } else {
@@ -797,6 +848,13 @@ impl EventLoop {
             } else {
                 (conn.released.saturating_sub(conn.flushed) as usize).min(conn.write_buf.len())
             };
+            if let Some(tls) = conn.tls.as_mut() {
+                let w = tls.write_out(&mut conn.stream, &conn.write_buf[..allowed]);
+                conn.write_buf.advance(w.taken);
+                conn.flushed += w.taken as u64;
+                dead = w.dead;
+                allowed = 0;
+            }
             while allowed > 0 {
                 match conn.stream.write(&conn.write_buf[..allowed]) {
                     Ok(0) => {
@@ -825,11 +883,15 @@ impl EventLoop {
                 tracing::warn!(addr = %conn.peer, bytes = conn.write_buf.len(), "{who} has too much unread output; closing");
                 dead = true;
             }
-            if dead || (conn.closing && conn.write_buf.is_empty()) {
+            let tls_pending = conn.tls.as_ref().is_some_and(|t| t.wants_write());
+            if dead || (conn.closing && conn.write_buf.is_empty() && !tls_pending) {
+                if let (false, Some(tls)) = (dead, conn.tls.as_mut()) {
+                    tls.close(&mut conn.stream, true);
+                }
                 self.remove(slot);
                 continue;
             }
-            let want_write = !conn.write_buf.is_empty();
+            let want_write = !conn.write_buf.is_empty() || tls_pending;
             if want_write != conn.writable_registered || (conn.paused && conn.write_buf.len() <= HIGH_WATER / 2) {
                 if conn.paused && conn.write_buf.len() <= HIGH_WATER / 2 {
                     conn.paused = false;

@@ -175,6 +175,13 @@ impl EventLoop {
     }
 
     fn add_peer_conn(&mut self, mut stream: TcpStream, addr: SocketAddr, link: PeerLink, interest: Interest) -> Option<usize> {
+        let tls = match self.peer_tls(&link) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot start TLS on a peer connection");
+                return None;
+            }
+        };
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         self.generation += 1;
@@ -199,6 +206,7 @@ impl EventLoop {
             flushed: 0,
             gate: std::collections::VecDeque::new(),
             released: 0,
+            tls,
         });
         Some(slot)
     }

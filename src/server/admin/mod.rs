@@ -205,6 +205,7 @@ impl EventLoop {
                         flushed: 0,
                         gate: Default::default(),
                         released: 0,
+                        tls: None,
                     });
                     let now = self.now();
                     self.admin.conns.insert(slot, now);

@@ -1,0 +1,539 @@
+//! TLS against the real binary: the secure client port (`secureClientPort`, `ssl.*`), client
+//! certificates and ZooKeeper's `x509` ids, a plain-text client on the secure port, the
+//! quorum under TLS (`sslQuorum`), key-store errors naming the config line, and ZooKeeper's
+//! own Java client (zkCli over Netty TLS) when it is installed.
+//!
+//! A CA, a server certificate (for 127.0.0.1 and localhost) and a client certificate are made
+//! at test time with rcgen; the client side of most tests is a small blocking rustls client
+//! that speaks the ZooKeeper protocol through arbor's own codec.
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arbor::jute::{ConnectResponse, Request, RequestHeader, Response};
+use arbor::proto::{perms, Acl, Id};
+use common::cluster::Cluster;
+use common::{create_req, new_session_request, Node, RawClient, IO_TIMEOUT};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// The client certificate's subject as ZooKeeper's x509 provider names it (Java's RFC 2253
+/// form of `C=US, O=arbor tests, CN=arbor-client`: last RDN first).
+const CLIENT_DN: &str = "CN=arbor-client,O=arbor tests,C=US";
+
+/// PEM files for one test, in its own temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::Builder::new().prefix("arbor-tls-").tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca.distinguished_name = DistinguishedName::new();
+        ca.distinguished_name.push(DnType::CommonName, "arbor test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+        let leaf = |names: Vec<String>, dn: &[(DnType, &str)], file: &str| {
+            let key = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::new(names).expect("params");
+            p.distinguished_name = DistinguishedName::new();
+            for (t, v) in dn {
+                p.distinguished_name.push(t.clone(), *v);
+            }
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            let cert = p.signed_by(&key, &ca_cert, &ca_key).expect("sign");
+            // ZooKeeper's PEM key store: key and certificate in one file.
+            std::fs::write(dir.path().join(format!("{file}.pem")), format!("{}{}", key.serialize_pem(), cert.pem())).expect("write");
+            std::fs::write(dir.path().join(format!("{file}-cert.pem")), cert.pem()).expect("write");
+            std::fs::write(dir.path().join(format!("{file}-key.pem")), key.serialize_pem()).expect("write");
+        };
+        leaf(vec!["127.0.0.1".into(), "localhost".into()], &[(DnType::CommonName, "arbor-server")], "server");
+        leaf(
+            vec![],
+            &[(DnType::CountryName, "US"), (DnType::OrganizationName, "arbor tests"), (DnType::CommonName, "arbor-client")],
+            "client",
+        );
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write");
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// Config lines for a secure client port with `clientAuth`.
+    fn server_lines(&self, port: u16, client_auth: &str) -> Vec<String> {
+        vec![
+            format!("secureClientPort={port}"),
+            format!("ssl.keyStore.location={}", self.p("server.pem")),
+            "ssl.keyStore.type=PEM".into(),
+            format!("ssl.trustStore.location={}", self.p("ca.pem")),
+            "ssl.trustStore.type=PEM".into(),
+            format!("ssl.clientAuth={client_auth}"),
+        ]
+    }
+
+    fn client_config(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
+        self.client_config_from(with_cert.then_some(self))
+    }
+
+    /// Trusting this CA, presenting the client certificate of `cert` (another CA's, maybe).
+    fn client_config_from(&self, cert: Option<&Pki>) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(self.path("ca.pem")).expect("ca") {
+            roots.add(c.expect("ca pem")).expect("add ca");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
+        let cfg = if let Some(from) = cert {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(from.path("client.pem")).expect("certs").map(|c| c.expect("cert")).collect();
+            let key = PrivateKeyDer::from_pem_file(from.path("client.pem")).expect("key");
+            b.with_client_auth_cert(certs, key).expect("client auth")
+        } else {
+            b.with_no_client_auth()
+        };
+        Arc::new(cfg)
+    }
+}
+
+fn start_node(lines: &[String]) -> Node {
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    Node::start_standalone(&refs)
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A blocking ZooKeeper session over TLS.
+struct TlsZk {
+    s: Tls,
+    next_xid: i32,
+    resp: ConnectResponse,
+}
+
+fn tls_connect(cfg: Arc<rustls::ClientConfig>, port: u16) -> io::Result<Tls> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+    tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let conn = rustls::ClientConnection::new(cfg, name).map_err(io::Error::other)?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    // Drive the handshake to its end (a refused client certificate shows here or on the
+    // first read, depending on the TLS version).
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+fn read_frame(s: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let n = i32::from_be_bytes(len);
+    if !(0..=16 << 20).contains(&n) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {n}")));
+    }
+    let mut body = vec![0u8; n as usize];
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+impl TlsZk {
+    fn connect(cfg: Arc<rustls::ClientConfig>, port: u16) -> io::Result<TlsZk> {
+        let mut s = tls_connect(cfg, port)?;
+        let mut out = bytes::BytesMut::new();
+        arbor::jute::encode_connect_request(&mut out, &new_session_request(10_000));
+        s.write_all(&out)?;
+        s.flush()?;
+        let payload = read_frame(&mut s)?;
+        let resp = arbor::jute::decode_connect_response(&payload).map_err(|e| io::Error::other(e.to_string()))?;
+        assert_ne!(resp.session_id, 0, "no session over TLS: {resp:?}");
+        Ok(TlsZk { s, next_xid: 1, resp })
+    }
+
+    fn call(&mut self, req: &Request) -> Result<Response, i32> {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut out = bytes::BytesMut::new();
+        arbor::jute::encode_request(&mut out, RequestHeader { xid, op: req.opcode() }, req);
+        self.s.write_all(&out).expect("write over TLS");
+        self.s.flush().expect("flush");
+        loop {
+            let payload = read_frame(&mut self.s).expect("reply over TLS");
+            let (h, body) = arbor::jute::decode_reply_header(&payload).expect("reply header");
+            if h.xid == -1 {
+                continue;
+            }
+            assert_eq!(h.xid, xid, "reply out of order");
+            if h.err != 0 {
+                return Err(h.err);
+            }
+            return Ok(arbor::jute::decode_response(req.opcode(), body).expect("decode"));
+        }
+    }
+
+    fn whoami(&mut self) -> Vec<(String, String)> {
+        match self.call(&Request::WhoAmI) {
+            Ok(Response::WhoAmI(v)) => v,
+            r => panic!("whoami: {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn secure_port_serves_tls_clients_next_to_the_plain_port() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let node = start_node(&pki.server_lines(sport, "none"));
+    let mut tls = TlsZk::connect(pki.client_config(false), sport).expect("TLS session");
+    assert!(tls.resp.timeout_ms > 0);
+    // A write over TLS, larger than one TLS record, read back over plain TCP.
+    let big = vec![7u8; 200_000];
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/tls", Some(&big), Acl::open_unsafe(), 0))).expect("create over TLS");
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    let (data, _) = plain.get_data("/tls", false).expect("get over plain TCP");
+    assert_eq!(data.as_deref(), Some(&big[..]));
+    match tls.call(&Request::GetData { path: "/tls".into(), watch: false }) {
+        Ok(Response::GetData { data, .. }) => assert_eq!(data.as_deref(), Some(&big[..])),
+        r => panic!("get over TLS: {r:?}"),
+    }
+    // No certificate asked for (clientAuth=none): no x509 id, only the ip one.
+    assert_eq!(tls.whoami(), vec![("ip".to_string(), "127.0.0.1".to_string())]);
+}
+
+#[test]
+fn plain_text_client_on_the_secure_port_is_closed_and_others_go_on() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let node = start_node(&pki.server_lines(sport, "none"));
+    let mut tls = TlsZk::connect(pki.client_config(false), sport).expect("TLS session");
+    let mut plain_ok = RawClient::connect(&node.addr(), 10_000);
+    for attempt in [common::connect_frame(10_000), b"ruok".to_vec(), vec![0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0]] {
+        let mut s = common::raw_connect(&format!("127.0.0.1:{sport}"));
+        s.write_all(&attempt).expect("write");
+        match common::read_until_closed(&mut s, Duration::from_secs(5)) {
+            common::Ending::Closed(got) => {
+                // At most a TLS alert record (content type 21), never a ZooKeeper reply.
+                assert!(got.is_empty() || got[0] == 21, "unexpected answer {got:?}");
+            }
+            common::Ending::StillOpen(got) => panic!("plain-text client on the secure port not closed (got {got:?})"),
+        }
+    }
+    // Everyone else is unaffected.
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/after", None, Acl::open_unsafe(), 0))).expect("TLS session goes on");
+    plain_ok.exists("/after", false).expect("plain session goes on");
+    assert_eq!(node.four_letter("ruok"), "imok");
+    assert!(node.log().contains("TLS failed; closing the connection"), "{}", node.log());
+}
+
+#[test]
+fn client_certificate_gives_the_x509_id_and_acls_use_it() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let node = start_node(&pki.server_lines(sport, "need"));
+    // clientAuth=need: no certificate, no connection.
+    let refused = TlsZk::connect(pki.client_config(false), sport);
+    assert!(refused.is_err(), "a client without a certificate was served with clientAuth=need");
+    let mut tls = TlsZk::connect(pki.client_config(true), sport).expect("TLS session with a client certificate");
+    let who = tls.whoami();
+    assert!(who.contains(&("x509".to_string(), CLIENT_DN.to_string())), "{who:?}");
+    // A node only the certificate may read.
+    let acl = vec![Acl { perms: perms::ALL, id: Id::new("x509", CLIENT_DN) }];
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/mine", Some(b"secret"), acl, 0))).expect("create with an x509 ACL");
+    match tls.call(&Request::GetData { path: "/mine".into(), watch: false }) {
+        Ok(Response::GetData { data, .. }) => assert_eq!(data.as_deref(), Some(&b"secret"[..])),
+        r => panic!("the owner cannot read: {r:?}"),
+    }
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    assert_eq!(plain.get_data("/mine", false).err(), Some(common::err::NO_AUTH));
+    // `auth` expands to the x509 id, as in ZooKeeper (the provider is authenticated).
+    let auth = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/auth", None, auth, 0))).expect("create with auth ACL");
+    match tls.call(&Request::GetAcl { path: "/auth".into() }) {
+        Ok(Response::GetAcl { acl, .. }) => assert_eq!(acl, vec![Acl { perms: perms::ALL, id: Id::new("x509", CLIENT_DN) }]),
+        r => panic!("getAcl: {r:?}"),
+    }
+}
+
+#[test]
+fn the_configured_certificate_subject_is_the_superuser() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let mut lines = pki.server_lines(sport, "need");
+    lines.push(format!("X509AuthenticationProvider.superUser={CLIENT_DN}"));
+    let node = start_node(&lines);
+    // A node only a digest user may touch.
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    plain.call(&Request::Auth { scheme: "digest".into(), auth: b"alice:secret".to_vec() }).expect("addauth");
+    let acl = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    plain.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/alice", Some(b"hers"), acl, 0))).expect("create");
+    let mut sup = TlsZk::connect(pki.client_config(true), sport).expect("TLS session with the superuser's certificate");
+    match sup.call(&Request::GetData { path: "/alice".into(), watch: false }) {
+        Ok(Response::GetData { data, .. }) => assert_eq!(data.as_deref(), Some(&b"hers"[..])),
+        r => panic!("the superuser cannot read: {r:?}"),
+    }
+    // Without the setting the same certificate is an ordinary x509 id.
+    let sport2 = common::free_port();
+    let other = start_node(&pki.server_lines(sport2, "need"));
+    let mut plain = RawClient::connect(&other.addr(), 10_000);
+    plain.call(&Request::Auth { scheme: "digest".into(), auth: b"alice:secret".to_vec() }).expect("addauth");
+    let acl = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    plain.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/alice", Some(b"hers"), acl, 0))).expect("create");
+    let mut user = TlsZk::connect(pki.client_config(true), sport2).expect("TLS session");
+    assert_eq!(user.call(&Request::GetData { path: "/alice".into(), watch: false }).err(), Some(common::err::NO_AUTH));
+}
+
+#[test]
+fn client_auth_want_serves_clients_with_and_without_certificates() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let _node = start_node(&pki.server_lines(sport, "want"));
+    let mut anon = TlsZk::connect(pki.client_config(false), sport).expect("no certificate");
+    assert!(anon.whoami().iter().all(|(s, _)| s != "x509"));
+    let mut named = TlsZk::connect(pki.client_config(true), sport).expect("with certificate");
+    assert!(named.whoami().contains(&("x509".to_string(), CLIENT_DN.to_string())));
+}
+
+#[test]
+fn secure_port_alone_without_client_port() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let dir = tempfile::Builder::new().prefix("arbor-tls-only-").tempdir().expect("dir");
+    let mut cfg = format!("dataDir={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", dir.path().join("data").display());
+    for l in pki.server_lines(sport, "none") {
+        cfg.push_str(&l);
+        cfg.push('\n');
+    }
+    let cfg_path = common::write_cfg(dir.path(), "zoo.cfg", &cfg);
+    let log = std::fs::File::create(dir.path().join("arbor.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(["node", "1"])
+        .arg(&cfg_path)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn arbor");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut session = None;
+    while Instant::now() < deadline && session.is_none() {
+        session = TlsZk::connect(pki.client_config(false), sport).ok();
+        if session.is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let got = session.map(|mut s| s.call(&Request::Exists { path: "/".into(), watch: false }).is_ok());
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("arbor.log")).unwrap_or_default();
+    assert_eq!(got, Some(true), "no TLS service on the only client port:\n{log}");
+}
+
+/// Run `arbor node 1 CFG` on a config that must be refused; returns its stderr.
+fn refused_config(cfg: &str) -> String {
+    let dir = tempfile::Builder::new().prefix("arbor-tls-cfg-").tempdir().expect("dir");
+    let text = format!("dataDir={}\nclientPort={}\nadmin.enableServer=false\n{cfg}", dir.path().join("data").display(), common::free_port());
+    let path = common::write_cfg(dir.path(), "zoo.cfg", &text);
+    let out = Command::new(env!("CARGO_BIN_EXE_arbor")).args(["node", "1"]).arg(&path).stdin(Stdio::null()).output().expect("run arbor");
+    assert!(!out.status.success(), "arbor accepted:\n{text}");
+    assert!(!dir.path().join("data").exists(), "a refused config touched the dataDir");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_tls_settings_are_refused_naming_the_line() {
+    let pki = Pki::new();
+    let port = common::free_port();
+    // Line 4 (after dataDir, clientPort, admin.enableServer).
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location=/nonexistent/key.pem\nssl.clientAuth=none\n"));
+    assert!(err.contains("zoo.cfg:5: ssl.keyStore.location: /nonexistent/key.pem: cannot read"), "{err}");
+    // An encrypted key.
+    let enc = pki.path("encrypted.pem");
+    std::fs::write(&enc, format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n{}", std::fs::read_to_string(pki.path("server-cert.pem")).expect("cert"))).expect("write");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=secret\nssl.clientAuth=none\n", enc.display()));
+    assert!(err.contains("zoo.cfg:5: ssl.keyStore.location") && err.contains("encrypted") && err.contains("line 6"), "{err}");
+    // A key store without a certificate.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.clientAuth=none\n", pki.p("server-key.pem")));
+    assert!(err.contains("no CERTIFICATE block"), "{err}");
+    // clientAuth=need (the default) without a trust store.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\n", pki.p("server.pem")));
+    assert!(err.contains("ssl.trustStore.location"), "{err}");
+    // Not PEM.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.type=JKS\n", pki.p("server.pem")));
+    assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("only PEM"), "{err}");
+}
+
+/// Whether a TLS connection to a peer port with `cfg` is kept open (the server accepted our
+/// certificate): the handshake completes and the server neither alerts nor closes within 2 s
+/// (it sends nothing on an election or quorum connection until the peer speaks). With TLS 1.3
+/// a refused client certificate shows only after the client's side of the handshake.
+fn peer_port_keeps(cfg: Arc<rustls::ClientConfig>, port: u16) -> bool {
+    let Ok(mut s) = tls_connect(cfg, port) else { return false };
+    let _ = s.sock.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// The election port of server `id` in a cluster's config.
+fn election_port(cluster: &Cluster, id: u64) -> u16 {
+    let cfg = std::fs::read_to_string(&cluster.cfg_path).expect("cfg");
+    let line = cfg.lines().find(|l| l.starts_with(&format!("server.{id}="))).expect("server line");
+    let peer = line.split_once('=').and_then(|(_, v)| v.split(';').next()).expect("value");
+    peer.split(':').nth(2).and_then(|p| p.parse().ok()).expect("election port")
+}
+
+#[test]
+fn ssl_quorum_ensemble_elects_and_replicates() {
+    let pki = Pki::new();
+    let lines = [
+        "sslQuorum=true".to_string(),
+        format!("ssl.quorum.keyStore.location={}", pki.p("server.pem")),
+        "ssl.quorum.keyStore.type=PEM".to_string(),
+        format!("ssl.quorum.trustStore.location={}", pki.p("ca.pem")),
+        "ssl.quorum.trustStore.type=PEM".to_string(),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start(3, &refs);
+    let leader = cluster.wait_leader(Duration::from_secs(30));
+    let follower = cluster.followers()[0];
+    let mut w = RawClient::connect(&cluster.addr(leader), 10_000);
+    w.create("/replicated", Some(b"over tls"), 0).expect("create at the leader");
+    let mut r = RawClient::connect(&cluster.addr(follower), 10_000);
+    r.call(&Request::Sync { path: "/".into() }).expect("sync");
+    let (data, _) = r.get_data("/replicated", false).expect("read at a follower");
+    assert_eq!(data.as_deref(), Some(&b"over tls"[..]));
+    // The peer ports really speak TLS: a handshake with the quorum CA and a certificate
+    // succeeds on an election port, and plain text there is dropped.
+    let port = election_port(&cluster, follower);
+    assert!(peer_port_keeps(pki.client_config(true), port), "a trusted certificate was refused on an election port");
+    // A certificate from another CA is refused.
+    let stranger = Pki::new();
+    assert!(!peer_port_keeps(pki.client_config_from(Some(&stranger)), port), "an untrusted certificate was accepted");
+    assert!(!peer_port_keeps(pki.client_config(false), port), "a peer without a certificate was accepted");
+    let mut s = common::raw_connect(&format!("127.0.0.1:{port}"));
+    s.write_all(b"not tls at all, just bytes").expect("write");
+    assert!(matches!(common::read_until_closed(&mut s, Duration::from_secs(5)), common::Ending::Closed(_)));
+    // And the ensemble still works after that.
+    w.set_data("/replicated", b"again", -1).expect("write after the probes");
+    for id in cluster.ids() {
+        assert!(cluster.log(id).contains("sslQuorum"), "{}", cluster.log(id));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ZooKeeper's own client over TLS (zkCli.sh, Java, Netty)
+// ---------------------------------------------------------------------------------------
+
+/// zkCli's jar, when ZooKeeper is installed (Debian's `zookeeper` package).
+fn zookeeper_jar() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("ZOOKEEPER_JAR") {
+        return Some(PathBuf::from(p));
+    }
+    let cli = Path::new("/usr/share/zookeeper/bin/zkCli.sh");
+    let jar = Path::new("/usr/share/java/zookeeper.jar");
+    (cli.exists() && jar.exists()).then(|| jar.to_path_buf())
+}
+
+/// Pipe `script` into zkCli (`ZooKeeperMain`, what zkCli.sh runs) over TLS; its merged
+/// output. Run with java directly rather than through zkCli.sh: Debian's zookeeper.jar lists
+/// netty-handler but not netty-resolver/netty-codec in its Class-Path, so Netty (which TLS
+/// needs) fails to load from zkCli.sh's fixed classpath (`NoClassDefFoundError:
+/// io/netty/resolver/AddressResolverGroup`); the same flags otherwise, as CLIENT_JVMFLAGS.
+fn zkcli_tls(jar: &Path, pki: &Pki, port: u16, with_cert: bool, script: &str) -> String {
+    let mut flags = vec![
+        "-Dzookeeper.jmx.log4j.disable=true".to_string(),
+        "-Dzookeeper.client.secure=true".to_string(),
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_string(),
+        format!("-Dzookeeper.ssl.trustStore.location={}", pki.p("ca.pem")),
+        "-Dzookeeper.ssl.trustStore.type=PEM".to_string(),
+    ];
+    if with_cert {
+        flags.push(format!("-Dzookeeper.ssl.keyStore.location={}", pki.p("client.pem")));
+        flags.push("-Dzookeeper.ssl.keyStore.type=PEM".to_string());
+    }
+    let dir = jar.parent().unwrap_or(Path::new("/usr/share/java"));
+    let mut cp = vec![jar.display().to_string()];
+    for extra in ["netty-resolver.jar", "netty-codec.jar"] {
+        if dir.join(extra).exists() {
+            cp.push(dir.join(extra).display().to_string());
+        }
+    }
+    let mut child = Command::new("timeout")
+        .arg("120")
+        .arg("java")
+        .arg("-cp")
+        .arg(cp.join(":"))
+        .args(&flags)
+        .arg("org.apache.zookeeper.ZooKeeperMain")
+        .args(["-server", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zkCli");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script");
+    let out = child.wait_with_output().expect("zkCli output");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn zkcli_over_tls_with_a_client_certificate() {
+    let Some(jar) = zookeeper_jar() else {
+        eprintln!("SKIP zkcli_over_tls_with_a_client_certificate: zkCli not found (apt-get install zookeeper)");
+        return;
+    };
+    if Command::new("java").arg("-version").output().is_err() {
+        eprintln!("SKIP zkcli_over_tls_with_a_client_certificate: java not found");
+        return;
+    }
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let node = start_node(&pki.server_lines(sport, "need"));
+    // `ls /` first: it waits for the session, `whoami` would not. zkCli cannot write a DN
+    // with commas in an ACL (it splits ACL lists on ','), so the x509 node uses `auth`.
+    let script = "ls /\nwhoami\ncreate /zk-tls from-zkcli\nget /zk-tls\ncreate /zk-x509 v auth::cdrwa\ngetAcl /zk-x509\nget /zk-x509\nquit\n";
+    let out = zkcli_tls(&jar, &pki, sport, true, script);
+    assert!(out.contains(&format!("x509: {CLIENT_DN}")), "whoami over TLS:\n{out}");
+    assert!(out.contains("Created /zk-tls") && out.contains("from-zkcli"), "{out}");
+    // zkCli prints the commas of an ACL id as %2C.
+    assert!(out.contains(&format!("'x509,'{}\n: cdrwa", CLIENT_DN.replace(',', "%2C"))), "getAcl:\n{out}");
+    // The writes went through the TLS session: visible over plain TCP, and the x509 node is
+    // closed to a session without the certificate.
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    let (data, _) = plain.get_data("/zk-tls", false).expect("get over plain TCP");
+    assert_eq!(data.as_deref(), Some(&b"from-zkcli"[..]));
+    assert_eq!(plain.get_data("/zk-x509", false).err(), Some(common::err::NO_AUTH));
+    // Without a client certificate (clientAuth=need) zkCli gets no session.
+    let out = zkcli_tls(&jar, &pki, sport, false, "ls /zk-tls\nquit\n");
+    assert!(!out.contains("[]"), "zkCli without a certificate was served:\n{out}");
+}
+
+#[test]
+fn sample_tls_configs_parse_without_warnings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (c, w) = arbor::config::load(&root.join("config/tls.cfg"), Some(arbor::proto::ServerId(1))).expect("config/tls.cfg");
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.tls.secure_client_port, Some(2281));
+    assert_eq!(c.tls.client.client_auth, arbor::config::ClientAuth::Want);
+    for id in 1..=3 {
+        let (c, w) = arbor::config::load(&root.join("config/tls-3.cfg"), Some(arbor::proto::ServerId(id))).expect("config/tls-3.cfg");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.tls.ssl_quorum);
+        assert_eq!(c.secure_client_addr(arbor::proto::ServerId(id)).map(|a| a.to_string()), Some(format!("127.0.0.1:{}", 2280 + id)));
+    }
+}
