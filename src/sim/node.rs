@@ -1,6 +1,6 @@
 //! One simulated server: a replica core over a simulated disk, with its own clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::proto::{Millis, ServerId, Zxid};
 use crate::replica::{Now, Replica};
@@ -23,6 +23,18 @@ pub(super) struct Disk {
     pub current: u32,
     /// A snapshot received from a leader (SNAP): its zxid and bytes; the log follows it.
     pub snapshot: Option<(Zxid, Vec<u8>)>,
+    /// Ghost state: the txns the snapshot holds (the sender's history when it was sent).
+    pub snapshot_history: History,
+}
+
+/// Which txn (issuer session, cxid, time) a tree holds at each zxid: ghost state the
+/// simulator carries along trees, snapshots and replays, so that the committed order is
+/// known even for txns applied by a replay (no commit report) and carried by a SNAP.
+pub(super) type History = BTreeMap<Zxid, TxnId>;
+pub(super) type TxnId = (i64, i32, i64);
+
+pub(super) fn txn_id(h: &crate::txn::TxnHeader) -> TxnId {
+    (h.session.0, h.cxid, h.time_ms)
 }
 
 impl Disk {
@@ -57,6 +69,14 @@ impl Disk {
         Ok((tree, sessions))
     }
 
+    /// The history of the state `rebuild` gives.
+    pub fn history(&self) -> History {
+        let base = self.snapshot.as_ref().map_or(Zxid::ZERO, |s| s.0);
+        let mut h = self.snapshot_history.clone();
+        h.extend(self.log.iter().filter(|t| t.header.zxid > base).map(|t| (t.header.zxid, txn_id(&t.header))));
+        h
+    }
+
     /// Drop log records above `zxid` (TRUNC).
     pub fn truncate(&mut self, zxid: Zxid) {
         let keep = self.log.iter().take_while(|t| t.header.zxid <= zxid).count();
@@ -83,6 +103,8 @@ pub(super) struct Node {
     pub paused_until: Millis,
     /// The last zxid this server applied in this life (applied zxids must increase).
     pub applied: Zxid,
+    /// Ghost state: the txns its tree holds.
+    pub history: History,
     /// Quorum peers this node has a current connection with (for loud breaks on crash).
     pub peers: BTreeSet<ServerId>,
 }
@@ -104,6 +126,7 @@ impl Node {
             receiving: None,
             paused_until: 0,
             applied: Zxid::ZERO,
+            history: History::new(),
             peers: BTreeSet::new(),
         }
     }
@@ -127,6 +150,7 @@ impl Node {
         let now = self.now(global);
         let (tree, sessions) = self.disk.rebuild(self.id, now.wall_ms, now.ms)?;
         self.applied = tree.last_applied();
+        self.history = self.disk.history();
         let last_logged = self.disk.last();
         let durable = DurableState { accepted_epoch: self.disk.accepted, current_epoch: self.disk.current, last_logged };
         let recent: Vec<Txn> = {

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::check::{self, Committed, HistOp, Leaders, ModelStats};
 use super::client::{self, Link, SimClient};
-use super::node::Node;
+use super::node::{self, History, Node};
 use crate::client::{Directive, Event, Input as ClientInput};
 use crate::jute;
 use crate::peer::{Notification, QuorumMsg};
@@ -173,6 +173,8 @@ struct World {
     committed: Committed,
     /// Every txn a server logged, by zxid and issuer (to rebuild the committed sequence).
     logged: BTreeMap<(Zxid, i64, i32, i64), Txn>,
+    /// The history a SNAP in flight carries, by (receiver, zxid).
+    snap_history: BTreeMap<(ServerId, Zxid), History>,
     leaders: Leaders,
     faults: usize,
     snaps: usize,
@@ -243,6 +245,7 @@ impl World {
             history: Vec::new(),
             committed: Committed::default(),
             logged: BTreeMap::new(),
+            snap_history: BTreeMap::new(),
             leaders: Leaders::default(),
             faults: 0,
             snaps: 0,
@@ -484,6 +487,7 @@ impl World {
                 match n.disk.rebuild(me, now.wall_ms, now.ms) {
                     Ok((tree, sessions)) => {
                         n.applied = tree.last_applied();
+                        n.history = n.disk.history();
                         feedback.push_back(Input::Restored { tree, sessions });
                     }
                     Err(e) => self.fail(format!("server {me}: cannot rebuild after TRUNC: {e}")),
@@ -523,6 +527,8 @@ impl World {
                     self.send_quorum(me, to, QuorumMsg::SnapChunk { data: chunk.to_vec() });
                 }
                 self.send_quorum(me, to, QuorumMsg::SnapEnd);
+                let history = self.node(me).history.clone();
+                self.snap_history.insert((to, zxid), history);
                 feedback.push_back(Input::SnapshotSent { to });
             }
             Output::SnapshotBegin { zxid, size } => {
@@ -535,6 +541,7 @@ impl World {
             }
             Output::LoadSnapshot { zxid } => {
                 let gnow = self.now;
+                let carried = self.snap_history.remove(&(me, zxid)).unwrap_or_default();
                 let n = self.node_mut(me);
                 let Some((z, bytes)) = n.receiving.take() else { return };
                 if z != zxid {
@@ -542,12 +549,14 @@ impl World {
                     return;
                 }
                 n.disk.snapshot = Some((zxid, bytes));
+                n.disk.snapshot_history = carried;
                 n.disk.log.clear();
                 n.disk.synced = 0;
                 let now = n.now(gnow);
                 match n.disk.rebuild(me, now.wall_ms, now.ms) {
                     Ok((tree, sessions)) => {
                         n.applied = tree.last_applied();
+                        n.history = n.disk.history();
                         feedback.push_back(Input::Restored { tree, sessions });
                     }
                     Err(e) => self.fail(format!("server {me}: cannot load the received snapshot: {e}")),
@@ -563,7 +572,9 @@ impl World {
                     let why = format!("server {me} applied {} after {}: zxids must increase", h.zxid, n.applied);
                     self.fail(why);
                 }
-                self.node_mut(me).applied = h.zxid;
+                let n = self.node_mut(me);
+                n.applied = h.zxid;
+                n.history.insert(h.zxid, node::txn_id(&h));
                 if let Err(e) = self.committed.applied(me, &h) {
                     self.fail(e);
                 }
@@ -1157,23 +1168,35 @@ impl World {
                 }
             }
         }
-        // The clients' history against the committed order.
-        let mut txns = BTreeMap::new();
-        for (z, id) in &self.committed.txns {
-            let t = self.logged.range((*z, id.0, id.1, id.2)..=(*z, id.0, id.1, id.2)).next().map(|(_, t)| t.clone());
-            match t {
-                Some(t) => {
-                    txns.insert(*z, t);
-                }
-                None => return Err(format!("committed txn {z} was never logged by any server")),
+        // Every server's tree holds the same txns (ghost state carried through replays and
+        // SNAPs), and every txn a server reported committing is among them: that sequence is
+        // the committed order the clients' history is checked against.
+        let histories: Vec<(ServerId, &History)> = self.nodes.iter().filter(|n| n.alive()).map(|n| (n.id, &n.history)).collect();
+        for w in histories.windows(2) {
+            if w[0].1 != w[1].1 {
+                let diff = w[0].1.iter().zip(w[1].1.iter()).find(|(a, b)| a != b).map(|(a, _)| *a.0);
+                return Err(format!(
+                    "servers {} and {} hold different txn sequences ({} vs {} txns; first difference at {diff:?})",
+                    w[0].0,
+                    w[1].0,
+                    w[0].1.len(),
+                    w[1].1.len()
+                ));
             }
         }
-        // Txns applied by a restart's replay and committed by a new leader's sync without a
-        // commit message: they are in the serving leader's log.
-        let leader = self.nodes.iter().find(|n| n.replica.as_ref().and_then(|r| r.zab()).is_some_and(|z| matches!(z.role(), Role::Leading { .. })));
-        if let Some(l) = leader {
-            for t in &l.disk.log {
-                txns.entry(t.header.zxid).or_insert_with(|| t.clone());
+        let Some(&(_, history)) = histories.first() else { return Err("no server alive at the end".into()) };
+        for (z, id) in &self.committed.txns {
+            if history.get(z) != Some(id) {
+                return Err(format!("txn {z} was reported committed but is not in the final sequence"));
+            }
+        }
+        let mut txns = BTreeMap::new();
+        for (z, id) in history {
+            match self.logged.get(&(*z, id.0, id.1, id.2)) {
+                Some(t) => {
+                    txns.insert(*z, t.clone());
+                }
+                None => return Err(format!("committed txn {z} was never logged by any server")),
             }
         }
         let model = check::model_check(&self.history, &txns)?;
