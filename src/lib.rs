@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod logging;
 pub mod node;
 pub mod peer;
+pub mod planted;
 pub mod prep;
 pub mod proto;
 pub mod replica;

@@ -155,6 +155,7 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
         super_digest: cfg.super_digest.as_ref().map(|s| format!("{}:{}", s.user, s.digest)),
         container_check_ms: 60_000,
+        planted: Default::default(),
     };
     if !cfg.force_sync {
         tracing::warn!(
@@ -341,6 +342,7 @@ fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Re
         sync_limit: cfg.sync_limit,
         finalize_wait_ms: 200,
         committed_log_max: history,
+        planted: Default::default(),
     };
     let durable = DurableState { accepted_epoch: accepted, current_epoch: current, last_logged };
     tracing::info!(

@@ -84,6 +84,8 @@ pub struct ServiceConfig {
     pub super_digest: Option<String>,
     /// How often containers and TTL nodes are checked for reaping.
     pub container_check_ms: Millis,
+    /// Bugs a test planted (none in a server).
+    pub planted: crate::planted::Planted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -42,11 +42,25 @@ struct Args {
     /// Print every event (use with --seed).
     #[arg(long)]
     trace: bool,
+    /// Plant a known bug in every server (to see the checks catch it): one of
+    /// commit-before-quorum, election-ignores-zxid, apply-before-fsync, reply-before-commit,
+    /// lost-watch.
+    #[arg(long)]
+    plant: Option<String>,
 }
 
 fn main() {
     let args = Args::parse();
+    let planted = match args.plant.as_deref().map(arbor::planted::Planted::one) {
+        None => Default::default(),
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            eprintln!("arbor-sim: {e}");
+            std::process::exit(2);
+        }
+    };
     let cfg = SimConfig {
+        planted,
         servers: args.servers,
         clients: args.clients,
         fault_ms: args.fault_ms,

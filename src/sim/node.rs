@@ -167,6 +167,7 @@ impl Node {
             max_session_timeout_ms: 20 * zab_cfg.tick_ms as i32,
             super_digest: None,
             container_check_ms: 60_000,
+            planted: zab_cfg.planted,
         };
         let mut service = Service::new(svc_cfg, tree, sessions, now.ms);
         service.set_membership(membership.to_string());

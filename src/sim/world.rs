@@ -63,6 +63,8 @@ pub struct SimConfig {
     pub big_value: Option<usize>,
     /// Print every event (the replay of a failing seed).
     pub trace: bool,
+    /// Known bugs planted in every server (to show the checks catch them).
+    pub planted: crate::planted::Planted,
 }
 
 impl Default for SimConfig {
@@ -77,6 +79,7 @@ impl Default for SimConfig {
             committed_log_max: 64,
             big_value: None,
             trace: false,
+            planted: Default::default(),
         }
     }
 }
@@ -212,6 +215,7 @@ impl World {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: cfg.committed_log_max,
+            planted: cfg.planted,
         };
         let mut membership = String::new();
         for id in &voters {
