@@ -92,7 +92,7 @@ impl Election {
         self.finalize_at.map_or(self.next_resend, |f| f.min(self.next_resend))
     }
 
-    fn notification(&self, cfg: &ZabConfig, state: PeerState) -> Notification {
+    pub fn notification(&self, cfg: &ZabConfig, state: PeerState) -> Notification {
         Notification { sender: cfg.me, state, vote: self.vote, round: self.round }
     }
 
@@ -276,6 +276,7 @@ mod tests {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: 100,
+            planted: Default::default(),
         }
     }
     fn v(id: u64, z: i64, e: u32) -> Vote {

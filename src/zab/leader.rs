@@ -113,6 +113,14 @@ impl Leader {
     pub fn serving(&self) -> bool {
         self.phase == Phase::Serving
     }
+    /// No epoch established yet: waiting for a quorum of FOLLOWERINFO / ACKEPOCH.
+    pub fn discovering(&self) -> bool {
+        self.phase == Phase::Discovery
+    }
+    /// `id` has connected and sent FOLLOWERINFO.
+    pub fn has(&self, id: ServerId) -> bool {
+        self.handlers.contains_key(&id)
+    }
     pub fn deadline(&self) -> Millis {
         self.next_tick
     }
@@ -513,6 +521,7 @@ mod tests {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: 10,
+            planted: Default::default(),
         };
         let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
         let mut out = vec![];

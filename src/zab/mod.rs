@@ -54,6 +54,7 @@ macro_rules! note {
 
 pub mod election;
 pub mod follower;
+mod canvass;
 mod history;
 pub mod leader;
 #[cfg(test)]
@@ -253,6 +254,8 @@ pub struct Zab {
     /// are held, not closed: if I decide to lead they are my first followers at once;
     /// closing made them redial a whole tick later. One per peer (a newer one replaces it).
     held: BTreeMap<ServerId, QuorumMsg>,
+    /// Leading, in discovery: who has committed elsewhere (see `canvass`).
+    canvass: Option<canvass::Canvass>,
 }
 
 impl Zab {
@@ -266,7 +269,7 @@ impl Zab {
         let core = Core { cfg, durable, hist, snapshot: None };
         // The first notifications go out on the first Tick (the deadline is `now`).
         election.start(&core.cfg, now - core.cfg.tick_ms, core.own_vote(), &mut Vec::new());
-        Zab { core, election, state: State::Looking, reported: Role::Looking, held: BTreeMap::new() }
+        Zab { core, election, state: State::Looking, reported: Role::Looking, held: BTreeMap::new(), canvass: None }
     }
 
     pub fn step(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
@@ -286,6 +289,12 @@ impl Zab {
                 self.core.snapshot = None;
             }
             return;
+        }
+        if let (Input::Tick, State::Leading(l), Some(cv)) = (&input, &self.state, self.canvass.as_mut()) {
+            if l.discovering() {
+                let mine = self.election.notification(&self.core.cfg, PeerState::Leading);
+                cv.probe(&self.core.cfg, now, &mine, |v| l.has(v), out);
+            }
         }
         let next = match (&mut self.state, input) {
             (_, Input::Election(n)) => {
@@ -331,7 +340,10 @@ impl Zab {
         match &self.state {
             State::Looking => self.election.deadline(),
             State::Following(f) => f.deadline(),
-            State::Leading(l) => l.deadline(),
+            State::Leading(l) => match &self.canvass {
+                Some(cv) if l.discovering() => l.deadline().min(cv.deadline()),
+                _ => l.deadline(),
+            },
         }
     }
 
@@ -421,14 +433,28 @@ impl Zab {
 
     fn on_notification(&mut self, now: Millis, n: Notification, out: &mut Vec<Action>) {
         let cfg = &self.core.cfg;
-        match &self.state {
+        let lost = match &self.state {
             State::Looking => {
                 if let Some(d) = self.election.receive(cfg, now, n, out) {
                     self.decide(now, d, out);
                 }
+                false
             }
-            State::Following(_) => self.election.answer(cfg, &n, PeerState::Following, out),
-            State::Leading(_) => self.election.answer(cfg, &n, PeerState::Leading, out),
+            State::Following(_) => {
+                self.election.answer(cfg, &n, PeerState::Following, out);
+                false
+            }
+            State::Leading(l) => {
+                self.election.answer(cfg, &n, PeerState::Leading, out);
+                match self.canvass.as_mut() {
+                    Some(cv) if l.discovering() => !cv.hear(cfg, &n),
+                    _ => false,
+                }
+            }
+        };
+        if lost {
+            note!("leader: too many voters follow another leader for a quorum to join; looking again");
+            self.become_looking(now, out);
         }
     }
 
@@ -461,6 +487,7 @@ impl Zab {
                     next = l.after_start(&mut self.core, now, out);
                 }
                 self.state = State::Leading(l);
+                self.canvass = Some(canvass::Canvass::new(now));
                 if next == Next::Looking {
                     self.become_looking(now, out);
                 }
@@ -475,6 +502,7 @@ impl Zab {
     }
 
     fn become_looking(&mut self, now: Millis, out: &mut Vec<Action>) {
+        self.canvass = None;
         match std::mem::replace(&mut self.state, State::Looking) {
             State::Looking => {}
             State::Following(f) => f.close(out),
