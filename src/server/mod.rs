@@ -145,9 +145,10 @@ pub struct EventLoop {
     feedback: VecDeque<Input<'static>>,
     /// Outputs of the current step (capacity reused).
     outputs: Vec<Output>,
-    /// A log write failed in a step outside a turn's main path (accept, close, after the
-    /// flush): the next turn stops before flushing anything.
-    late_error: Option<io::Error>,
+    /// A log write failed in some step: the loop stops at its next check, before flushing
+    /// anything (`stop_on_sink_error`). One field instead of a parameter threaded through
+    /// every step, so no step's error can be dropped.
+    sink_error: Option<io::Error>,
     sink: Box<dyn TxnSink>,
     cfg: LoopConfig,
     start: Instant,
@@ -242,7 +243,7 @@ impl EventLoop {
             replica,
             feedback: VecDeque::new(),
             outputs: Vec::new(),
-            late_error: None,
+            sink_error: None,
             sink,
             cfg,
             start: Instant::now(),
@@ -325,26 +326,26 @@ impl EventLoop {
 
     /// Step the replica with one input and perform its outputs, then whatever performing
     /// them fed back (bounded: feedback of feedback cannot go on without end).
-    fn step(&mut self, input: Input<'_>, sink_error: &mut Option<io::Error>) {
-        self.step_one(input, sink_error);
+    fn step(&mut self, input: Input<'_>) {
+        self.step_one(input);
         for _ in 0..FEEDBACK_MAX {
             let Some(input) = self.feedback.pop_front() else { return };
-            self.step_one(input, sink_error);
+            self.step_one(input);
         }
     }
 
-    fn step_one(&mut self, input: Input<'_>, sink_error: &mut Option<io::Error>) {
+    fn step_one(&mut self, input: Input<'_>) {
         let now = Now { ms: self.now(), wall_ms: wall_ms() };
         let mut outputs = std::mem::take(&mut self.outputs);
         self.replica.step(now, input, &mut outputs);
         for o in outputs.drain(..) {
-            self.perform(o, sink_error);
+            self.perform(o);
         }
         self.outputs = outputs;
     }
 
     /// Perform one output: client and log outputs here, peer ones in `peers`.
-    fn perform(&mut self, output: Output, sink_error: &mut Option<io::Error>) {
+    fn perform(&mut self, output: Output) {
         self.admin.observer.on_output(&output);
         match output {
             Output::ToClient { client, bytes } => {
@@ -365,11 +366,11 @@ impl EventLoop {
             }
             Output::Append(txn) => {
                 if let Err(e) = self.sink.append(&txn) {
-                    sink_error.get_or_insert(e);
+                    self.sink_error.get_or_insert(e);
                 }
             }
             Output::ServingChanged(_) | Output::Proposed { .. } | Output::Committed(_) => {}
-            other => self.perform_peer(other, sink_error),
+            other => self.perform_peer(other),
         }
     }
 
@@ -397,14 +398,13 @@ impl EventLoop {
             }
             // The turn's busy time, for `arbor_loop_turn_time_us` (a stall is its max).
             let turn_start = Instant::now();
-            let mut sink_error = self.late_error.take();
             // Round robin: each connection left over from the last turn reads one budget.
             let mut again = std::mem::take(&mut self.resumed);
             again.append(&mut self.unread);
             again.sort_unstable();
             again.dedup();
             for slot in again {
-                self.read_ready(slot, false, &mut sink_error);
+                self.read_ready(slot, false);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -423,7 +423,7 @@ impl EventLoop {
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             let open = !ev.is_read_closed() && !ev.is_error();
-                            self.read_ready(slot, open, &mut sink_error);
+                            self.read_ready(slot, open);
                         }
                     }
                 }
@@ -433,48 +433,54 @@ impl EventLoop {
                 self.dial_election_peers(now);
             }
             if now >= self.replica.next_deadline() {
-                self.step(Input::Tick, &mut sink_error);
+                self.step(Input::Tick);
             }
             // Appends go to the file and a sync starts; the loop does not wait for it. What
             // a finished sync releases (acks, commits, replies) is written just below.
-            self.sync_log(&mut sink_error);
-            self.sync_log(&mut sink_error);
-            if let Some(e) = sink_error {
-                // Nothing that depends on the failed write may leave: stop before flushing.
-                return Err(io::Error::new(e.kind(), format!("txn log write failed: {e}")));
-            }
+            self.sync_log();
+            self.sync_log();
+            self.stop_on_sink_error()?;
             self.pump_snapshots();
             if let Some(input) = self.feedback.pop_front() {
-                self.step(input, &mut sink_error);
+                self.step(input);
             }
             busy = self.replica.busy() || !self.feedback.is_empty();
             self.unthrottle();
             if self.ens.is_none() {
                 self.gate_output();
             }
+            // (The feedback step above may have appended too.)
+            self.stop_on_sink_error()?;
             self.flush_dirty();
             let (tree, sessions) = self.replica.tree_for_snapshot();
             if let Some(refused) = self.sink.after_sync(tree, sessions) {
-                let mut sink_error = self.late_error.take();
-                self.step(Input::WritesRefused(refused), &mut sink_error);
-                self.late_error = sink_error;
+                self.step(Input::WritesRefused(refused));
             }
             self.admin_sweep(self.now());
             self.admin.observer.metrics.loop_turn.record_duration(turn_start.elapsed());
         }
     }
 
+    /// A log write failed (in any step since the last check): nothing that depends on it may
+    /// leave, so the loop stops before flushing.
+    fn stop_on_sink_error(&mut self) -> io::Result<()> {
+        match self.sink_error.take() {
+            Some(e) => Err(io::Error::new(e.kind(), format!("txn log write failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+
     /// Write this turn's appends and start their sync; take in a finished one. Standalone,
     /// held output whose txns are now durable may go; in an ensemble the core hears how
     /// far the log is durable (a follower acks, the leader counts its own ack).
-    fn sync_log(&mut self, sink_error: &mut Option<io::Error>) {
-        if sink_error.is_some() {
+    fn sync_log(&mut self) {
+        if self.sink_error.is_some() {
             return;
         }
         let durable = match self.sink.flush_log().and_then(|()| self.sink.durable()) {
             Ok(d) => d,
             Err(e) => {
-                *sink_error = Some(e);
+                self.sink_error = Some(e);
                 return;
             }
         };
@@ -483,7 +489,7 @@ impl EventLoop {
         }
         // (Lower only after a TRUNC or SNAP replaced the log.)
         self.durable = durable;
-        self.step(Input::LogDurable { zxid: durable }, sink_error);
+        self.step(Input::LogDurable { zxid: durable });
         if self.ens.is_none() {
             self.release_gates();
         }
@@ -629,9 +635,7 @@ impl EventLoop {
                         released: 0,
                         tls,
                     });
-                    let mut sink_error = self.late_error.take();
-                    self.step(Input::ClientConnected { client: id, addr: peer.to_string() }, &mut sink_error);
-                    self.late_error = sink_error;
+                    self.step(Input::ClientConnected { client: id, addr: peer.to_string() });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -660,7 +664,7 @@ impl EventLoop {
     /// only say `WouldBlock` is skipped (half of all reads under load): bytes that arrive
     /// later raise a new edge. Otherwise (or when reading on our own initiative) we read on
     /// until `WouldBlock` or end of stream, so a FIN behind the data is not missed.
-    fn read_ready(&mut self, slot: usize, open: bool, sink_error: &mut Option<io::Error>) {
+    fn read_ready(&mut self, slot: usize, open: bool) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         if conn.closing {
             return;
@@ -726,11 +730,11 @@ impl EventLoop {
             self.admin_input(slot, eof);
             return;
         }
-        self.tls_after_read(slot, sink_error);
+        self.tls_after_read(slot);
         if is_peer {
-            self.process_peer_frames(slot, sink_error);
+            self.process_peer_frames(slot);
         } else {
-            self.process_frames(slot, sink_error);
+            self.process_frames(slot);
         }
         if eof {
             self.remove(slot);
@@ -739,7 +743,7 @@ impl EventLoop {
         }
     }
 
-    fn process_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+    fn process_frames(&mut self, slot: usize) {
         loop {
             let overloaded = self.overloaded();
             let Some(conn) = self.conns.get_mut(slot) else { return };
@@ -787,7 +791,7 @@ impl EventLoop {
                 }
             };
             let id = conn.id;
-            self.step(Input::ClientFrame { client: id, frame: &frame }, sink_error);
+            self.step(Input::ClientFrame { client: id, frame: &frame });
         }
     }
 
@@ -927,9 +931,7 @@ impl EventLoop {
                 self.per_ip.remove(&conn.peer.ip());
             }
         }
-        let mut sink_error = self.late_error.take();
-        self.step(Input::ClientGone { client: conn.id }, &mut sink_error);
-        self.late_error = sink_error;
+        self.step(Input::ClientGone { client: conn.id });
     }
 }
 

@@ -275,7 +275,7 @@ impl EventLoop {
     }
 
     /// Decode every complete peer frame of a connection and step the replica with it.
-    pub(super) fn process_peer_frames(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+    pub(super) fn process_peer_frames(&mut self, slot: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
             let ConnRole::Peer(link) = &mut conn.role else { return };
@@ -318,13 +318,13 @@ impl EventLoop {
                         }
                     }
                 }
-                Frame::Election(ElectionMsg::Notification(n)) => self.step(Input::Election(n), sink_error),
-                Frame::Quorum(msg) => self.quorum_frame(slot, kind, known, msg, sink_error),
+                Frame::Election(ElectionMsg::Notification(n)) => self.step(Input::Election(n)),
+                Frame::Quorum(msg) => self.quorum_frame(slot, kind, known, msg),
             }
         }
     }
 
-    fn quorum_frame(&mut self, slot: usize, kind: PeerKind, known: Option<ServerId>, msg: QuorumMsg, sink_error: &mut Option<io::Error>) {
+    fn quorum_frame(&mut self, slot: usize, kind: PeerKind, known: Option<ServerId>, msg: QuorumMsg) {
         let from = match (known, &msg) {
             (Some(p), _) => p,
             (None, QuorumMsg::FollowerInfo { from, .. }) if kind == PeerKind::QuorumIn => {
@@ -357,7 +357,7 @@ impl EventLoop {
             ens.oplog.received(from, &msg);
         }
         self.admin.observer.on_quorum_msg(&msg);
-        self.step(Input::Quorum { from, msg }, sink_error);
+        self.step(Input::Quorum { from, msg });
     }
 
     /// A peer connection is gone.
@@ -560,7 +560,7 @@ impl EventLoop {
     }
 
     /// Perform one of the replica's peer, log and snapshot outputs.
-    pub(super) fn perform_peer(&mut self, output: Output, sink_error: &mut Option<io::Error>) {
+    pub(super) fn perform_peer(&mut self, output: Output) {
         match output {
             Output::SendElection { to, msg } => {
                 let Some(ens) = self.ens.as_mut() else { return };
@@ -606,13 +606,13 @@ impl EventLoop {
             }
             Output::PersistEpoch { accepted, current } => {
                 if let Err(e) = self.sink.persist_epochs(accepted, current) {
-                    sink_error.get_or_insert(e);
+                    self.sink_error.get_or_insert(e);
                 }
             }
             Output::TruncateLog(zxid) => {
                 tracing::info!(%zxid, "sync: TRUNC: dropping logged txns above the leader's zxid");
                 let r = self.sink.truncate(zxid, self.cfg.server_id);
-                self.restored(r, sink_error);
+                self.restored(r);
             }
             Output::SendSnapshot { to, zxid } => self.start_snapshot_stream(to, zxid),
             Output::SnapshotBegin { zxid, size } => {
@@ -634,7 +634,7 @@ impl EventLoop {
                     tracing::error!(error = %e, "sync: SNAP: the leader's snapshot is not usable; disconnecting");
                     self.close_leader_conn();
                 }
-                r => self.restored(r, sink_error),
+                r => self.restored(r),
             },
             Output::RoleChanged(role) => {
                 if let (Some(ens), Some(zab)) = (self.ens.as_mut(), self.replica.zab()) {
@@ -652,11 +652,11 @@ impl EventLoop {
     }
 
     /// The state was rebuilt (TRUNC) or replaced (SNAP): the replica takes it next.
-    fn restored(&mut self, r: io::Result<(crate::tree::DataTree, crate::session::SessionTable)>, sink_error: &mut Option<io::Error>) {
+    fn restored(&mut self, r: io::Result<(crate::tree::DataTree, crate::session::SessionTable)>) {
         match r {
             Ok((tree, sessions)) => self.feedback.push_back(Input::Restored { tree, sessions }),
             Err(e) => {
-                sink_error.get_or_insert(e);
+                self.sink_error.get_or_insert(e);
             }
         }
     }

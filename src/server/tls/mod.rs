@@ -403,7 +403,7 @@ impl EventLoop {
     /// After reading a TLS connection: handshake records to answer are flushed this turn,
     /// and a client that completed the handshake with a certificate gets ZooKeeper's `x509`
     /// id (before its first request is stepped, so the session has it from the start).
-    pub(super) fn tls_after_read(&mut self, slot: usize, sink_error: &mut Option<io::Error>) {
+    pub(super) fn tls_after_read(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         let Some(tls) = conn.tls.as_mut() else { return };
         if tls.wants_write() {
@@ -421,11 +421,11 @@ impl EventLoop {
                 // gets `super:<DN>`.
                 if self.tls.super_user.as_deref() == Some(dn.as_str()) {
                     tracing::info!(client = %peer, id = %dn, "authenticated by client certificate (x509) as the superuser");
-                    self.step(Input::ClientAuthenticated { client, id: Id::new(crate::acl::SUPER_SCHEME, &dn) }, sink_error);
+                    self.step(Input::ClientAuthenticated { client, id: Id::new(crate::acl::SUPER_SCHEME, &dn) });
                 } else {
                     tracing::info!(client = %peer, id = %dn, "authenticated by client certificate (x509)");
                 }
-                self.step(Input::ClientAuthenticated { client, id: Id::new("x509", &dn) }, sink_error);
+                self.step(Input::ClientAuthenticated { client, id: Id::new("x509", &dn) });
             }
             None => tracing::warn!(client = %peer, "client certificate subject unreadable; no x509 id"),
         }
