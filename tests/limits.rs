@@ -76,3 +76,36 @@ fn max_cnxns_refuses_connections_past_the_limit() {
     }
     assert!(node.log().contains("maxCnxns"), "the refusal is logged");
 }
+
+/// A connection that never sends a complete request (nothing at all, or half a length
+/// prefix) is closed after 10 s, as ZooKeeper's sessionlessCnxnTimeout does; one whose
+/// session is established stays. Without this, silent connections held their slots (and
+/// counted against maxClientCnxns) for ever.
+#[test]
+fn connections_that_never_send_a_request_are_closed() {
+    use std::io::Write;
+    let node = Node::start_standalone(&[]);
+    let addr = node.addr();
+    let t0 = Instant::now();
+    let mut nothing = common::raw_connect(&addr);
+    let mut half = common::raw_connect(&addr);
+    half.write_all(&[0, 0]).expect("write half a length prefix");
+    let mut session = common::raw_connect(&addr);
+    session.write_all(&common::connect_frame(60_000)).expect("write a ConnectRequest");
+    for (name, s) in [("silent", &mut nothing), ("half a frame", &mut half)] {
+        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+        match common::read_until_closed(s, left) {
+            common::Ending::Closed(bytes) => assert!(bytes.is_empty(), "{name}: nothing is sent before the close: {bytes:?}"),
+            common::Ending::StillOpen(_) => panic!("{name}: still open after {:?}", t0.elapsed()),
+        }
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_secs(9), "{name}: closed after only {took:?} (the limit is 10 s)");
+    }
+    // The session's connection got its connect reply and is still open past the limit.
+    match common::read_until_closed(&mut session, Duration::from_secs(1)) {
+        common::Ending::StillOpen(bytes) => assert!(bytes.len() >= 36, "the connect reply arrived: {} bytes", bytes.len()),
+        common::Ending::Closed(_) => panic!("an established session's connection was closed"),
+    }
+    assert!(t0.elapsed() >= Duration::from_secs(10));
+    assert!(node.log().contains("sent no complete request in 10 s"), "the close is logged");
+}

@@ -537,3 +537,32 @@ fn sample_tls_configs_parse_without_warnings() {
         assert_eq!(c.secure_client_addr(arbor::proto::ServerId(id)).map(|a| a.to_string()), Some(format!("127.0.0.1:{}", 2280 + id)));
     }
 }
+
+/// A client that opens the secure port and never finishes (or starts) its TLS handshake is
+/// closed after 10 s, like one that never sends its ConnectRequest; a TLS session stays.
+#[test]
+fn a_tls_handshake_that_never_finishes_is_closed() {
+    let pki = Pki::new();
+    let sport = common::free_port();
+    let node = start_node(&pki.server_lines(sport, "none"));
+    let t0 = Instant::now();
+    let mut silent = common::raw_connect(&format!("127.0.0.1:{sport}"));
+    // The first bytes of a ClientHello record, and then nothing.
+    let mut stalled = common::raw_connect(&format!("127.0.0.1:{sport}"));
+    stalled.write_all(&[0x16, 0x03, 0x01]).expect("write");
+    let mut tls = TlsZk::connect(pki.client_config(false), sport).expect("TLS session");
+    // Half way, a request keeps the session (10 s timeout) alive.
+    std::thread::sleep(Duration::from_secs(5));
+    tls.call(&Request::Exists { path: "/".into(), watch: false }).expect("the TLS session is served");
+    for (name, s) in [("silent", &mut silent), ("stalled handshake", &mut stalled)] {
+        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+        match common::read_until_closed(s, left) {
+            common::Ending::Closed(_) => {}
+            common::Ending::StillOpen(_) => panic!("{name}: still open after {:?}", t0.elapsed()),
+        }
+        assert!(t0.elapsed() >= Duration::from_secs(9), "{name}: closed after only {:?}", t0.elapsed());
+    }
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/still", None, Acl::open_unsafe(), 0)))
+        .expect("the TLS session goes on past the limit");
+    assert!(node.log().contains("closing a TLS connection that sent no complete request"), "{}", node.log());
+}

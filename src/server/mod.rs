@@ -122,7 +122,16 @@ struct Conn {
     /// TLS on this connection (secure client port, `sslQuorum` peers): the buffers above
     /// hold plaintext.
     tls: Option<Box<tls::TlsConn>>,
+    /// A client connection that has delivered no complete frame yet (TLS handshake, or a
+    /// ConnectRequest still to come) is closed at this time (`SILENT_CONN_MS`).
+    silent_until: Option<i64>,
 }
+
+/// How long a new client connection may stay without one complete frame: one that never
+/// finishes its TLS handshake or never sends its ConnectRequest would otherwise hold a
+/// connection slot (and count against maxClientCnxns) for ever. ZooKeeper closes such
+/// connections after `zookeeper.nio.sessionlessCnxnTimeout`, 10 s by default.
+const SILENT_CONN_MS: i64 = 10_000;
 
 /// What a connection in the slab is for.
 enum ConnRole {
@@ -143,6 +152,10 @@ pub struct EventLoop {
     /// What performing outputs told the loop (a dial failed, the state was rebuilt…): stepped
     /// right after the outputs of the step that caused it.
     feedback: VecDeque<Input<'static>>,
+    /// Client connections with their silence deadline, in deadline order (`SILENT_CONN_MS`).
+    /// At most one entry per accepted connection still open or closed since: bounded by
+    /// maxCnxns and the accept rate over 10 s.
+    silent: VecDeque<(i64, ClientId)>,
     /// Outputs of the current step (capacity reused).
     outputs: Vec<Output>,
     /// A log write failed in some step: the loop stops at its next check, before flushing
@@ -242,6 +255,7 @@ impl EventLoop {
             generation: 0,
             replica,
             feedback: VecDeque::new(),
+            silent: VecDeque::new(),
             outputs: Vec::new(),
             sink_error: None,
             sink,
@@ -315,9 +329,12 @@ impl EventLoop {
         self.replica.service()
     }
 
-    /// The nearest timer: the replica's, peer redials.
+    /// The nearest timer: the replica's, peer redials, silent connections.
     fn next_deadline(&self) -> i64 {
-        let d = self.replica.next_deadline();
+        let mut d = self.replica.next_deadline();
+        if let Some(&(at, _)) = self.silent.front() {
+            d = d.min(at);
+        }
         match self.redial_deadline() {
             Some(e) => d.min(e),
             None => d,
@@ -429,6 +446,7 @@ impl EventLoop {
                 }
             }
             let now = self.now();
+            self.close_silent(now);
             if self.ens.is_some() {
                 self.dial_election_peers(now);
             }
@@ -607,6 +625,7 @@ impl EventLoop {
                     }
                     *count += 1;
                     let _ = stream.set_nodelay(true);
+                    let silent_until = self.now() + SILENT_CONN_MS;
                     let entry = self.conns.vacant_entry();
                     let slot = entry.key();
                     self.generation += 1;
@@ -634,7 +653,10 @@ impl EventLoop {
                         gate: VecDeque::new(),
                         released: 0,
                         tls,
+                        silent_until: Some(silent_until),
                     });
+                    // Deadlines are pushed in time order (a constant timeout): a queue.
+                    self.silent.push_back((silent_until, id));
                     self.step(Input::ClientConnected { client: id, addr: peer.to_string() });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -790,8 +812,28 @@ impl EventLoop {
                     return;
                 }
             };
+            conn.silent_until = None;
             let id = conn.id;
             self.step(Input::ClientFrame { client: id, frame: &frame });
+        }
+    }
+
+    /// Close client connections that delivered no complete frame in `SILENT_CONN_MS`.
+    fn close_silent(&mut self, now: i64) {
+        while let Some(&(at, id)) = self.silent.front() {
+            if at > now {
+                return;
+            }
+            self.silent.pop_front();
+            let Some(conn) = self.conns.get_mut(id.slot()) else { continue };
+            if conn.id != id || conn.closing || conn.silent_until.is_none_or(|t| t > now) {
+                continue;
+            }
+            let tls = if conn.tls.is_some() { "TLS " } else { "" };
+            tracing::info!(client = %conn.peer, "closing a {tls}connection that sent no complete request in {} s", SILENT_CONN_MS / 1000);
+            conn.closing = true;
+            conn.read_buf.clear();
+            self.dirty.push(id.slot());
         }
     }
 

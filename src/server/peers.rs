@@ -206,6 +206,7 @@ impl EventLoop {
             flushed: 0,
             gate: std::collections::VecDeque::new(),
             released: 0,
+            silent_until: None,
             tls,
         });
         Some(slot)

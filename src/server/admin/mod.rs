@@ -205,6 +205,7 @@ impl EventLoop {
                         flushed: 0,
                         gate: Default::default(),
                         released: 0,
+                        silent_until: None,
                         tls: None,
                     });
                     let now = self.now();
