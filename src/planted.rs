@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+use crate::proto::Stat;
+use crate::tree::ApplyOutcome;
+use crate::txn::{Txn, TxnOp};
+
 /// Which bugs are planted. `Copy` and tiny: it rides in `ZabConfig` and `ServiceConfig`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Planted {
@@ -62,6 +66,27 @@ impl Planted {
     pub fn any(&self) -> bool {
         *self != Planted::NONE
     }
+}
+
+/// reply-before-commit: the outcome a proposed txn would have if it committed, as a
+/// leader that answers before the commit must guess it (the tree does not have the txn
+/// yet). Stats carry what the txn says (zxid, new version), the rest is left zero.
+pub fn outcome_when_proposed(txn: &Txn) -> ApplyOutcome {
+    fn guess(op: &TxnOp, zxid: i64) -> ApplyOutcome {
+        let stat = |version| Stat { czxid: zxid, mzxid: zxid, pzxid: zxid, version, ..Stat::default() };
+        match op {
+            TxnOp::CreateSession { .. } => ApplyOutcome::SessionCreated,
+            TxnOp::CloseSession => ApplyOutcome::SessionClosed { deleted: vec![] },
+            TxnOp::Create { path, .. } => ApplyOutcome::Created { path: path.clone(), stat: stat(0) },
+            TxnOp::Delete { .. } => ApplyOutcome::Deleted,
+            TxnOp::SetData { version, .. } => ApplyOutcome::DataSet { stat: stat(*version) },
+            TxnOp::SetAcl { version, .. } => ApplyOutcome::AclSet { stat: Stat { aversion: *version, ..stat(0) } },
+            TxnOp::Check { .. } => ApplyOutcome::Checked,
+            TxnOp::Error { err } => ApplyOutcome::Error(*err),
+            TxnOp::Multi(ops) => ApplyOutcome::Multi(ops.iter().map(|o| guess(o, zxid)).collect()),
+        }
+    }
+    guess(&txn.op, txn.header.zxid.0)
 }
 
 #[cfg(test)]

@@ -775,6 +775,15 @@ impl Service {
         }
         if self.mode == Mode::Leader {
             self.next_zxid = txn.header.zxid.next();
+            if self.cfg.planted.reply_before_commit {
+                // PLANTED BUG (reply-before-commit): answer now, as if the proposal had
+                // committed; a leader that loses its quorum loses an acknowledged write.
+                let (h, outcome) = (txn.header.clone(), crate::planted::outcome_when_proposed(&txn));
+                if let Some((client, kind)) = self.done_waiting(h.session, h.cxid, h.zxid) {
+                    let (err, resp) = self.build_reply(kind, outcome);
+                    self.reply_zxid(client, h.cxid, h.zxid.0, err, &resp, out);
+                }
+            }
             out.propose(txn);
         } else {
             out.persist(&txn);

@@ -39,6 +39,10 @@ struct Args {
     /// Now and then write a value of this many bytes (MB-sized frames and snapshots).
     #[arg(long)]
     big_value: Option<usize>,
+    /// The chance that a crash is a power loss of every server (0 replays the histories
+    /// seeds played before power losses were simulated).
+    #[arg(long, default_value_t = 0.1)]
+    power_loss: f64,
     /// Print every event (use with --seed).
     #[arg(long)]
     trace: bool,
@@ -65,6 +69,7 @@ fn main() {
         clients: args.clients,
         fault_ms: args.fault_ms,
         big_value: args.big_value,
+        power_loss: args.power_loss,
         trace: args.trace,
         ..SimConfig::default()
     };

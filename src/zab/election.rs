@@ -152,7 +152,9 @@ impl Election {
                     self.round = n.round;
                     self.heard.retain(|_, h| h.state != PeerState::Looking);
                     self.finalize_at = None;
-                    self.vote = self.vote.max(n.vote);
+                    if better(cfg, n.vote, self.vote) {
+                        self.vote = n.vote;
+                    }
                     self.heard.insert(sender, n);
                     self.broadcast(cfg, now, out);
                 } else if n.round < self.round {
@@ -161,11 +163,11 @@ impl Election {
                     self.heard.insert(sender, n);
                     return None;
                 } else {
-                    if n.vote > self.vote {
+                    if better(cfg, n.vote, self.vote) {
                         self.vote = n.vote;
                         self.finalize_at = None;
                         self.broadcast(cfg, now, out);
-                    } else if n.vote < self.vote {
+                    } else if better(cfg, self.vote, n.vote) {
                         // It has not seen my better vote (it may still have been Following
                         // when I broadcast it): tell it now, not at my next resend a whole
                         // resend interval later (found by the failover test: ~200 ms).
@@ -259,6 +261,15 @@ impl Election {
             None
         }
     }
+}
+
+/// Whether vote `a` beats vote `b`: `Vote`'s order, (epoch, zxid, id).
+fn better(cfg: &ZabConfig, a: Vote, b: Vote) -> bool {
+    if cfg.planted.election_ignores_zxid {
+        // PLANTED BUG (election-ignores-zxid): the highest id wins even with an older log.
+        return a.leader > b.leader;
+    }
+    a > b
 }
 
 #[cfg(test)]

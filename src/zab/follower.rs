@@ -252,6 +252,10 @@ impl Follower {
                 }
                 core.hist.append(txn.clone());
                 out.push(Action::Persist(txn));
+                if core.cfg.planted.apply_before_fsync {
+                    // PLANTED BUG (apply-before-fsync): ack on receipt, not on LogSynced.
+                    self.maybe_ack(core, out);
+                }
             }
             (Phase::Syncing | Phase::Broadcast, QuorumMsg::Commit { zxid }) => {
                 if zxid > core.hist.last_logged() {
@@ -310,7 +314,7 @@ impl Follower {
 
     /// Ack NEWLEADER once everything before it is durable; then each newly durable proposal.
     fn maybe_ack(&mut self, core: &mut Core, out: &mut Vec<Action>) {
-        let synced = core.hist.synced();
+        let synced = core.ackable();
         if let Some((zxid, upto)) = self.nl_pending {
             if synced < upto {
                 return;

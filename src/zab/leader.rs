@@ -465,11 +465,16 @@ impl Leader {
     }
 
     fn try_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
-        let quorum = core.cfg.quorum();
+        let mut quorum = core.cfg.quorum();
+        if core.cfg.planted.commit_before_quorum {
+            // PLANTED BUG (commit-before-quorum): the leader's own durable ack is enough, so
+            // a commit (and its client's reply) can rest on one server's log alone.
+            quorum = 1;
+        }
         let mut upto = self.committed;
         for t in core.hist.after(self.committed) {
             let z = t.header.zxid;
-            let me = usize::from(core.hist.synced() >= z);
+            let me = usize::from(core.ackable() >= z);
             let others = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer && h.acked >= z).count();
             if me + others < quorum {
                 break;

@@ -220,6 +220,17 @@ impl Core {
     fn apply_upto(&mut self, z: Zxid, out: &mut Vec<Action>) {
         out.extend(self.hist.apply_upto(z).into_iter().map(Action::Apply));
     }
+    /// How far this server may claim its log durable, in its own acks and in the leader's
+    /// count of itself: what the fsync covered (`LogSynced`), never what was only appended.
+    fn ackable(&self) -> Zxid {
+        if self.cfg.planted.apply_before_fsync {
+            // PLANTED BUG (apply-before-fsync): claim what is appended (in the page cache) as
+            // durable, so an ack can count towards a commit that a crash of this server
+            // then loses.
+            return self.hist.last_logged();
+        }
+        self.hist.synced()
+    }
     fn own_vote(&self) -> Vote {
         Vote { leader: self.cfg.me, zxid: self.hist.last_logged(), epoch: self.durable.current_epoch }
     }
