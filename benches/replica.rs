@@ -48,6 +48,7 @@ fn replica() -> Replica {
         min_session_timeout_ms: 4000,
         max_session_timeout_ms: 40000,
         super_digest: None,
+        reconfig_enabled: false,
         container_check_ms: 60_000,
         planted: Default::default(),
     };

@@ -31,6 +31,7 @@
 //! | `maxCnxns` | `max_cnxns` (client connections in all; 0 = unlimited) | 0 |
 //! | `4lw.commands.whitelist` | `four_lw_whitelist` | only `srvr` |
 //! | `superDigest` | `super_digest` (`super:<base64 sha1>`) | none |
+//! | `reconfigEnabled` | `reconfig_enabled` (the reconfig op; ensemble only) | false |
 //! | `snapCount` | `snap_count` | 100000 |
 //! | `commitLogCount` | `commit_log_count` | 500 (committed txns the leader keeps in memory to DIFF a follower; ZooKeeper's `zookeeper.commitLogCount`) |
 //! | `forceSync` | `force_sync` (`yes`/`no`) | yes |
@@ -78,7 +79,7 @@
 //! gives server N its own admin port, so one file can describe an ensemble on one machine
 //! (three nodes cannot all take 8080); ZooKeeper ignores such keys.
 //!
-//! ZooKeeper keys that arbor does not implement (`admin.commandURL`, `reconfigEnabled`,
+//! ZooKeeper keys that arbor does not implement (`admin.commandURL`,
 //! `standaloneEnabled`, `localSessionsEnabled`, …) are accepted and ignored
 //! with a warning; unknown keys also only warn, naming the closest known key when one is
 //! near (`tickTmie: unknown key; ignored (did you mean tickTime?)`). Warnings are returned,
@@ -132,7 +133,6 @@ const IGNORED_KEYS: &[&str] = &[
     "multiAddress.enabled",
     "peerType",
     "quorumListenOnAllIPs",
-    "reconfigEnabled",
     "serverCnxnFactory",
     "skipACL",
     "snapSizeLimitInKb",
@@ -341,6 +341,9 @@ pub struct Config {
     /// `readonlymode.enabled` (ZooKeeper's system property, accepted here as a key): a
     /// server without a quorum serves reads to clients that allow a read-only server.
     pub read_only_mode: bool,
+    /// `reconfigEnabled`: whether an ensemble answers the reconfig op (ZooKeeper 3.5.3+
+    /// refuses it by default, with ReconfigDisabled).
+    pub reconfig_enabled: bool,
     pub four_lw_whitelist: FourLetterWhitelist,
     pub super_digest: Option<SuperDigest>,
     pub snap_count: u64,
@@ -503,6 +506,7 @@ const KNOWN_KEYS: &[&str] = &[
     "maxSessionTimeout",
     "dynamicConfigFile",
     "readonlymode.enabled",
+    "reconfigEnabled",
     "admin.enableServer",
     "admin.serverAddress",
     "admin.serverPort",
@@ -731,6 +735,7 @@ struct Raw {
     global_outstanding_limit: Option<u32>,
     max_cnxns: Option<u32>,
     read_only_mode: Option<bool>,
+    reconfig_enabled: Option<bool>,
     four_lw_whitelist: Option<FourLetterWhitelist>,
     super_digest: Option<SuperDigest>,
     snap_count: Option<u64>,
@@ -824,6 +829,7 @@ impl Parser {
             "globalOutstandingLimit" => self.raw.global_outstanding_limit = Some(self.number(n, key, v)?),
             "maxCnxns" => self.raw.max_cnxns = Some(self.number(n, key, v)?),
             "readonlymode.enabled" => self.raw.read_only_mode = Some(self.yes_no(n, key, v)?),
+            "reconfigEnabled" => self.raw.reconfig_enabled = Some(self.yes_no(n, key, v)?),
             "jute.maxbuffer" => self.raw.jute_max_buffer = Some(self.jute_max_buffer(n, key, v)?),
             "4lw.commands.whitelist" => self.raw.four_lw_whitelist = Some(self.whitelist(n, v)),
             "superDigest" => self.raw.super_digest = Some(self.super_digest(n, key, v)?),
@@ -1298,6 +1304,7 @@ impl Parser {
             global_outstanding_limit: raw.global_outstanding_limit.unwrap_or(1000).max(1),
             max_cnxns: raw.max_cnxns.unwrap_or(0),
             read_only_mode: raw.read_only_mode.unwrap_or(false),
+            reconfig_enabled: raw.reconfig_enabled.unwrap_or(false),
             four_lw_whitelist: raw
                 .four_lw_whitelist
                 .unwrap_or_else(FourLetterWhitelist::zookeeper_default),
@@ -1683,7 +1690,8 @@ mod tests {
         let (c, w) = ok(text, None);
         assert_eq!(c.pre_alloc_size_kb, 1024, "preAllocSize is implemented (txn log segment size)");
         assert_eq!(c.global_outstanding_limit, 17, "globalOutstandingLimit is implemented");
-        assert_eq!(w.len(), 6, "{w:?}");
+        assert!(c.reconfig_enabled, "reconfigEnabled is implemented");
+        assert_eq!(w.len(), 5, "{w:?}");
         assert_eq!(
             w[0],
             "t.cfg:3: admin.commandURL: not implemented by arbor; ignored"

@@ -45,6 +45,7 @@ pub mod peer;
 pub mod planted;
 pub mod prep;
 pub mod proto;
+pub mod reconfig;
 pub mod replica;
 pub mod server;
 pub mod service;

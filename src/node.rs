@@ -7,6 +7,7 @@ use std::path::Path;
 use mio::net::TcpListener;
 
 use crate::config;
+use crate::reconfig;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{DurableState, Zab, ZabConfig};
 use crate::server::admin::{AdminSettings, ServerView, StartupTimes};
@@ -154,6 +155,7 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
         min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
         super_digest: cfg.super_digest.as_ref().map(|s| format!("{}:{}", s.user, s.digest)),
+        reconfig_enabled: cfg.reconfig_enabled,
         container_check_ms: 60_000,
         planted: Default::default(),
     };
@@ -357,17 +359,26 @@ fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Re
 }
 
 /// `/zookeeper/config` as ZooKeeper 3.8 shows it: one `server.N=` line per member, then the
-/// config version.
+/// config version (0 for the static config; a reconfig's zxid later).
 fn membership(cfg: &config::Config) -> String {
-    let mut out = String::new();
-    for (id, s) in &cfg.servers {
-        let role = match s.role {
-            config::Role::Participant => "participant",
-            config::Role::Observer => "observer",
-        };
-        let client = s.client_addr.map(|a| format!(";{a}")).unwrap_or_default();
-        out.push_str(&format!("server.{id}={}:{}:{}:{role}{client}\n", s.host, s.quorum_port, s.election_port));
-    }
-    out.push_str("version=0");
-    out
+    let members = cfg
+        .servers
+        .iter()
+        .map(|(id, s)| {
+            let role = match s.role {
+                config::Role::Participant => reconfig::Role::Participant,
+                config::Role::Observer => reconfig::Role::Observer,
+            };
+            let member = reconfig::Member {
+                id: *id,
+                host: s.host.clone(),
+                quorum_port: s.quorum_port,
+                election_port: s.election_port,
+                role,
+                client: s.client_addr.map(|a| (a.ip().to_string(), a.port())),
+            };
+            (*id, member)
+        })
+        .collect();
+    reconfig::Membership { members, version: 0 }.render()
 }

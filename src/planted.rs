@@ -84,6 +84,7 @@ pub fn outcome_when_proposed(txn: &Txn) -> ApplyOutcome {
             TxnOp::Check { .. } => ApplyOutcome::Checked,
             TxnOp::Error { err } => ApplyOutcome::Error(*err),
             TxnOp::Multi(ops) => ApplyOutcome::Multi(ops.iter().map(|o| guess(o, zxid)).collect()),
+            TxnOp::Reconfig { .. } => ApplyOutcome::DataSet { stat: stat(-1) },
         }
     }
     guess(&txn.op, txn.header.zxid.0)

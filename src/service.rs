@@ -55,6 +55,8 @@ pub trait Outbox {
     fn forward(&mut self, _msg: QuorumMsg) {}
     /// Leader: answer a follower on its quorum connection.
     fn send_peer(&mut self, _to: ServerId, _msg: QuorumMsg) {}
+    /// A reconfig committed here: replication takes the new members (`reconfig`).
+    fn membership_changed(&mut self, _members: &crate::reconfig::Membership) {}
 }
 
 /// What this server does with writes, decided by the replication layer.
@@ -82,6 +84,8 @@ pub struct ServiceConfig {
     pub max_session_timeout_ms: i32,
     /// `super:<base64 sha1>` from superDigest, if configured.
     pub super_digest: Option<String>,
+    /// `reconfigEnabled`: an ensemble answers reconfig (else ReconfigDisabled).
+    pub reconfig_enabled: bool,
     /// How often containers and TTL nodes are checked for reaping.
     pub container_check_ms: Millis,
     /// Bugs a test planted (none in a server).
@@ -155,6 +159,8 @@ enum ReplyKind {
     CloseSession,
     /// A follower's `sync`, answered when the leader's SyncDone comes back.
     Sync,
+    /// Answered with `/zookeeper/config` (data and Stat), as a getData.
+    Reconfig,
 }
 
 /// A write in flight: who gets the reply and how it is built once its txn is applied.
@@ -222,6 +228,8 @@ pub struct Service {
     touched: BTreeSet<SessionId>,
     /// `/zookeeper/config` contents of an ensemble member.
     membership: Option<String>,
+    /// Leader: the zxid of the reconfig proposed and not yet applied (one at a time).
+    reconfig_in_flight: Option<Zxid>,
     /// Why writes are refused (the txn log's disk cannot take more), if they are: write
     /// requests get `SystemError`, new sessions are turned away, expiry is postponed.
     writes_refused: Option<String>,
@@ -275,6 +283,7 @@ impl Service {
             touched: BTreeSet::new(),
             writes_refused: None,
             membership: None,
+            reconfig_in_flight: None,
         }
     }
 
@@ -318,6 +327,7 @@ impl Service {
         self.pending_connects.clear();
         self.pending.clear();
         self.touched.clear();
+        self.reconfig_in_flight = None;
         if mode == Mode::Leader {
             self.next_zxid = next_zxid;
             // A new leader owns expiry from now: every session gets a full timeout.
@@ -326,16 +336,25 @@ impl Service {
     }
 
     /// The ensemble's membership, as `/zookeeper/config` shows it (`server.N=...` lines).
+    /// A reconfig the tree already holds (replayed from the log) wins over an older `text`.
     pub fn set_membership(&mut self, text: String) {
+        let text = crate::reconfig::newer(text, &self.tree);
         self.tree.set_system_data("/zookeeper/config", text.as_bytes());
         self.membership = Some(text);
+    }
+
+    /// The membership `/zookeeper/config` shows (an ensemble member's).
+    pub fn membership(&self) -> Option<&str> {
+        self.membership.as_deref()
     }
 
     /// Replace the state wholesale (a follower that received a snapshot, or rebuilt its
     /// tree after a truncation).
     pub fn restore(&mut self, mut tree: DataTree, sessions: SessionTable) {
-        if let Some(m) = &self.membership {
+        if let Some(m) = self.membership.take() {
+            let m = crate::reconfig::newer(m, &tree);
             tree.set_system_data("/zookeeper/config", m.as_bytes());
+            self.membership = Some(m);
         }
         self.last_zxid = tree.last_applied();
         self.tree = tree;
@@ -745,8 +764,20 @@ impl Service {
             Request::Check { path, version } => prep::check(&mut ov, &ctx, path, *version),
             Request::Multi(ops) => Ok(prep::multi(&mut ov, &ctx, ops)),
             Request::CloseSession => Ok(TxnOp::CloseSession),
+            Request::Reconfig { joining, leaving, new_members, cur_config_id } => {
+                let gate = crate::reconfig::Gate {
+                    ensemble: self.mode != Mode::Standalone,
+                    enabled: self.cfg.reconfig_enabled,
+                    in_flight: self.reconfig_in_flight.is_some(),
+                };
+                let change = crate::reconfig::Change { joining: joining.clone(), leaving: leaving.clone(), new_members: new_members.clone() };
+                crate::reconfig::prepare_txn(gate, self.membership.as_deref(), &ov, &ctx, &change, *cur_config_id)
+            }
             _ => Err(ErrorCode::Unimplemented),
         };
+        if matches!(r, Ok(TxnOp::Reconfig { .. })) && self.mode == Mode::Leader {
+            self.reconfig_in_flight = Some(zxid);
+        }
         let failed_multi = matches!(&r, Ok(TxnOp::Multi(ops)) if ops.iter().any(|o| matches!(o, TxnOp::Error { .. })));
         let changes = ov.into_changes();
         if r.is_ok() && !failed_multi && self.mode == Mode::Leader {
@@ -841,6 +872,7 @@ impl Service {
                 Some(ReplyKind::Multi(ops.iter().map(|o| if let MultiOp::Create(c) = o { Some(c.kind) } else { None }).collect()))
             }
             Request::CloseSession => Some(ReplyKind::CloseSession),
+            Request::Reconfig { .. } => Some(ReplyKind::Reconfig),
             Request::Sync { .. } if matches!(self.mode, Mode::Follower | Mode::ReadOnly) => Some(ReplyKind::Sync),
             _ => None,
         };
@@ -1129,6 +1161,15 @@ impl Service {
         let session = txn.header.session;
         self.last_zxid = zxid;
         self.pending.applied(zxid);
+        if let TxnOp::Reconfig { data } = &txn.op {
+            self.reconfig_in_flight = None;
+            let text = String::from_utf8_lossy(data).into_owned();
+            match crate::reconfig::Membership::parse(&text) {
+                Ok(m) => out.membership_changed(&m),
+                Err(e) => tracing::error!(%zxid, error = %e, "committed reconfig does not parse; membership unchanged"),
+            }
+            self.membership = Some(text);
+        }
         match &txn.op {
             TxnOp::CreateSession { timeout_ms } => self.sessions.add(session, *timeout_ms, now),
             TxnOp::CloseSession => {
@@ -1263,6 +1304,9 @@ impl Service {
                 (ErrorCode::Ok, Response::Multi(results))
             }
             (ReplyKind::CloseSession, _) => (ErrorCode::Ok, Response::Empty),
+            (ReplyKind::Reconfig, ApplyOutcome::DataSet { stat }) => {
+                (ErrorCode::Ok, Response::GetData { data: self.membership.as_ref().map(|m| m.as_bytes().to_vec()), stat })
+            }
             (k, o) => {
                 tracing::error!(kind = ?k, outcome = ?o, "internal: reply kind does not match the outcome");
                 (ErrorCode::SystemError, Response::Empty)

@@ -64,6 +64,14 @@ pub enum TxnOp {
     Error { err: ErrorCode },
     /// All-or-nothing group; never nested.
     Multi(Vec<TxnOp>),
+    /// A committed reconfig: `/zookeeper/config` becomes `data` (the new membership, see
+    /// `reconfig`) with data version -1, as ZooKeeper's reconfig SetDataTxn leaves it; every
+    /// server then applies the membership to replication. Last, so that logs written
+    /// before it still decode.
+    Reconfig {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

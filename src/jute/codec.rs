@@ -39,6 +39,7 @@ mod op {
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
+    pub const RECONFIG: i32 = 16;
     pub const CHECK_WATCHES: i32 = 17;
     pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
@@ -141,6 +142,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string that may be null (length -1), as ReconfigRequest's are.
+    fn opt_ustring(&mut self) -> Result<Option<String>> {
+        Ok(self.opt_buffer()?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     fn ustring(&mut self) -> Result<String> {
         let n = self.len()?;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
@@ -222,6 +228,13 @@ fn put_opt_buffer(out: &mut BytesMut, b: &Option<Vec<u8>>) {
 
 fn put_ustring(out: &mut BytesMut, s: &str) {
     put_buffer(out, s.as_bytes());
+}
+
+fn put_opt_ustring(out: &mut BytesMut, s: &Option<String>) {
+    match s {
+        Some(s) => put_ustring(out, s),
+        None => out.put_i32(-1),
+    }
 }
 
 fn put_strings(out: &mut BytesMut, v: &[String]) {
@@ -383,6 +396,7 @@ impl Request {
             Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
             Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
             Request::WhoAmI => op::WHO_AM_I,
+            Request::Reconfig { .. } => op::RECONFIG,
             Request::Unimplemented(code) => *code,
         }
     }
@@ -439,6 +453,14 @@ fn decode_request_body(code: i32, r: &mut Reader<'_>) -> Result<Request> {
         op::GET_EPHEMERALS => Request::GetEphemerals { prefix_path: r.ustring()? },
         op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.ustring()? },
         op::WHO_AM_I => Request::WhoAmI,
+        // ReconfigRequest {ustring joiningServers; ustring leavingServers; ustring newMembers;
+        // long curConfigId}, each string possibly null.
+        op::RECONFIG => Request::Reconfig {
+            joining: r.opt_ustring()?,
+            leaving: r.opt_ustring()?,
+            new_members: r.opt_ustring()?,
+            cur_config_id: r.i64()?,
+        },
         other => Request::Unimplemented(other),
     })
 }
@@ -508,6 +530,12 @@ fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
     match req {
         Request::Ping | Request::CloseSession | Request::WhoAmI | Request::Unimplemented(_) => {}
         Request::Create(c) => put_create(out, c),
+        Request::Reconfig { joining, leaving, new_members, cur_config_id } => {
+            put_opt_ustring(out, joining);
+            put_opt_ustring(out, leaving);
+            put_opt_ustring(out, new_members);
+            out.put_i64(*cur_config_id);
+        }
         Request::Delete { path, version } | Request::Check { path, version } => {
             put_ustring(out, path);
             out.put_i32(*version);
@@ -737,7 +765,7 @@ pub fn decode_response(code: i32, body: &[u8]) -> Result<Response> {
             Response::Create2 { path: r.ustring()?, stat: r.stat()? }
         }
         op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(r.stat()?),
-        op::GET_DATA => Response::GetData { data: r.opt_buffer()?, stat: r.stat()? },
+        op::GET_DATA | op::RECONFIG => Response::GetData { data: r.opt_buffer()?, stat: r.stat()? },
         op::GET_ACL => Response::GetAcl { acl: r.acls()?, stat: r.stat()? },
         op::GET_CHILDREN => Response::GetChildren { children: r.strings()? },
         op::GET_CHILDREN2 => Response::GetChildren2 { children: r.strings()?, stat: r.stat()? },

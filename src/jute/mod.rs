@@ -131,7 +131,11 @@ pub enum Request {
     GetEphemerals { prefix_path: String },
     GetAllChildrenNumber { path: String },
     WhoAmI,
-    /// Decoded header with an opcode we answer with `Unimplemented` (reconfig, sasl, ...).
+    /// `ReconfigRequest`: incremental (`joining`/`leaving`, comma-separated) or bulk
+    /// (`new_members`); `cur_config_id` -1 means any version. The reply is a GetData
+    /// response of `/zookeeper/config`.
+    Reconfig { joining: Option<String>, leaving: Option<String>, new_members: Option<String>, cur_config_id: i64 },
+    /// Decoded header with an opcode we answer with `Unimplemented` (sasl, ...).
     Unimplemented(i32),
 }
 

@@ -113,7 +113,8 @@ fn all_requests() -> Vec<(i32, Request)> {
         (103, Request::GetEphemerals { prefix_path: "/eph".into() }),
         (104, Request::GetAllChildrenNumber { path: p() }),
         (107, Request::WhoAmI),
-        (16, Request::Unimplemented(16)),
+        (16, Request::Reconfig { joining: Some("server.4=h:1:2;3".into()), leaving: None, new_members: None, cur_config_id: -1 }),
+        (16, Request::Reconfig { joining: None, leaving: Some("4".into()), new_members: Some(String::new()), cur_config_id: 0x1_0000_0003 }),
         (102, Request::Unimplemented(102)),
         (20, Request::Unimplemented(20)),
         (12345, Request::Unimplemented(12345)),
@@ -549,9 +550,20 @@ fn trailing_bytes_after_a_known_body_are_ignored() {
     );
 }
 
+/// `ReconfigRequest` as kazoo sends it: null leaving and newMembers, curConfigId -1.
+#[test]
+fn golden_reconfig_request_with_null_strings() {
+    let joining = "server.4=h:1:2:observer;3";
+    let wire = Golden::default().int(9).int(16).bytes(joining.as_bytes()).int(-1).int(-1).long(-1).framed();
+    assert_eq!(
+        decode_request(&wire[4..]).map(|(_, r)| r),
+        Ok(Request::Reconfig { joining: Some(joining.into()), leaving: None, new_members: None, cur_config_id: -1 })
+    );
+}
+
 #[test]
 fn unsupported_opcodes_ignore_their_body() {
-    for code in [16, 102, 20, 10, 0, -10, 999, i32::MIN] {
+    for code in [102, 20, 10, 0, -10, 999, i32::MIN] {
         let wire = Golden::default().int(9).int(code).int(-77).framed();
         assert_eq!(
             decode_request(&wire[4..]),

@@ -32,6 +32,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::peer::{Notification, QuorumMsg};
 use crate::proto::{Id, Millis, ServerId, Zxid};
+use crate::reconfig::Membership;
 use crate::service::{ClientId, Mode, Service};
 use crate::session::SessionTable;
 use crate::tree::DataTree;
@@ -117,6 +118,9 @@ pub enum Output {
     Proposed { zxid: Zxid },
     /// A committed txn was applied here (every role; metrics, and the simulator's checks).
     Committed(TxnHeader),
+    /// The ensemble's members changed (a reconfig committed): the loop learns the peer
+    /// addresses of new members and forgets those of members that left.
+    Membership(Membership),
 }
 
 /// The replication side of a replica.
@@ -159,6 +163,10 @@ impl Replica {
         let mut inputs = VecDeque::new();
         if let Some(zxid) = snapshot {
             inputs.push_back(zab::Input::SnapshotWritten { zxid });
+        }
+        // A reconfig recovered from the log outranks the static config's observers.
+        if let Some(m) = service.membership().and_then(|t| Membership::parse(t).ok()) {
+            inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
         }
         let ens = Ensemble { zab, read_only_after, not_serving_since: Some(0), synced, inputs };
         Replica { service, ens: Some(ens), scratch: BytesMut::new(), actions: Vec::new() }
@@ -259,6 +267,11 @@ impl Replica {
                 self.service.restore(tree, sessions);
                 if let Some(ens) = self.ens.as_mut() {
                     ens.synced = last;
+                    // A snapshot from the leader may carry a reconfig this server never applied.
+                    if let Some(m) = self.service.membership().and_then(|t| Membership::parse(t).ok()) {
+                        out.push(Output::Membership(m.clone()));
+                        ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
+                    }
                     ens.inputs.push_back(zab::Input::Restored { last_zxid: last });
                 }
             }

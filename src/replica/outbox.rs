@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use super::Output;
 use crate::peer::QuorumMsg;
 use crate::proto::ServerId;
+use crate::reconfig::Membership;
 use crate::service::{ClientId, Outbox};
 use crate::txn::Txn;
 use crate::zab;
@@ -76,5 +77,13 @@ impl Outbox for Collect<'_> {
 
     fn send_peer(&mut self, to: ServerId, msg: QuorumMsg) {
         self.push(Output::SendQuorum { to, msg });
+    }
+
+    fn membership_changed(&mut self, members: &Membership) {
+        // The loop learns the new members' addresses before replication may use them.
+        self.push(Output::Membership(members.clone()));
+        if let Some(q) = self.zab.as_mut() {
+            q.push_back(zab::Input::Membership { voters: members.voters(), observers: members.observers() });
+        }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
@@ -28,6 +28,7 @@ use mio::{Interest, Token};
 use super::{Conn, ConnRole, EventLoop};
 use crate::peer::{self, ElectionMsg, QuorumMsg};
 use crate::proto::{Millis, ServerId, Zxid};
+use crate::reconfig::Membership;
 use crate::replica::{Input, Output};
 use crate::service::ClientId;
 use crate::zab::Role;
@@ -642,6 +643,7 @@ impl EventLoop {
                     ens.oplog.role_changed(role, zab, ens.me);
                 }
             }
+            Output::Membership(m) => self.membership_changed(&m),
             // Client, log and metrics outputs are the loop's (`EventLoop::perform`).
             Output::ToClient { .. }
             | Output::CloseClient { .. }
@@ -649,6 +651,37 @@ impl EventLoop {
             | Output::ServingChanged(_)
             | Output::Proposed { .. }
             | Output::Committed(_) => {}
+        }
+    }
+
+    /// A reconfig committed: dial new members' election ports from now on (resolved here,
+    /// once), forget members that left and close our election connection to them. Their
+    /// quorum connections are the replica's to close.
+    fn membership_changed(&mut self, m: &Membership) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        let resolve = |host: &str, port: u16| (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
+        for member in m.members.values().filter(|x| x.id != ens.me) {
+            let (Some(e), Some(q)) = (resolve(&member.host, member.election_port), resolve(&member.host, member.quorum_port)) else {
+                tracing::warn!(server = %member.id, host = %member.host, "reconfig: cannot resolve a new member's host; not dialling it");
+                continue;
+            };
+            ens.election_addrs.insert(member.id, e);
+            ens.quorum_addrs.insert(member.id, q);
+        }
+        let gone: Vec<ServerId> = ens.election_addrs.keys().copied().filter(|id| *id != ens.me && !m.members.contains_key(id)).collect();
+        let mut close = Vec::new();
+        for id in gone {
+            ens.election_addrs.remove(&id);
+            ens.quorum_addrs.remove(&id);
+            ens.election_last.remove(&id);
+            ens.redial_at.remove(&id);
+            close.extend(ens.election_out.remove(&id));
+        }
+        for slot in close {
+            if let Some(c) = self.conns.get_mut(slot) {
+                c.closing = true;
+                self.dirty.push(slot);
+            }
         }
     }
 

@@ -166,6 +166,7 @@ impl Node {
             min_session_timeout_ms: 2 * zab_cfg.tick_ms as i32,
             max_session_timeout_ms: 20 * zab_cfg.tick_ms as i32,
             super_digest: None,
+            reconfig_enabled: false,
             container_check_ms: 60_000,
             planted: zab_cfg.planted,
         };

@@ -136,6 +136,7 @@ fn op_text(op: &TxnOp) -> String {
         TxnOp::Check { path, version } => format!("check {path} version={version}"),
         TxnOp::Error { err } => format!("error {err:?}"),
         TxnOp::Multi(ops) => format!("multi [{}]", ops.iter().map(op_text).collect::<Vec<_>>().join("; ")),
+        TxnOp::Reconfig { data } => format!("reconfig data={}", show_data(data, DATA_SHOWN)),
     }
 }
 
@@ -174,5 +175,6 @@ fn op_json(op: &TxnOp) -> serde_json::Value {
         TxnOp::Check { path, version } => json!({ "type": "check", "path": path, "version": version }),
         TxnOp::Error { err } => json!({ "type": "error", "error": format!("{err:?}") }),
         TxnOp::Multi(ops) => json!({ "type": "multi", "ops": ops.iter().map(op_json).collect::<Vec<_>>() }),
+        TxnOp::Reconfig { data } => json!({ "type": "reconfig", "data": json_data(Some(data)), "data_length": data.len() }),
     }
 }

@@ -35,7 +35,7 @@ impl DataTree {
                     .iter()
                     .map(|op| match op {
                         // Never produced by prep; no recursion and no partial nesting.
-                        TxnOp::Multi(_) | TxnOp::CreateSession { .. } | TxnOp::CloseSession => {
+                        TxnOp::Multi(_) | TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Reconfig { .. } => {
                             ApplyOutcome::Error(ErrorCode::MarshallingError)
                         }
                         op => self.apply_path_op(h.zxid, h.time_ms, op, triggers),
@@ -43,8 +43,33 @@ impl DataTree {
                     .collect();
                 ApplyOutcome::Multi(outcomes)
             }
+            TxnOp::Reconfig { data } => {
+                self.set_data(h.zxid, h.time_ms, crate::reconfig::CONFIG_NODE, Some(data), -1, triggers)
+            }
             op => self.apply_path_op(h.zxid, h.time_ms, op, triggers),
         }
+    }
+
+    fn set_data(
+        &mut self,
+        zxid: Zxid,
+        time_ms: i64,
+        path: &str,
+        data: Option<&[u8]>,
+        version: i32,
+        triggers: &mut Vec<Trigger>,
+    ) -> ApplyOutcome {
+        let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
+        self.preserve(id.0);
+        let n = &mut self.nodes[id.0 as usize];
+        let old_len = n.data().len() as u64;
+        n.set_data(data);
+        n.version = version;
+        n.mzxid = zxid.0;
+        n.mtime = time_ms;
+        self.data_size = self.data_size - old_len + data.map_or(0, <[u8]>::len) as u64;
+        triggers.push(Trigger { path: path.to_string(), event: EventType::NodeDataChanged });
+        ApplyOutcome::DataSet { stat: self.stat(id) }
     }
 
     /// One op that names a path (or an error), standalone or inside a multi.
@@ -66,17 +91,7 @@ impl DataTree {
             }
             TxnOp::Delete { path } => self.delete(zxid, path, triggers),
             TxnOp::SetData { path, data, version } => {
-                let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
-                self.preserve(id.0);
-                let n = &mut self.nodes[id.0 as usize];
-                let old_len = n.data().len() as u64;
-                n.set_data(data.as_deref());
-                n.version = *version;
-                n.mzxid = zxid.0;
-                n.mtime = time_ms;
-                self.data_size = self.data_size - old_len + data.as_ref().map_or(0, Vec::len) as u64;
-                triggers.push(Trigger { path: path.clone(), event: EventType::NodeDataChanged });
-                ApplyOutcome::DataSet { stat: self.stat(id) }
+                self.set_data(zxid, time_ms, path, data.as_deref(), *version, triggers)
             }
             TxnOp::SetAcl { path, acl, version } => {
                 let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
@@ -93,7 +108,7 @@ impl DataTree {
                 None => ApplyOutcome::Error(ErrorCode::NoNode),
             },
             TxnOp::Error { err } => ApplyOutcome::Error(*err),
-            TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Multi(_) => {
+            TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Multi(_) | TxnOp::Reconfig { .. } => {
                 ApplyOutcome::Error(ErrorCode::MarshallingError)
             }
         }

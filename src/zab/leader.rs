@@ -138,6 +138,16 @@ impl Leader {
         self.handlers.iter().map(|(id, h)| (*id, h.stage == Stage::Acked, h.acked)).collect()
     }
 
+    /// After a reconfig: close the connections of learners that are no longer members.
+    pub(crate) fn drop_non_members(&mut self, core: &Core, out: &mut Vec<Action>) {
+        let gone: Vec<ServerId> = self.handlers.keys().copied().filter(|id| !core.cfg.is_member(*id)).collect();
+        for peer in gone {
+            tracing::info!(%peer, "learner left the ensemble by reconfig; closing its connection");
+            self.handlers.remove(&peer);
+            out.push(Action::CloseQuorum { peer });
+        }
+    }
+
     pub(crate) fn close(self, out: &mut Vec<Action>) {
         out.extend(self.handlers.keys().map(|&peer| Action::CloseQuorum { peer }));
     }

@@ -140,6 +140,10 @@ pub enum Input {
     SnapshotWritten { zxid: Zxid },
     /// There is no snapshot at `zxid` after all (its job failed, its file is gone).
     SnapshotUnavailable { zxid: Zxid },
+    /// A reconfig committed (or was recovered): the ensemble's members are now these.
+    /// Only observers may change this way; a different voter set is refused with an error
+    /// log (the service never commits one: that needs a joint quorum).
+    Membership { voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -299,6 +303,10 @@ impl Zab {
             if self.core.snapshot == Some(zxid) {
                 self.core.snapshot = None;
             }
+            return;
+        }
+        if let Input::Membership { voters, observers } = input {
+            self.set_members(voters, observers, out);
             return;
         }
         if let (Input::Tick, State::Leading(l), Some(cv)) = (&input, &self.state, self.canvass.as_mut()) {
@@ -509,6 +517,26 @@ impl Zab {
                 out.extend(held.into_keys().map(|peer| Action::CloseQuorum { peer }));
                 self.state = State::Following(follower::Follower::new(&self.core, leader, now, out));
             }
+        }
+    }
+
+    /// New observers may connect from now on (FOLLOWERINFO checks membership); a leader
+    /// drops the connection of any learner that is no longer a member.
+    fn set_members(&mut self, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, out: &mut Vec<Action>) {
+        if voters != self.core.cfg.voters {
+            tracing::error!(
+                current = ?self.core.cfg.voters,
+                asked = ?voters,
+                "membership change of the voters ignored: it needs a joint-quorum commit, which arbor does not do"
+            );
+        }
+        if observers == self.core.cfg.observers {
+            return;
+        }
+        tracing::info!(from = ?self.core.cfg.observers, to = ?observers, "observers changed by reconfig");
+        self.core.cfg.observers = observers;
+        if let State::Leading(l) = &mut self.state {
+            l.drop_non_members(&self.core, out);
         }
     }
 
