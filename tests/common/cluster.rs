@@ -223,6 +223,22 @@ impl Cluster {
         }
     }
 
+    /// A new server `id` (an observer when `observer`), for a reconfig to let in: its
+    /// `server.N=` line is appended to the shared zoo.cfg (nodes already running never read
+    /// it again, so only `id` and later restarts see it); returns the line's value, the spec a
+    /// reconfig `joining` takes. Start it with `start_node`.
+    #[allow(dead_code)]
+    pub fn add_server_line(&mut self, id: u64, observer: bool) -> String {
+        let (c, q, e) = (free_port(), free_port(), free_port());
+        let role = if observer { "observer" } else { "participant" };
+        let spec = format!("127.0.0.1:{q}:{e}:{role};127.0.0.1:{c}");
+        let mut cfg = fs::read_to_string(&self.cfg_path).expect("read zoo.cfg");
+        cfg.push_str(&format!("server.{id}={spec}\n"));
+        fs::write(&self.cfg_path, cfg).expect("write zoo.cfg");
+        self.clients.insert(id, c);
+        spec
+    }
+
     /// Followers (running, answering `follower`).
     pub fn followers(&mut self) -> Vec<u64> {
         self.ids().into_iter().filter(|i| self.mode(*i).as_deref() == Some("follower")).collect()

@@ -637,6 +637,17 @@ impl RawClient {
 }
 
 /// A create request body.
+/// A reconfig request (op 16), incremental when `new_members` is None.
+#[allow(dead_code)]
+pub fn reconfig_req(joining: Option<&str>, leaving: Option<&str>, new_members: Option<&str>, cur_config_id: i64) -> Request {
+    Request::Reconfig {
+        joining: joining.map(str::to_string),
+        leaving: leaving.map(str::to_string),
+        new_members: new_members.map(str::to_string),
+        cur_config_id,
+    }
+}
+
 pub fn create_req(kind: CreateKind, path: &str, data: Option<&[u8]>, acl: Vec<Acl>, flags: i32) -> CreateRequest {
     CreateRequest { kind, path: path.into(), data: data.map(<[u8]>::to_vec), acl, flags, ttl_ms: -1 }
 }
