@@ -180,8 +180,9 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     let last_logged = recovered.tree.last_applied();
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
     let (mut replica, ens) = match (peers, peer_listeners) {
-        (Some((election, quorum)), Some(listeners)) => {
+        (Some((mut election, mut quorum)), Some(listeners)) => {
             service.set_membership(membership(&cfg));
+            recovered_members(service.membership(), id, &mut election, &mut quorum);
             let zab = replication_core(&cfg, id, last_logged)?;
             let ens = Ensemble::new(id, election, quorum, listeners).map_err(NodeError::Loop)?;
             // ZooKeeper's QuorumPeer waits max(2 s, tickTime) before going read-only.
@@ -327,6 +328,25 @@ fn peer_addrs(cfg: &config::Config) -> Result<(PeerAddrs, PeerAddrs), NodeError>
         quorum.insert(*id, resolve(&spec.host, spec.quorum_port, "quorum", *id)?);
     }
     Ok((election, quorum))
+}
+
+/// A reconfig recovered from the log or a snapshot may name members the static config does
+/// not (an observer let in later): the loop must be able to reach them too. Members the
+/// reconfig removed stay reachable until the next reconfig; replication refuses them.
+fn recovered_members(text: Option<&str>, me: ServerId, election: &mut PeerAddrs, quorum: &mut PeerAddrs) {
+    let Some(m) = text.and_then(|t| reconfig::Membership::parse(t).ok()) else { return };
+    for member in m.members.values().filter(|x| x.id != me) {
+        if election.contains_key(&member.id) {
+            continue;
+        }
+        match (resolve(&member.host, member.election_port, "election", member.id), resolve(&member.host, member.quorum_port, "quorum", member.id)) {
+            (Ok(e), Ok(q)) => {
+                election.insert(member.id, e);
+                quorum.insert(member.id, q);
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(server = %member.id, error = %e, "a member from a reconfig cannot be resolved"),
+        }
+    }
 }
 
 /// The replication core: the ensemble's members, durable epochs, the log's tail.

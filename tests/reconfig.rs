@@ -124,3 +124,29 @@ fn an_observer_let_in_by_reconfig_serves_and_is_dropped_when_it_leaves() {
     cl.kill9(4);
     assert!(su.exists("/through-4", false).is_ok());
 }
+
+#[test]
+fn a_reconfig_survives_restarts_of_every_voter() {
+    let mut cl = Cluster::start(3, &["reconfigEnabled=true"]);
+    let leader = cl.wait_leader(Duration::from_secs(30));
+    let mut su = super_client(&cl.addr(leader));
+    let spec = cl.add_server_line(4, true);
+    let (text, _) = reconfig(&mut su, &reconfig_req(Some(&format!("server.4={spec}")), None, None, -1)).expect("observer 4 joins");
+    cl.start_node(4);
+    wait_for(Duration::from_secs(30), "server 4 observing", || (cl.mode(4).as_deref() == Some("observer")).then_some(()));
+    // From now on the voters know server 4 only from the reconfig in their logs.
+    cl.remove_server_line(4);
+    for id in 1..=3 {
+        cl.kill9(id);
+    }
+    for id in 1..=3 {
+        cl.start_node(id);
+    }
+    // `wait_leader` also wants server 4 observing again: the new leader let it back in.
+    cl.wait_leader(Duration::from_secs(30));
+    for id in cl.ids() {
+        assert_eq!(config_on(&cl, id), text, "server {id} after the restart");
+    }
+    let mut o = RawClient::connect(&cl.addr(4), 30_000);
+    o.create("/after-restart", Some(b"x"), 0).expect("a write through observer 4 after the voters restarted");
+}

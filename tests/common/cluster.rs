@@ -239,6 +239,16 @@ impl Cluster {
         spec
     }
 
+    /// Take server `id`'s line out of the shared zoo.cfg again (after `add_server_line` and
+    /// its start): nodes (re)started from now on know it only from a reconfig.
+    #[allow(dead_code)]
+    pub fn remove_server_line(&mut self, id: u64) {
+        let cfg = fs::read_to_string(&self.cfg_path).expect("read zoo.cfg");
+        let prefix = format!("server.{id}=");
+        let kept: String = cfg.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
+        fs::write(&self.cfg_path, kept).expect("write zoo.cfg");
+    }
+
     /// Followers (running, answering `follower`).
     pub fn followers(&mut self) -> Vec<u64> {
         self.ids().into_iter().filter(|i| self.mode(*i).as_deref() == Some("follower")).collect()
