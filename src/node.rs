@@ -214,6 +214,7 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
         global_outstanding_limit: cfg.global_outstanding_limit as usize,
         max_cnxns: cfg.max_cnxns,
         admin: admin_settings(&cfg, id, Path::new(&cfg.file_name), startup),
+        dynamic_config_base: (!cfg.is_standalone()).then(|| std::path::PathBuf::from(&cfg.file_name)),
     };
     let mut ev = EventLoop::new(loop_cfg, client_listener, replica, Box::new(storage), ens).map_err(NodeError::Loop)?;
     ev.enable_tls(tls, secure_listener, plain_addr.is_none()).map_err(NodeError::Loop)?;

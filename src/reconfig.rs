@@ -210,6 +210,14 @@ impl Membership {
         out
     }
 
+    /// A dynamic config file's text (`QuorumPeerConfig.writeDynamicConfig`): the
+    /// `server.N=` lines sorted as strings, without the version (the file name carries it).
+    pub fn dynamic_file_text(&self) -> String {
+        let mut lines: Vec<String> = self.members.values().map(|m| format!("server.{}={}", m.id, m.spec())).collect();
+        lines.sort();
+        lines.join("\n")
+    }
+
     pub fn voters(&self) -> BTreeSet<ServerId> {
         self.members.values().filter(|m| m.role == Role::Participant).map(|m| m.id).collect()
     }
@@ -442,6 +450,16 @@ mod tests {
         let m = Member::parse(ServerId(5), "[::1]:1:2:observer;[::1]:9").expect("parses");
         assert_eq!(m.host, "::1");
         assert_eq!(m.spec(), "[::1]:1:2:observer;[::1]:9");
+    }
+
+    #[test]
+    fn dynamic_file_sorts_lines_as_strings_and_drops_the_version() {
+        let m = three().next(&join("server.10=h:1:2:observer;3"), 0x100000003).expect("joins");
+        let text = m.dynamic_file_text();
+        // As strings, "server.10=" sorts before "server.1=" ('0' < '='), as in ZooKeeper.
+        assert!(text.starts_with("server.10=h:1:2:observer;0.0.0.0:3\nserver.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n"), "{text}");
+        assert!(!text.contains("version"));
+        assert_eq!(Membership::parse(&text).expect("parses").members, m.members);
     }
 
     #[test]

@@ -64,6 +64,10 @@ fn kazoo_reconfig_cases_on_an_ensemble() {
     assert!(added.contains(&format!("{joining}\n")), "{added}");
     assert_eq!(stat_version, -1, "ZooKeeper's reconfig txn leaves the config node at version -1");
     assert!(version(&added) > 0, "the version is the reconfig's zxid: {added}");
+    // Each server writes it next to zoo.cfg as ZooKeeper names it: sorted lines, no version.
+    let dynamic = std::path::PathBuf::from(format!("{}.dynamic.{:x}", cl.cfg_path.display(), version(&added)));
+    let text = wait_for(Duration::from_secs(5), "the dynamic config file", || std::fs::read_to_string(&dynamic).ok());
+    assert!(text.contains(joining) && !text.contains("version="), "{text}");
     let (removed, _) = reconfig(&mut su, &reconfig_req(None, Some("100"), None, version(&added))).expect("observer 100 leaves");
     assert!(!removed.contains(joining), "{removed}");
     assert!(version(&removed) > version(&added));

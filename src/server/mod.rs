@@ -94,6 +94,9 @@ pub struct LoopConfig {
     pub max_cnxns: u32,
     /// The admin HTTP server (`admin.*`), and what it reports beyond the loop's state.
     pub admin: admin::AdminSettings,
+    /// An ensemble member's zoo.cfg: a committed reconfig is written next to it as
+    /// `<file>.dynamic.<hex version>`, as ZooKeeper names its dynamic config files.
+    pub dynamic_config_base: Option<std::path::PathBuf>,
 }
 
 struct Conn {

@@ -658,6 +658,7 @@ impl EventLoop {
     /// once), forget members that left and close our election connection to them. Their
     /// quorum connections are the replica's to close.
     fn membership_changed(&mut self, m: &Membership) {
+        self.write_dynamic_config(m);
         let Some(ens) = self.ens.as_mut() else { return };
         let resolve = |host: &str, port: u16| (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
         for member in m.members.values().filter(|x| x.id != ens.me) {
@@ -681,6 +682,27 @@ impl EventLoop {
             if let Some(c) = self.conns.get_mut(slot) {
                 c.closing = true;
                 self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// `<zoo.cfg>.dynamic.<hex version>` (ZooKeeper's `writeDynamicConfig`), written once
+    /// per version and atomically; every node of a shared zoo.cfg writes the same bytes, so
+    /// each uses its own temp file. Only informative: arbor recovers the membership from
+    /// its log, and the static file is not rewritten to point at it. A failure is logged.
+    fn write_dynamic_config(&self, m: &Membership) {
+        let Some(base) = self.cfg.dynamic_config_base.as_ref().filter(|_| m.version != 0) else { return };
+        let path = std::path::PathBuf::from(format!("{}.dynamic.{:x}", base.display(), m.version));
+        if path.exists() {
+            return;
+        }
+        let tmp = std::path::PathBuf::from(format!("{}.{}.tmp", path.display(), self.cfg.server_id));
+        let r = std::fs::write(&tmp, m.dynamic_file_text()).and_then(|()| std::fs::rename(&tmp, &path));
+        match r {
+            Ok(()) => tracing::info!(file = %path.display(), "reconfig: dynamic config written"),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(file = %path.display(), error = %e, "reconfig: cannot write the dynamic config file");
             }
         }
     }
