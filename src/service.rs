@@ -1166,7 +1166,7 @@ impl Service {
             let text = String::from_utf8_lossy(data).into_owned();
             match crate::reconfig::Membership::parse(&text) {
                 Ok(m) => out.membership_changed(&m),
-                Err(e) => tracing::error!(%zxid, error = %e, "committed reconfig does not parse; membership unchanged"),
+                Err(e) => tracing::error!(%zxid, error = %e, "committed reconfig does not parse; replication keeps its members"),
             }
             self.membership = Some(text);
         }
