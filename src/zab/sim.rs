@@ -158,6 +158,7 @@ impl Sim {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max,
+            planted: crate::planted::Planted::NONE,
         };
         let nodes = voters
             .iter()
