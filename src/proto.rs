@@ -57,6 +57,17 @@ impl std::fmt::Display for ServerId {
 /// clock (timers); which one is always said where it is used.
 pub type Millis = i64;
 
+/// The clocks a step of a protocol core reads (it reads none of its own): monotonic
+/// milliseconds for timers and the same clock in microseconds for latency metrics, and
+/// wall-clock milliseconds for what is stored (a txn's time, a session's creation time).
+/// The event loop fills them from the OS at each step; a simulator from its virtual time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub ms: Millis,
+    pub us: i64,
+    pub wall_ms: i64,
+}
+
 /// `ephemeralOwner` of a container node inside the server (ZooKeeper's
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`). Reported to clients as 0.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
