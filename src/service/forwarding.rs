@@ -67,3 +67,96 @@ impl Service {
         self.drain_queue(now, session, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::{Request, Response};
+    use crate::peer::QuorumMsg;
+    use crate::proto::{ServerId, SessionId, Zxid};
+    use crate::service::testkit::{create, get, Harness, MAX_TIMEOUT_MS};
+    use crate::service::{ClientId, Mode};
+    use crate::txn::{Txn, TxnHeader, TxnOp};
+
+    /// A follower with one client in a session, and the leader that made the session.
+    fn pair() -> (Harness, Harness, ClientId) {
+        let mut leader = Harness::in_mode(Mode::Leader);
+        let mut follower = Harness::in_mode(Mode::Follower);
+        let c = follower.accept();
+        follower.send_connect(c, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        let msg = follower.out.forwarded.pop().expect("CreateSession forwarded");
+        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
+        let txn = leader.commit_proposed();
+        follower.svc.apply_committed(follower.now, txn, &mut follower.out);
+        follower.connect_response(c).expect("connected");
+        (leader, follower, c)
+    }
+
+    #[test]
+    fn a_follower_forwards_a_write_and_answers_it_when_the_leaders_txn_commits() {
+        let (mut leader, mut follower, c) = pair();
+        let xid = follower.send(c, &create("/f", b"v"));
+        assert!(follower.replies(c).is_empty() && follower.out.persisted.is_empty(), "nothing decided locally");
+        let msg = follower.out.forwarded.pop().expect("forwarded");
+        let QuorumMsg::Request { cxid, .. } = &msg else { panic!("{msg:?}") };
+        assert_eq!(*cxid, xid);
+        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
+        let txn = leader.out.proposed.last().cloned().expect("the leader proposes it");
+        assert!(matches!(&txn.op, TxnOp::Create { path, .. } if path == "/f"), "{txn:?}");
+        leader.commit_proposed();
+        follower.svc.apply_committed(follower.now, txn.clone(), &mut follower.out);
+        let got = follower.replies(c);
+        assert_eq!(got, vec![(crate::jute::ReplyHeader { xid, zxid: txn.header.zxid.0, err: 0 }, Response::Create { path: "/f".into() })]);
+        assert!(leader.svc.tree().lookup("/f").is_some() && follower.svc.tree().lookup("/f").is_some());
+    }
+
+    #[test]
+    fn the_leader_prepares_a_forwarded_failure_as_an_error_txn() {
+        let (mut leader, mut follower, c) = pair();
+        follower.send(c, &Request::Delete { path: "/missing".into(), version: -1 });
+        let msg = follower.out.forwarded.pop().expect("forwarded");
+        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
+        assert_eq!(leader.out.proposed.last().map(|t| &t.op), Some(&TxnOp::Error { err: crate::proto::ErrorCode::NoNode }));
+    }
+
+    #[test]
+    fn a_sync_is_answered_on_the_peer_link_and_then_by_the_follower() {
+        let (mut leader, mut follower, c) = pair();
+        let xid = follower.send(c, &Request::Sync { path: "/".into() });
+        assert!(follower.replies(c).is_empty(), "a follower's sync waits for the leader");
+        let msg = follower.out.forwarded.pop().expect("forwarded");
+        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
+        let (to, done) = leader.out.sent.pop().expect("answered on the quorum link");
+        assert_eq!(to, ServerId(2));
+        let QuorumMsg::SyncDone { session, cxid, path } = done else { panic!("{done:?}") };
+        follower.svc.sync_done(follower.now, session, cxid, path, &mut follower.out);
+        let got = follower.replies(c);
+        assert_eq!((got[0].0.xid, &got[0].1), (xid, &Response::Sync { path: "/".into() }));
+    }
+
+    #[test]
+    fn only_a_leader_takes_forwarded_requests() {
+        let mut follower = Harness::in_mode(Mode::Follower);
+        let msg = QuorumMsg::CreateSession { session: SessionId(77), timeout_ms: MAX_TIMEOUT_MS };
+        follower.svc.forwarded(follower.now, ServerId(3), msg, &mut follower.out);
+        assert!(follower.out.proposed.is_empty() && follower.out.persisted.is_empty());
+    }
+
+    #[test]
+    fn a_follower_reports_the_sessions_its_clients_kept_alive() {
+        let (_, mut follower, c) = pair();
+        follower.svc.take_touched();
+        follower.send(c, &get("/", false));
+        let session = follower.svc.clients().find(|(id, _)| **id == c).and_then(|(_, i)| i.session()).expect("session");
+        assert_eq!(follower.svc.take_touched(), vec![session]);
+        assert!(follower.svc.take_touched().is_empty(), "reported once");
+        // The leader keeps such sessions alive: they do not expire at the old deadline.
+        let mut leader = Harness::in_mode(Mode::Leader);
+        let header = TxnHeader { session, cxid: 0, zxid: Zxid::new(1, 1), time_ms: leader.now.wall_ms };
+        leader.svc.apply_committed(leader.now, Txn { header, op: TxnOp::CreateSession { timeout_ms: MAX_TIMEOUT_MS } }, &mut leader.out);
+        leader.advance(MAX_TIMEOUT_MS as i64 - 1);
+        leader.svc.touch_sessions(&[session], leader.now.ms);
+        leader.advance(MAX_TIMEOUT_MS as i64 / 2);
+        leader.tick();
+        assert!(leader.out.proposed.is_empty(), "touched: not expired");
+    }
+}

@@ -195,3 +195,105 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::{ConnectRequest, Request, Response};
+    use crate::proto::{ErrorCode, SessionId, Zxid};
+    use crate::service::testkit::{create, get, password, Harness, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
+    use crate::service::Mode;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn a_new_session_gets_an_id_its_password_and_the_negotiated_timeout() {
+        let mut h = Harness::standalone();
+        let (c, resp) = h.connect(MAX_TIMEOUT_MS * 10);
+        assert_ne!(resp.session_id, 0);
+        assert_eq!(resp.timeout_ms, MAX_TIMEOUT_MS, "clamped to the server's maximum");
+        assert_eq!(resp.passwd, password(SessionId(resp.session_id)));
+        assert_eq!(h.out.persisted[0].op, TxnOp::CreateSession { timeout_ms: MAX_TIMEOUT_MS });
+        assert!(h.svc.sessions().is_live(SessionId(resp.session_id)));
+        let (_, small) = h.connect(1);
+        assert_eq!(small.timeout_ms, MIN_TIMEOUT_MS, "clamped to the minimum");
+        assert_ne!(small.session_id, resp.session_id);
+        assert_eq!(h.svc.clients().find(|(id, _)| **id == c).and_then(|(_, i)| i.session()), Some(SessionId(resp.session_id)));
+    }
+
+    #[test]
+    fn a_resumed_session_moves_to_the_new_connection() {
+        let mut h = Harness::standalone();
+        let (old, resp) = h.connect(MAX_TIMEOUT_MS);
+        let session = SessionId(resp.session_id);
+        let new = h.accept();
+        h.send_connect(new, session, password(session), MAX_TIMEOUT_MS);
+        let again = h.connect_response(new).expect("answered");
+        assert_eq!((again.session_id, again.timeout_ms), (session.0, MAX_TIMEOUT_MS));
+        assert_eq!(h.out.closed, vec![old], "the old connection is closed");
+        assert_eq!(h.call(new, &create("/a", b"")).0.err, 0);
+    }
+
+    #[test]
+    fn a_wrong_password_gets_a_zero_session_and_a_close() {
+        let mut h = Harness::standalone();
+        let (_, resp) = h.connect(MAX_TIMEOUT_MS);
+        let c = h.accept();
+        h.send_connect(c, SessionId(resp.session_id), vec![7; 16], MAX_TIMEOUT_MS);
+        let refused = h.connect_response(c).expect("answered");
+        assert_eq!((refused.session_id, refused.timeout_ms), (0, 0));
+        assert!(h.out.closed.contains(&c));
+    }
+
+    #[test]
+    fn a_client_that_saw_a_newer_zxid_is_refused() {
+        let mut h = Harness::standalone();
+        let c = h.accept();
+        let req = ConnectRequest { protocol_version: 0, last_zxid_seen: 99, timeout_ms: MAX_TIMEOUT_MS, session_id: 0, passwd: vec![0; 16], read_only: None };
+        let mut buf = bytes::BytesMut::new();
+        crate::jute::encode_connect_request(&mut buf, &req);
+        h.svc.client_frame(h.now, c, &buf[crate::jute::LEN_PREFIX..], &mut h.out);
+        assert_eq!(h.out.closed, vec![c]);
+        assert!(h.connect_response(c).is_none(), "no session for it");
+        assert!(h.out.persisted.is_empty());
+    }
+
+    #[test]
+    fn requests_sent_before_the_connect_reply_run_after_it_in_order() {
+        let mut h = Harness::in_mode(Mode::Follower);
+        let c = h.accept();
+        h.send_connect(c, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        let Some(crate::peer::QuorumMsg::CreateSession { session, timeout_ms }) = h.out.forwarded.pop() else {
+            panic!("a follower forwards the new session: {:?}", h.out.forwarded)
+        };
+        let xid = h.send(c, &get("/", false));
+        assert!(h.connect_response(c).is_none(), "the session exists once its txn commits");
+        let header = crate::txn::TxnHeader { session, cxid: 0, zxid: Zxid::new(1, 1), time_ms: h.now.wall_ms };
+        h.svc.apply_committed(h.now, crate::txn::Txn { header, op: TxnOp::CreateSession { timeout_ms } }, &mut h.out);
+        assert_eq!(h.connect_response(c).map(|r| r.session_id), Some(session.0));
+        let got = h.replies(c);
+        assert_eq!((got.len(), got[0].0.xid, got[0].0.err), (1, xid, 0), "{got:?}");
+    }
+
+    #[test]
+    fn addauth_adds_an_identity_and_a_bad_scheme_closes() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let (hdr, _) = h.call(c, &Request::Auth { scheme: "digest".into(), auth: b"alice:secret".to_vec() });
+        assert_eq!((hdr.err, hdr.zxid), (0, 0), "auth replies carry zxid 0");
+        let (_, who) = h.call(c, &Request::WhoAmI);
+        let Response::WhoAmI(ids) = who else { panic!("{who:?}") };
+        assert!(ids.contains(&("digest".to_string(), "alice".to_string())), "{ids:?}");
+        assert!(ids.iter().any(|(scheme, _)| scheme == "ip"), "{ids:?}");
+        let (hdr, _) = h.call(c, &Request::Auth { scheme: "nosuch".into(), auth: b"x".to_vec() });
+        assert_eq!(hdr.err, ErrorCode::AuthFailed.code());
+        assert_eq!(h.out.closed, vec![c]);
+    }
+
+    #[test]
+    fn a_not_serving_server_turns_clients_away() {
+        let mut h = Harness::in_mode(Mode::NotServing);
+        let c = h.accept();
+        h.send_connect(c, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        assert_eq!(h.out.closed, vec![c]);
+        assert!(h.out.forwarded.is_empty() && h.out.proposed.is_empty());
+    }
+}

@@ -462,3 +462,65 @@ struct Incoming<'a> {
     /// The frame as received (a follower forwards it as it is).
     payload: &'a [u8],
 }
+
+#[cfg(test)]
+mod testkit;
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::{Request, Response};
+    use crate::proto::{ErrorCode, OpCode};
+    use crate::service::testkit::{create, get, Harness, MAX_TIMEOUT_MS};
+
+    fn last_op(h: &Harness, c: super::ClientId) -> &'static str {
+        h.svc.clients().find(|(id, _)| **id == c).map(|(_, i)| i.last_op).expect("client")
+    }
+
+    #[test]
+    fn cons_shows_the_last_operation_by_its_opcode_name() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        assert_eq!(last_op(&h, c), "NA");
+        h.call(c, &create("/a", b""));
+        assert_eq!(last_op(&h, c), "CREA");
+        h.call(c, &get("/a", false));
+        assert_eq!(last_op(&h, c), OpCode::GetData.name());
+        h.call(c, &Request::GetEphemerals { prefix_path: "/".into() });
+        assert_eq!(last_op(&h, c), "UNKN", "ZooKeeper has no name for it either");
+    }
+
+    #[test]
+    fn an_unknown_opcode_is_unimplemented_and_the_connection_stays() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.send_as(c, 41, 9999, &Request::Unimplemented(9999));
+        let got = h.replies(c);
+        assert_eq!((got[0].0.xid, got[0].0.err), (41, ErrorCode::Unimplemented.code()));
+        assert!(h.out.closed.is_empty());
+        assert_eq!(h.call(c, &get("/", false)).0.err, 0);
+    }
+
+    #[test]
+    fn a_malformed_request_closes_the_connection() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        // A getData header whose body is cut short.
+        let frame = [0, 0, 0, 7, 0, 0, 0, OpCode::GetData.code() as u8, 0, 0, 0, 9, b'/'];
+        h.svc.client_frame(h.now, c, &frame, &mut h.out);
+        assert_eq!(h.out.closed, vec![c]);
+        assert!(h.replies(c).is_empty());
+    }
+
+    #[test]
+    fn counters_follow_frames_in_and_replies_out() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.call(c, &create("/a", b""));
+        h.call(c, &Request::Ping);
+        let st = h.svc.stats();
+        assert_eq!((st.packets_received, st.packets_sent, st.latency_count), (3, 3, 2), "connect + 2 requests");
+        let (_, resp) = h.call(c, &get("/a", false));
+        assert!(matches!(resp, Response::GetData { .. }));
+        assert_eq!(h.svc.metrics().read_latency.count(), 1, "a read is measured");
+    }
+}

@@ -71,3 +71,50 @@ impl Service {
         self.writes_refused = reason;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::ConnectRequest;
+    use crate::proto::{ErrorCode, SessionId, Zxid};
+    use crate::service::testkit::{create, get, Harness, MAX_TIMEOUT_MS};
+    use crate::service::Mode;
+
+    #[test]
+    fn a_change_of_mode_closes_every_client_and_forgets_what_was_in_flight() {
+        let mut h = Harness::in_mode(Mode::Leader);
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let c = h.accept();
+            h.send_connect(c, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+            h.commit_proposed();
+            clients.push(c);
+        }
+        h.send(clients[0], &create("/a", b""));
+        assert_eq!(h.svc.outstanding(), 1);
+        h.svc.set_mode(Mode::Follower, Zxid::new(2, 1), h.now.ms, &mut h.out);
+        assert_eq!(h.out.closed, clients, "in connection order");
+        assert_eq!(h.svc.outstanding(), 0);
+        assert_eq!(h.svc.mode(), Mode::Follower);
+    }
+
+    #[test]
+    fn read_only_serves_reads_to_read_only_clients_and_refuses_writes() {
+        let mut h = Harness::in_mode(Mode::ReadOnly);
+        let plain = h.accept();
+        h.send_connect(plain, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        assert_eq!(h.out.closed, vec![plain], "a client that cannot be read-only goes elsewhere");
+        let c = h.accept();
+        let req = ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms: MAX_TIMEOUT_MS, session_id: 0, passwd: vec![0; 16], read_only: Some(true) };
+        let mut buf = bytes::BytesMut::new();
+        crate::jute::encode_connect_request(&mut buf, &req);
+        h.svc.client_frame(h.now, c, &buf[crate::jute::LEN_PREFIX..], &mut h.out);
+        let resp = h.connect_response(c).expect("a local session");
+        assert_eq!(resp.read_only, Some(true));
+        assert!(h.out.persisted.is_empty() && h.out.forwarded.is_empty(), "nothing can be logged");
+        assert_eq!(h.call(c, &get("/", false)).0.err, 0);
+        assert_eq!(h.call(c, &create("/a", b"")).0.err, ErrorCode::NotReadOnly.code());
+        // Its sessions end with the mode.
+        h.svc.set_mode(Mode::Follower, Zxid::new(2, 1), h.now.ms, &mut h.out);
+        assert!(!h.svc.sessions().is_live(SessionId(resp.session_id)));
+    }
+}

@@ -210,3 +210,92 @@ impl Service {
         Ok(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::{Request, Response, WatcherEvent};
+    use crate::proto::{perms, Acl, ErrorCode, EventType, Id, KeeperState};
+    use crate::service::testkit::{create, get, set, Frame, Harness, MAX_TIMEOUT_MS};
+
+    fn event(kind: EventType, path: &str) -> Frame {
+        Frame::Event(WatcherEvent { event_type: kind.code(), state: KeeperState::SyncConnected.code(), path: path.into() })
+    }
+
+    #[test]
+    fn get_data_answers_the_data_and_its_stat() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let (made, _) = h.call(c, &create("/a", b"hello"));
+        let (hdr, resp) = h.call(c, &get("/a", false));
+        let Response::GetData { data, stat } = resp else { panic!("{resp:?}") };
+        assert_eq!((hdr.err, data.as_deref()), (0, Some(&b"hello"[..])));
+        assert_eq!((stat.czxid, stat.version, stat.data_length, stat.num_children), (made.zxid, 0, 5, 0));
+        let (hdr, _) = h.call(c, &get("/missing", false));
+        assert_eq!(hdr.err, ErrorCode::NoNode.code());
+    }
+
+    #[test]
+    fn a_data_watch_fires_once_before_the_reply_to_the_write() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.call(c, &create("/a", b""));
+        h.call(c, &get("/a", true));
+        let xid = h.send(c, &set("/a", b"1", -1));
+        let got = h.frames(c);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], event(EventType::NodeDataChanged, "/a"), "the notification comes first");
+        assert!(matches!(&got[1], Frame::Reply(hdr, _) if hdr.xid == xid));
+        h.send(c, &set("/a", b"2", -1));
+        let got = h.frames(c);
+        assert_eq!(got.len(), 1, "a one-shot watch fired already: {got:?}");
+    }
+
+    #[test]
+    fn an_exists_watch_on_a_missing_node_fires_on_its_creation() {
+        let mut h = Harness::standalone();
+        let (watcher, _) = h.connect(MAX_TIMEOUT_MS);
+        let (writer, _) = h.connect(MAX_TIMEOUT_MS);
+        let (hdr, _) = h.call(watcher, &Request::Exists { path: "/x".into(), watch: true });
+        assert_eq!(hdr.err, ErrorCode::NoNode.code());
+        h.call(writer, &create("/x", b""));
+        assert_eq!(h.frames(watcher), vec![event(EventType::NodeCreated, "/x")]);
+        assert!(h.frames(writer).is_empty(), "only the watcher hears of it");
+    }
+
+    #[test]
+    fn a_watch_dies_with_its_connection() {
+        let mut h = Harness::standalone();
+        let (watcher, _) = h.connect(MAX_TIMEOUT_MS);
+        let (writer, _) = h.connect(MAX_TIMEOUT_MS);
+        h.call(writer, &create("/a", b""));
+        h.call(watcher, &get("/a", true));
+        assert_eq!(h.svc.watches().watch_count(), 1);
+        h.svc.client_disconnected(watcher);
+        assert_eq!(h.svc.watches().watch_count(), 0);
+    }
+
+    #[test]
+    fn reading_needs_the_read_permission() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let Request::Create(mut r) = create("/secret", b"s") else { unreachable!() };
+        r.acl = vec![Acl { perms: perms::WRITE, id: Id::new("world", "anyone") }];
+        assert_eq!(h.call(c, &Request::Create(r)).0.err, 0);
+        assert_eq!(h.call(c, &get("/secret", false)).0.err, ErrorCode::NoAuth.code());
+        let (hdr, resp) = h.call(c, &Request::Exists { path: "/secret".into(), watch: false });
+        assert!(hdr.err == 0 && matches!(resp, Response::Stat(_)), "exists needs no permission");
+    }
+
+    #[test]
+    fn get_children_lists_the_children() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.call(c, &create("/p", b""));
+        h.call(c, &create("/p/b", b""));
+        h.call(c, &create("/p/a", b""));
+        let (_, resp) = h.call(c, &Request::GetChildren2 { path: "/p".into(), watch: false });
+        let Response::GetChildren2 { mut children, stat } = resp else { panic!("{resp:?}") };
+        children.sort();
+        assert_eq!((children, stat.num_children, stat.cversion), (vec!["a".to_string(), "b".to_string()], 2, 2));
+    }
+}

@@ -57,3 +57,77 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::CreateKind;
+    use crate::proto::{ErrorCode, SessionId};
+    use crate::service::testkit::{create, create_as, get, Harness, MIN_TIMEOUT_MS, REAP_EVERY_MS};
+    use crate::service::Mode;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn an_expired_session_is_closed_with_its_ephemerals() {
+        let mut h = Harness::standalone();
+        let (owner, resp) = h.connect(MIN_TIMEOUT_MS);
+        let (other, _) = h.connect(MIN_TIMEOUT_MS * 4);
+        h.call(owner, &create_as(CreateKind::Create, "/eph", b"", 1));
+        h.call(owner, &create("/keep", b""));
+        h.advance(MIN_TIMEOUT_MS as i64 * 2);
+        h.call(other, &crate::jute::Request::Ping);
+        h.tick();
+        assert_eq!(h.out.persisted.last().map(|t| (&t.op, t.header.session)), Some((&TxnOp::CloseSession, SessionId(resp.session_id))));
+        assert!(!h.svc.sessions().is_live(SessionId(resp.session_id)));
+        assert!(h.out.closed.contains(&owner), "its connection goes too");
+        assert_eq!(h.call(other, &get("/eph", false)).0.err, ErrorCode::NoNode.code());
+        assert_eq!(h.call(other, &get("/keep", false)).0.err, 0);
+        assert!(h.svc.sessions().is_live(SessionId(h.svc.clients().find(|(c, _)| **c == other).and_then(|(_, i)| i.session()).expect("s").0)));
+    }
+
+    #[test]
+    fn a_session_that_pings_does_not_expire() {
+        let mut h = Harness::standalone();
+        let (c, resp) = h.connect(MIN_TIMEOUT_MS);
+        for _ in 0..4 {
+            h.advance(MIN_TIMEOUT_MS as i64 / 2);
+            h.call(c, &crate::jute::Request::Ping);
+            h.tick();
+        }
+        assert!(h.svc.sessions().is_live(SessionId(resp.session_id)));
+        assert!(h.out.closed.is_empty());
+    }
+
+    #[test]
+    fn an_empty_container_that_had_children_is_reaped() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MIN_TIMEOUT_MS);
+        h.call(c, &create_as(CreateKind::CreateContainer, "/box", b"", 4));
+        h.call(c, &create("/never-had-children", b""));
+        h.advance(REAP_EVERY_MS);
+        h.call(c, &crate::jute::Request::Ping);
+        h.tick();
+        assert!(h.svc.tree().lookup("/box").is_some(), "a container that never had a child stays");
+        h.call(c, &create("/box/x", b""));
+        h.call(c, &crate::jute::Request::Delete { path: "/box/x".into(), version: -1 });
+        h.tick();
+        assert!(h.svc.tree().lookup("/box").is_some(), "not before the next check");
+        h.advance(REAP_EVERY_MS);
+        h.call(c, &crate::jute::Request::Ping);
+        h.tick();
+        assert!(h.svc.tree().lookup("/box").is_none(), "reaped");
+        assert!(h.svc.tree().lookup("/never-had-children").is_some());
+        assert!(matches!(&h.out.persisted.last().map(|t| &t.op), Some(TxnOp::Delete { path }) if path == "/box"));
+    }
+
+    #[test]
+    fn followers_leave_expiry_to_the_leader() {
+        let mut h = Harness::in_mode(Mode::Follower);
+        let header = crate::txn::TxnHeader { session: SessionId(5), cxid: 0, zxid: crate::proto::Zxid::new(1, 1), time_ms: h.now.wall_ms };
+        let txn = crate::txn::Txn { header, op: TxnOp::CreateSession { timeout_ms: MIN_TIMEOUT_MS } };
+        h.svc.apply_committed(h.now, txn, &mut h.out);
+        h.advance(MIN_TIMEOUT_MS as i64 * 3);
+        h.tick();
+        assert!(h.out.persisted.is_empty() && h.out.proposed.is_empty() && h.out.forwarded.is_empty());
+        assert!(h.svc.sessions().is_live(SessionId(5)));
+    }
+}

@@ -328,3 +328,159 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jute::{CreateKind, MultiOp, MultiResult, Request, Response};
+    use crate::proto::{ErrorCode, Zxid};
+    use crate::service::testkit::{create, get, set, Harness, MAX_TIMEOUT_MS};
+    use crate::service::Mode;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn create_then_set_data_bumps_the_version_and_mzxid() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let (hdr, resp) = h.call(c, &create("/a", b"one"));
+        assert_eq!((hdr.err, resp), (0, Response::Create { path: "/a".into() }));
+        let created_at = hdr.zxid;
+        let (hdr, resp) = h.call(c, &set("/a", b"two", 0));
+        assert_eq!(hdr.err, 0);
+        let Response::Stat(stat) = resp else { panic!("setData answers a Stat: {resp:?}") };
+        assert_eq!((stat.version, stat.czxid, stat.mzxid, stat.data_length), (1, created_at, hdr.zxid, 3));
+        assert!(hdr.zxid > created_at, "every write takes the next zxid");
+        let (_, resp) = h.call(c, &get("/a", false));
+        let Response::GetData { data, stat } = resp else { panic!("{resp:?}") };
+        assert_eq!((data.as_deref(), stat.version), (Some(&b"two"[..]), 1));
+    }
+
+    #[test]
+    fn a_stale_version_is_bad_version_and_a_missing_node_no_node() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.call(c, &create("/a", b""));
+        h.call(c, &set("/a", b"x", 0));
+        let (hdr, _) = h.call(c, &set("/a", b"y", 0));
+        assert_eq!(hdr.err, ErrorCode::BadVersion.code());
+        let (hdr, _) = h.call(c, &Request::Delete { path: "/nope".into(), version: -1 });
+        assert_eq!(hdr.err, ErrorCode::NoNode.code());
+        let (hdr, _) = h.call(c, &create("/a", b""));
+        assert_eq!(hdr.err, ErrorCode::NodeExists.code());
+        let (_, resp) = h.call(c, &get("/a", false));
+        assert!(matches!(resp, Response::GetData { data: Some(d), .. } if d == b"x"), "failed writes change nothing");
+    }
+
+    #[test]
+    fn standalone_logs_each_write_before_answering_it() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let logged = h.out.persisted.len();
+        let (hdr, _) = h.call(c, &create("/a", b""));
+        let txn = h.out.persisted.last().expect("persisted");
+        assert_eq!(h.out.persisted.len(), logged + 1);
+        assert_eq!((txn.header.zxid, &txn.header.session), (Zxid(hdr.zxid), &txn.header.session));
+        assert!(matches!(txn.op, TxnOp::Create { .. }));
+        // A failed write is answered without a txn.
+        h.call(c, &create("/a", b""));
+        assert_eq!(h.out.persisted.len(), logged + 1);
+    }
+
+    #[test]
+    fn multi_is_all_or_nothing() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        let ops = vec![
+            MultiOp::Create(match create("/m", b"") {
+                Request::Create(r) => r,
+                _ => unreachable!(),
+            }),
+            MultiOp::Delete { path: "/missing".into(), version: -1 },
+        ];
+        let (hdr, resp) = h.call(c, &Request::Multi(ops));
+        assert_eq!(hdr.err, 0, "a multi answers Ok with per-op results");
+        let Response::Multi(results) = resp else { panic!("{resp:?}") };
+        assert_eq!(
+            results,
+            vec![MultiResult::Error(ErrorCode::Ok.code()), MultiResult::Error(ErrorCode::NoNode.code())],
+            "the op that would have run is rolled back"
+        );
+        let (hdr, _) = h.call(c, &get("/m", false));
+        assert_eq!(hdr.err, ErrorCode::NoNode.code());
+    }
+
+    #[test]
+    fn a_leader_answers_a_write_only_when_it_commits() {
+        let mut h = Harness::in_mode(Mode::Leader);
+        let c = h.accept();
+        h.send_connect(c, crate::proto::SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        h.commit_proposed();
+        assert!(h.connect_response(c).is_some());
+        let xid = h.send(c, &create("/a", b""));
+        assert!(h.replies(c).is_empty(), "proposed, not committed");
+        assert!(h.out.persisted.is_empty(), "a leader logs through replication, not here");
+        assert_eq!(h.svc.outstanding(), 1);
+        let txn = h.commit_proposed();
+        let got = h.replies(c);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.xid, got[0].0.zxid, got[0].0.err), (xid, txn.header.zxid.0, 0));
+        assert_eq!(h.svc.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_leader_logs_a_failed_write_so_replies_keep_their_order() {
+        let mut h = Harness::in_mode(Mode::Leader);
+        let c = h.accept();
+        h.send_connect(c, crate::proto::SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        h.commit_proposed();
+        h.connect_response(c);
+        h.send(c, &Request::Delete { path: "/nope".into(), version: -1 });
+        assert_eq!(h.out.proposed.last().map(|t| &t.op), Some(&TxnOp::Error { err: ErrorCode::NoNode }));
+        h.commit_proposed();
+        assert_eq!(h.replies(c)[0].0.err, ErrorCode::NoNode.code());
+    }
+
+    #[test]
+    fn a_read_behind_a_write_in_flight_waits_for_it() {
+        let mut h = Harness::in_mode(Mode::Leader);
+        let c = h.accept();
+        h.send_connect(c, crate::proto::SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        h.commit_proposed();
+        h.connect_response(c);
+        let w = h.send(c, &create("/a", b"v"));
+        let r = h.send(c, &get("/a", false));
+        assert!(h.replies(c).is_empty(), "the read must see the write: it waits");
+        assert_eq!(h.svc.outstanding(), 2);
+        h.commit_proposed();
+        let got = h.replies(c);
+        let xids: Vec<i32> = got.iter().map(|(hdr, _)| hdr.xid).collect();
+        assert_eq!(xids, vec![w, r], "replies in request order");
+        assert!(matches!(&got[1].1, Response::GetData { data: Some(d), .. } if d == b"v"));
+    }
+
+    #[test]
+    fn writes_refused_by_the_disk_are_system_errors() {
+        let mut h = Harness::standalone();
+        let (c, _) = h.connect(MAX_TIMEOUT_MS);
+        h.svc.set_writes_refused(Some("disk full".into()));
+        let (hdr, _) = h.call(c, &create("/a", b""));
+        assert_eq!(hdr.err, ErrorCode::SystemError.code());
+        let (hdr, _) = h.call(c, &get("/", false));
+        assert_eq!(hdr.err, 0, "reads still work");
+        h.svc.set_writes_refused(None);
+        assert_eq!(h.call(c, &create("/a", b"")).0.err, 0);
+    }
+
+    #[test]
+    fn update_latency_runs_on_the_step_clock_from_request_to_commit() {
+        let mut h = Harness::in_mode(Mode::Leader);
+        let c = h.accept();
+        h.send_connect(c, crate::proto::SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        h.commit_proposed();
+        h.connect_response(c);
+        h.send(c, &crate::service::testkit::create_as(CreateKind::Create2, "/a", b"", 0));
+        h.advance(7);
+        h.commit_proposed();
+        let v = h.svc.metrics().update_latency.values();
+        assert_eq!((v.count, v.max), (1, 7_000), "7 ms between the request's step and its commit's");
+    }
+}
