@@ -2,7 +2,8 @@
 //! creations a follower forwarded (prepared and proposed here as if local, so they take
 //! their place in the one zxid order), `sync` (answered on the same connection, after every
 //! commit queued before it), and sessions kept alive by followers' clients. The follower's
-//! side of forwarding is in `Service::dispatch` (`writes`) and `handshake`.
+//! side: `Service::write` forwards writes and syncs, `connect` (`handshake`) new sessions,
+//! and `sync_done` here answers a sync once the leader's SyncDone comes back.
 
 use crate::jute::{self, Request, Response};
 use crate::peer::QuorumMsg;

@@ -54,7 +54,6 @@ use handshake::{PendingConnect, EARLY_FRAMES_MAX};
 use reads::is_read;
 use writes::{Queued, ReplyKind, Waiter};
 
-
 /// A client connection, as the event loop names it: unique for the life of the process
 /// (slab key in the low 32 bits, a generation above), so a reused slab slot never receives
 /// what was meant for the connection that held it before.
