@@ -541,7 +541,9 @@ impl Service {
         }
         for session in self.sessions.expired(now) {
             tracing::debug!(%session, "session expired");
-            let txn = self.new_txn(session, 0, wall_ms, TxnOp::CloseSession);
+            // Prepared like a client's close: its ephemerals' deletion is in flight.
+            let op = self.prepare(session, 0, &[], &Request::CloseSession, self.next_txn_zxid(), wall_ms);
+            let txn = self.new_txn(session, 0, wall_ms, op.unwrap_or(TxnOp::CloseSession));
             self.submit(now, txn, None, out);
         }
         if now >= self.next_reap_ms {
@@ -744,7 +746,7 @@ impl Service {
             Request::SetAcl { path, acl, version } => prep::set_acl(&mut ov, &ctx, path, acl, *version),
             Request::Check { path, version } => prep::check(&mut ov, &ctx, path, *version),
             Request::Multi(ops) => Ok(prep::multi(&mut ov, &ctx, ops)),
-            Request::CloseSession => Ok(TxnOp::CloseSession),
+            Request::CloseSession => Ok(prep::close_session(&mut ov, session)),
             _ => Err(ErrorCode::Unimplemented),
         };
         let failed_multi = matches!(&r, Ok(TxnOp::Multi(ops)) if ops.iter().any(|o| matches!(o, TxnOp::Error { .. })));
@@ -1280,6 +1282,10 @@ impl Service {
     // ---- output ------------------------------------------------------------------------
 
     fn notify(&mut self, client: ClientId, event: crate::proto::EventType, path: &str, out: &mut dyn Outbox) {
+        // PLANTED BUG (lost_watch, tests only): every 5th notification is dropped.
+        if self.cfg.planted.lost_watch && self.watches.planted_drop() {
+            return;
+        }
         let Some(buf) = out.client_buf(client) else { return };
         let ev = WatcherEvent { event_type: event.code(), state: KeeperState::SyncConnected.code(), path: path.to_string() };
         jute::encode_notification(buf, &ev);
