@@ -60,6 +60,17 @@ mod tests {
         }
     }
 
+    /// A server that drops every 5th watch notification (`Planted::lost_watch`) is caught:
+    /// a session that stayed on one connection sees a reply reflecting the change with no
+    /// notification before it.
+    #[test]
+    fn planted_lost_watch_is_caught() {
+        let cfg = SimConfig { planted: crate::planted::Planted { lost_watch: true, ..Default::default() }, ..SimConfig::default() };
+        let caught = (0..500).find_map(|seed| run(seed, &cfg).err());
+        let f = caught.expect("no seed in 0..500 caught a lost watch notification");
+        assert!(f.reason.contains("watch"), "seed {} failed for another reason: {}", f.seed, f.reason);
+    }
+
     /// Seeds that failed before their causes were fixed (kept as regression tests):
     /// 514, 919, 1476 (3 servers) and 22, 30 (5 servers, 1 MB values) were the simulator's
     /// own bug (a paused server's held messages could overtake each other); 1250 was
