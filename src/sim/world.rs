@@ -841,6 +841,9 @@ impl World {
             return;
         }
         self.cconns.insert(gen, (c, server));
+        if self.cfg.trace {
+            self.note(|| format!("client {c} dials {server} (connection {gen})"));
+        }
         self.clients[c].link = Some(Link { server, gen, inbox: BytesMut::new(), up: false });
         let at = self.now + self.delay();
         self.schedule(at, Ev::ClientUp { client: c, gen });
