@@ -661,8 +661,10 @@ pub fn watch_check(log: &BTreeMap<u64, Vec<WatchSeen>>, txns: &BTreeMap<Zxid, Tx
                     let hits: Vec<(bool, Armed)> = kinds.iter().filter_map(|k| Some((*k, armed.remove(&(path.clone(), *k))?))).collect();
                     if hits.is_empty() {
                         return Err(format!(
-                            "watch: session {session:#x} got {} for {path} at {at} with no watch armed there (a watch \
+                            "watch: client {} session #{} got {} for {path} at {at} with no watch armed there (a watch \
                              fired twice, or one never registered)",
+                            session >> 16,
+                            session & 0xffff,
                             event_name(*event)
                         ));
                     }
@@ -675,8 +677,10 @@ pub fn watch_check(log: &BTreeMap<u64, Vec<WatchSeen>>, txns: &BTreeMap<Zxid, Tx
                         };
                         if !ok {
                             return Err(format!(
-                                "watch: session {session:#x} got {} for {path} at {at}, but the first change that fires \
+                                "watch: client {} session #{} got {} for {path} at {at}, but the first change that fires \
                                  its {} watch (registered at zxid {:#x}{}) is {}",
+                                session >> 16,
+                                session & 0xffff,
                                 event_name(*event),
                                 if child { "child" } else { "data" },
                                 a.zxid,
@@ -690,9 +694,11 @@ pub fn watch_check(log: &BTreeMap<u64, Vec<WatchSeen>>, txns: &BTreeMap<Zxid, Tx
                     for ((path, child), a) in armed.iter().filter(|(_, a)| a.conn == *conn) {
                         if let Some((tz, e)) = first(path, *child, a.zxid).filter(|(tz, _)| tz <= zxid) {
                             return Err(format!(
-                                "watch lost or late: session {session:#x} registered a {} watch on {path} at zxid {:#x}; \
+                                "watch lost or late: client {} session #{} registered a {} watch on {path} at zxid {:#x}; \
                                  the txn at {tz:#x} fires it ({}), yet at {at} a reply on the same connection reflected \
                                  zxid {zxid:#x} with no notification before it",
+                                session >> 16,
+                                session & 0xffff,
                                 if *child { "child" } else { "data" },
                                 a.zxid,
                                 event_name(e)
