@@ -794,3 +794,136 @@ pub fn to_lincheck(history: &[HistOp]) -> Vec<crate::lincheck::Entry> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::SessionId;
+
+    fn txn(z: i64, session: i64, cxid: i32, op: TxnOp) -> (Zxid, Txn) {
+        (Zxid(z), Txn { header: TxnHeader { session: SessionId(session), cxid, zxid: Zxid(z), time_ms: 0 }, op })
+    }
+
+    fn create(path: &str, owner: i64) -> TxnOp {
+        TxnOp::Create { path: path.into(), data: Some(b"v".to_vec()), acl: vec![], ephemeral_owner: owner, parent_cversion: -1 }
+    }
+
+    fn set(path: &str, version: i32) -> TxnOp {
+        TxnOp::SetData { path: path.into(), data: Some(b"w".to_vec()), version }
+    }
+
+    /// /k0 created at 1, set at 2 and 3.
+    fn txns() -> BTreeMap<Zxid, Txn> {
+        [txn(1, 9, 1, create("/k0", 0)), txn(2, 9, 2, set("/k0", 1)), txn(3, 9, 3, set("/k0", 2))].into_iter().collect()
+    }
+
+    fn reg(zxid: i64, conn: u64) -> WatchSeen {
+        WatchSeen::Registered { path: "/k0".into(), child: false, zxid, conn }
+    }
+
+    fn note(event: EventType, conn: u64) -> WatchSeen {
+        WatchSeen::Notified { path: "/k0".into(), event: event.code(), conn, at: 0 }
+    }
+
+    fn seen(zxid: i64, conn: u64) -> WatchSeen {
+        WatchSeen::Zxid { zxid, conn, at: 0 }
+    }
+
+    fn watch(log: Vec<WatchSeen>) -> Result<(), String> {
+        watch_check(&[(1, log)].into_iter().collect(), &txns(), &mut ModelStats::default())
+    }
+
+    #[test]
+    fn a_watch_that_fires_once_before_the_change_shows_passes() {
+        assert_eq!(watch(vec![reg(1, 1), note(EventType::NodeDataChanged, 1), seen(2, 1), seen(3, 1)]), Ok(()));
+    }
+
+    #[test]
+    fn a_watch_that_fires_twice_fails() {
+        let e = watch(vec![reg(1, 1), note(EventType::NodeDataChanged, 1), note(EventType::NodeDataChanged, 1)]).unwrap_err();
+        assert!(e.contains("no watch armed"), "{e}");
+    }
+
+    #[test]
+    fn a_reply_reflecting_the_change_before_the_notification_fails() {
+        let e = watch(vec![reg(1, 1), seen(2, 1), note(EventType::NodeDataChanged, 1)]).unwrap_err();
+        assert!(e.contains("lost or late"), "{e}");
+    }
+
+    #[test]
+    fn a_notification_of_the_wrong_type_fails_but_not_after_a_reconnect() {
+        let e = watch(vec![reg(1, 1), note(EventType::NodeDeleted, 1)]).unwrap_err();
+        assert!(e.contains("first change"), "{e}");
+        assert_eq!(watch(vec![reg(1, 1), note(EventType::NodeDeleted, 2), seen(3, 2)]), Ok(()));
+    }
+
+    #[test]
+    fn a_notification_with_no_change_after_the_registration_fails() {
+        let e = watch(vec![reg(3, 1), note(EventType::NodeDataChanged, 2)]).unwrap_err();
+        assert!(e.contains("none"), "{e}");
+    }
+
+    #[test]
+    fn closing_a_session_deletes_its_ephemerals_in_the_model() {
+        let t: BTreeMap<Zxid, Txn> = [txn(1, 7, 1, create("/e0", 7)), txn(2, 7, 2, TxnOp::CloseSession)].into_iter().collect();
+        let (tl, tr) = timeline(&t);
+        assert_eq!(state_at(&tl, "/e0", 1).map(|n| n.owner), Some(7));
+        assert_eq!(state_at(&tl, "/e0", 2), None);
+        assert_eq!(tr["/"], vec![(1, EventType::NodeChildrenChanged), (2, EventType::NodeChildrenChanged)]);
+    }
+
+    fn multi_op(outcome: Outcome) -> HistOp {
+        let subs = vec![SubOp::Check { path: "/k0".into(), version: 2 }, SubOp::Create { path: "/k1".into(), data: b"x".to_vec() }];
+        HistOp { client: 1, kind: OpKind::Multi(subs), call: 10, ret: Some(20), outcome, zxid: Some(4), session: 9, xid: 4 }
+    }
+
+    #[test]
+    fn a_failed_multi_must_change_nothing_and_fail_for_a_reason() {
+        let mut t = txns();
+        let failed = TxnOp::Multi(vec![TxnOp::Error { err: ErrorCode::Ok }, TxnOp::Error { err: ErrorCode::NodeExists }]);
+        t.extend([txn(4, 9, 4, failed)]);
+        // /k1 is absent: the create cannot be what failed.
+        let op = multi_op(Outcome::Ok(Answer::Multi(vec![Err(0), Err(NODE_EXISTS)])));
+        let e = model_check(&[op], &t, &BTreeMap::new()).unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
+        // The check failing (the version is 2, not 1) is a reason.
+        let mut t = txns();
+        t.extend([txn(4, 9, 4, TxnOp::Multi(vec![TxnOp::Error { err: ErrorCode::BadVersion }, TxnOp::Error { err: ErrorCode::RuntimeInconsistency }]))]);
+        let mut op = multi_op(Outcome::Ok(Answer::Multi(vec![Err(BAD_VERSION), Err(-2)])));
+        op.kind = OpKind::Multi(vec![SubOp::Check { path: "/k0".into(), version: 1 }, SubOp::Create { path: "/k1".into(), data: b"x".to_vec() }]);
+        assert!(model_check(&[op], &t, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_successful_multi_must_apply_every_op() {
+        let mut t = txns();
+        // The txn forgot the create.
+        t.extend([txn(4, 9, 4, TxnOp::Multi(vec![TxnOp::Check { path: "/k0".into(), version: 2 }]))]);
+        let op = multi_op(Outcome::Ok(Answer::Multi(vec![Ok(None), Ok(None)])));
+        assert!(model_check(&[op], &t, &BTreeMap::new()).is_err());
+        let mut t = txns();
+        let both = TxnOp::Multi(vec![TxnOp::Check { path: "/k0".into(), version: 2 }, create("/k1", 0)]);
+        t.extend([txn(4, 9, 4, both)]);
+        let mut op = multi_op(Outcome::Ok(Answer::Multi(vec![Ok(None), Ok(None)])));
+        op.kind = OpKind::Multi(vec![SubOp::Check { path: "/k0".into(), version: 2 }, SubOp::Create { path: "/k1".into(), data: b"v".to_vec() }]);
+        assert!(model_check(&[op], &t, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_sync_must_see_what_was_committed_before_it() {
+        let t = txns();
+        let at: BTreeMap<Zxid, Millis> = [(Zxid(1), 1), (Zxid(2), 5), (Zxid(3), 50)].into_iter().collect();
+        let sync = |z| HistOp {
+            client: 1,
+            kind: OpKind::Sync { path: "/k0".into() },
+            call: 10,
+            ret: Some(20),
+            outcome: Outcome::Ok(Answer::Done),
+            zxid: Some(z),
+            session: 9,
+            xid: 1,
+        };
+        assert!(model_check(&[sync(1)], &t, &at).is_err());
+        assert!(model_check(&[sync(2)], &t, &at).is_ok());
+    }
+}

@@ -276,6 +276,7 @@ mod tests {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: 100,
+            planted: Default::default(),
         }
     }
     fn v(id: u64, z: i64, e: u32) -> Vote {

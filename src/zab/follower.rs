@@ -346,6 +346,7 @@ mod tests {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: 10,
+            planted: Default::default(),
         };
         let mut z = Zab::new(cfg, durable, vec![], 0);
         let mut out = vec![];

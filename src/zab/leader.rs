@@ -513,6 +513,7 @@ mod tests {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max: 10,
+            planted: Default::default(),
         };
         let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
         let mut out = vec![];

@@ -158,6 +158,7 @@ impl Sim {
             sync_limit: 5,
             finalize_wait_ms: 20,
             committed_log_max,
+            planted: Default::default(),
         };
         let nodes = voters
             .iter()
