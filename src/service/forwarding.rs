@@ -43,7 +43,9 @@ impl Service {
                         if matches!(req, Request::CloseSession) {
                             self.sessions.set_closing(session);
                         }
-                        self.prepare(session, cxid, &auth, &req, zxid, wall_ms).unwrap_or_else(|err| TxnOp::Error { err })
+                        self.check_session(session, &req)
+                            .and_then(|()| self.prepare(session, cxid, &auth, &req, zxid, wall_ms))
+                            .unwrap_or_else(|err| TxnOp::Error { err })
                     }
                     Err(e) => {
                         tracing::warn!(server = %from, error = %e, "undecodable forwarded request");
@@ -117,6 +119,33 @@ mod tests {
         let msg = follower.out.forwarded.pop().expect("forwarded");
         leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
         assert_eq!(leader.out.proposed.last().map(|t| &t.op), Some(&TxnOp::Error { err: crate::proto::ErrorCode::NoNode }));
+    }
+
+    /// ZooKeeper's checkSession at the leader: a request forwarded after the leader started
+    /// closing the session (its expiry is in flight) fails with SessionExpired instead of
+    /// being proposed (simulator seed 637: the ephemeral it created outlived its session).
+    #[test]
+    fn a_forwarded_request_of_a_closing_session_fails_with_session_expired() {
+        let (mut leader, mut follower, c) = pair();
+        follower.send(c, &create("/late", b"v"));
+        let msg = follower.out.forwarded.pop().expect("forwarded");
+        let QuorumMsg::Request { session, .. } = &msg else { panic!("{msg:?}") };
+        // The leader expires the session before the forward arrives.
+        leader.svc.forwarded(
+            leader.now,
+            ServerId(2),
+            QuorumMsg::Request { session: *session, cxid: 0, op: crate::proto::OpCode::CloseSession.code(), body: close_body(), auth: vec![] },
+            &mut leader.out,
+        );
+        assert_eq!(leader.out.proposed.last().map(|t| &t.op), Some(&TxnOp::CloseSession));
+        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
+        assert_eq!(leader.out.proposed.last().map(|t| &t.op), Some(&TxnOp::Error { err: crate::proto::ErrorCode::SessionExpired }));
+    }
+
+    fn close_body() -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        crate::jute::encode_request(&mut out, crate::jute::RequestHeader { xid: 0, op: crate::proto::OpCode::CloseSession.code() }, &Request::CloseSession);
+        out[4..].to_vec()
     }
 
     #[test]

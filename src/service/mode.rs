@@ -58,6 +58,7 @@ impl Service {
         self.queued_total = 0;
         self.pending_connects.clear();
         self.pending.clear();
+        self.sessions.reopen_closing(now);
         self.touched.clear();
         if mode == Mode::Leader {
             self.next_zxid = next_zxid;

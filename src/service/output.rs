@@ -8,6 +8,10 @@ use super::{ClientId, Outbox, Service};
 
 impl Service {
     pub(super) fn notify(&mut self, client: ClientId, event: crate::proto::EventType, path: &str, out: &mut dyn Outbox) {
+        // PLANTED BUG (lost_watch, tests only): every 5th notification is dropped.
+        if self.cfg.planted.lost_watch && self.watches.planted_drop() {
+            return;
+        }
         let Some(buf) = out.client_buf(client) else { return };
         let ev = WatcherEvent { event_type: event.code(), state: KeeperState::SyncConnected.code(), path: path.to_string() };
         jute::encode_notification(buf, &ev);

@@ -31,7 +31,9 @@ impl Service {
         }
         for session in self.sessions.expired(now.ms) {
             tracing::debug!(%session, "session expired");
-            let txn = self.new_txn(session, 0, now.wall_ms, TxnOp::CloseSession);
+            // Prepared like a client's close: its ephemerals' deletion is in flight.
+            let op = self.prepare(session, 0, &[], &Request::CloseSession, self.next_txn_zxid(), now.wall_ms);
+            let txn = self.new_txn(session, 0, now.wall_ms, op.unwrap_or(TxnOp::CloseSession));
             self.submit(now, txn, None, out);
         }
         if now.ms >= self.next_reap_ms {

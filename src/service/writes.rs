@@ -130,7 +130,7 @@ impl Service {
             Mode::ReadOnly => self.reply_err(client, xid, ErrorCode::NotReadOnly, out),
             Mode::Standalone | Mode::Leader => {
                 let zxid = self.next_txn_zxid();
-                match self.prepare(session, xid, &auth, &req, zxid, wall_ms) {
+                match self.check_session(session, &req).and_then(|()| self.prepare(session, xid, &auth, &req, zxid, wall_ms)) {
                     Ok(op) => {
                         let txn = self.new_txn(session, xid, wall_ms, op);
                         self.submit(now, txn, Some((client, kind)), out);
@@ -148,6 +148,19 @@ impl Service {
     }
 
     /// Prepare a write against the tree (and, on a leader, the txns in flight).
+    /// ZooKeeper's checkSession, for a client's request (local or forwarded): a session that
+    /// is closing (its expiry or close is in flight) or unknown cannot write. Else a create
+    /// prepared after the close left an ephemeral that no session owns, on every server, for
+    /// ever (found by the simulator, seed 637: a follower forwarded the create just after the
+    /// leader expired the session). Closing is exempt: the expiry queues it for the session.
+    pub(super) fn check_session(&self, session: SessionId, req: &Request) -> Result<(), ErrorCode> {
+        if matches!(req, Request::CloseSession) || self.sessions.is_live(session) {
+            Ok(())
+        } else {
+            Err(ErrorCode::SessionExpired)
+        }
+    }
+
     pub(super) fn prepare(&mut self, session: SessionId, xid: i32, auth: &[Id], req: &Request, zxid: Zxid, wall_ms: i64) -> Result<TxnOp, ErrorCode> {
         let ctx = Context { session, cxid: xid, auth, zxid, time_ms: wall_ms };
         let mut ov = Overlay::with_pending(&self.tree, &self.pending);
@@ -158,7 +171,7 @@ impl Service {
             Request::SetAcl { path, acl, version } => prep::set_acl(&mut ov, &ctx, path, acl, *version),
             Request::Check { path, version } => prep::check(&mut ov, &ctx, path, *version),
             Request::Multi(ops) => Ok(prep::multi(&mut ov, &ctx, ops)),
-            Request::CloseSession => Ok(TxnOp::CloseSession),
+            Request::CloseSession => Ok(prep::close_session(&mut ov, session)),
             _ => Err(ErrorCode::Unimplemented),
         };
         let failed_multi = matches!(&r, Ok(TxnOp::Multi(ops)) if ops.iter().any(|o| matches!(o, TxnOp::Error { .. })));
