@@ -41,7 +41,7 @@ struct Args {
     big_value: Option<usize>,
     /// The chance that a crash is a power loss of every server (0 replays the histories
     /// seeds played before power losses were simulated).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.2)]
     power_loss: f64,
     /// Print every event (use with --seed).
     #[arg(long)]

@@ -128,9 +128,23 @@ mod tests {
     fn seeds_that_failed_once() {
         let three = SimConfig { power_loss: 0.0, ..SimConfig::default() };
         let five = SimConfig { servers: 5, clients: 6, big_value: Some(1 << 20), power_loss: 0.0, ..SimConfig::default() };
-        for (seed, cfg) in
-            [(514, &three), (919, &three), (1250, &three), (1476, &three), (22, &five), (30, &five), (68, &three), (1895, &three), (637, &three)]
-        {
+        // 55978 was the simulator's own: its final check came before the last leader had
+        // expired a session that a deposed leader had told its client was expired (found
+        // with 1 crash in 10 a power loss).
+        let with_power_losses = SimConfig { power_loss: 0.1, ..SimConfig::default() };
+        let seeds = [
+            (514, &three),
+            (919, &three),
+            (1250, &three),
+            (1476, &three),
+            (22, &five),
+            (30, &five),
+            (68, &three),
+            (1895, &three),
+            (637, &three),
+            (55978, &with_power_losses),
+        ];
+        for (seed, cfg) in seeds {
             if let Err(f) = run(seed, cfg) {
                 panic!("{f}");
             }
