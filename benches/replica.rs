@@ -16,7 +16,7 @@ use arbor::tree::DataTree;
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
-const NOW: Now = Now { ms: 1_000, wall_ms: 1_780_000_000_000 };
+const NOW: Now = Now { ms: 1_000, us: 1_000_000, wall_ms: 1_780_000_000_000 };
 const CLIENT: ClientId = ClientId(1);
 
 fn frame(fill: impl FnOnce(&mut BytesMut)) -> Bytes {

@@ -1,7 +1,8 @@
 //! arbor: a replicated coordination service that speaks the Apache ZooKeeper wire protocol.
 //!
 //! # Layout
-//! - `proto`: ids, Stat, ACL, error codes, opcodes (wire numbers live here only).
+//! - `proto`: ids, Stat, ACL, error codes, the one opcode table (wire numbers and `cons`
+//!   names live here only), `Now` (the clocks a core's step is given).
 //! - `jute`: client wire codec and framing.
 //! - `txn`: the deterministic state changes the log stores and the tree applies.
 //! - `tree`: the in-memory DataTree (compact, 1M+ znodes), Stat rules.
@@ -10,6 +11,13 @@
 //! - `session`: the session table and expiry.
 //! - `prep`: request preparation (client write → txn).
 //! - `service`: the sans-IO ZooKeeper service: requests in, replies/notifications/txns out.
+//!   `service/mod.rs` is the `Service`, its `Outbox` contract with the replica and the
+//!   dispatcher; the rest by concern: `handshake` (connect, sessions, auth), `reads`,
+//!   `writes` (prepare → submit → apply committed → reply, per-session order), `forwarding`
+//!   (the leader's side of followers' requests, sync), `reaping` (expiry, containers, TTL),
+//!   `mode`, `output` (reply and notification encoding).
+//! - `zab`: replication (sans-IO): election, discovery, sync, broadcast.
+//! - `peer`: server-to-server messages (election and quorum ports) and their framing.
 //! - `replica`: one server's whole protocol (service + replication), sans-IO:
 //!   `step(now, input, &mut outputs)`; what the loop and a simulator drive.
 //! - `sim`: a deterministic simulator of whole ensembles (replicas + ZooKeeper clients
@@ -26,6 +34,8 @@
 //! - `demo`: `arbor demo`, a 3-server failover under load, checked for lost writes.
 //! - `lincheck`: a linearizability checker for recorded client histories (plain data in,
 //!   verdict out), for the fault tests of the real binary and the ensemble simulator.
+//! - `planted`: known bugs a test can switch on, to show the simulator catches each.
+//! - `local`: `arbor local`, every server of a config as child processes.
 //! - `config`: zoo.cfg parsing. `node`: wires a process together. `logging`: the server's
 //!   log lines (tracing). `tools`: `arbor log dump`, `snapshot dump`, `data check` (read-only).
 

@@ -37,6 +37,13 @@ enum Cmd {
         /// Append the log to FILE instead of stderr (errors still go to stderr as well).
         #[arg(long)]
         log_file: Option<PathBuf>,
+        /// Rotate the log file when it would pass SIZE (e.g. 256M, 64k; 0: never), as
+        /// ZooKeeper's zookeeper.log.maxfilesize.
+        #[arg(long, default_value = "256M", value_parser = arbor::logging::rolling::parse_size)]
+        log_max_size: u64,
+        /// Rotated log files kept (FILE.1 newest … FILE.N), as zookeeper.log.maxbackupindex.
+        #[arg(long, default_value_t = 20)]
+        log_backups: u32,
     },
     /// Run every server of CONFIG as child processes on this machine, wait until they are up,
     /// print the connect string and each server's mode. A server that dies is reported and
@@ -247,7 +254,7 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
 
 /// `arbor node [ID] CONFIG`: which server, its config, then the logger, then the server.
 /// Errors before the logger exists go to stderr as they are.
-fn run_node(args: &[String], log_level: Option<&str>, log_file: Option<&std::path::Path>) -> ExitCode {
+fn run_node(args: &[String], log_level: Option<&str>, log_file: Option<&std::path::Path>, rolling: arbor::logging::rolling::Rolling) -> ExitCode {
     let (id, config) = match args {
         [config] => (None, PathBuf::from(config)),
         [id, config] => match id.parse::<u64>() {
@@ -269,7 +276,7 @@ fn run_node(args: &[String], log_level: Option<&str>, log_file: Option<&std::pat
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = arbor::logging::init(id.0, log_level, log_file) {
+    if let Err(e) = arbor::logging::init(id.0, log_level, log_file, rolling) {
         eprintln!("arbor: {e}");
         return ExitCode::FAILURE;
     }
@@ -297,7 +304,12 @@ fn tool(name: &str, r: Result<(), arbor::tools::ToolError>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Node { args, log_level, log_file } => run_node(&args, log_level.as_deref(), log_file.as_deref()),
+        Cmd::Node { args, log_level, log_file, log_max_size, log_backups } => run_node(
+            &args,
+            log_level.as_deref(),
+            log_file.as_deref(),
+            arbor::logging::rolling::Rolling { max_bytes: log_max_size, backups: log_backups },
+        ),
         Cmd::Log { cmd: LogCmd::Dump { path, json } } => tool("log dump", arbor::tools::log_dump(&path, json)),
         Cmd::Snapshot { cmd: SnapshotCmd::Dump { file, json, data } } => {
             tool("snapshot dump", arbor::tools::snapshot_dump(&file, json, data))

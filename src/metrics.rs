@@ -140,33 +140,31 @@ const UNSYNCED_MAX: usize = 1 << 16;
 pub struct RequestMetrics {
     pub read_latency: Summary,
     pub update_latency: Summary,
-    unsynced: std::collections::VecDeque<(crate::proto::Zxid, std::time::Instant)>,
+    /// (zxid, when its request arrived in µs of the step clock).
+    unsynced: std::collections::VecDeque<(crate::proto::Zxid, i64)>,
 }
 
 
 impl RequestMetrics {
-    /// An update applied at `zxid` (started at `started`) is answered now, or — with
-    /// `until_durable` — once the log is durable up to `zxid`.
+    /// An update applied at `zxid` (its request arrived at `started_us`) is answered at
+    /// `now_us`, or — with `until_durable` — once the log is durable up to `zxid`. Times
+    /// are the core's step clock (`proto::Now::us`), never read here.
     #[inline]
-    pub fn update_done(&mut self, zxid: crate::proto::Zxid, started: std::time::Instant, until_durable: bool) {
+    pub fn update_done(&mut self, zxid: crate::proto::Zxid, started_us: i64, now_us: i64, until_durable: bool) {
         if !until_durable {
-            self.update_latency.record_duration(started.elapsed());
+            self.update_latency.record(now_us.saturating_sub(started_us).max(0) as u64);
         } else if self.unsynced.len() < UNSYNCED_MAX {
-            self.unsynced.push_back((zxid, started));
+            self.unsynced.push_back((zxid, started_us));
         }
     }
 
-    /// The log is durable up to `zxid`: the updates it covers are complete.
-    pub fn log_durable(&mut self, zxid: crate::proto::Zxid) {
-        if self.unsynced.is_empty() {
-            return;
-        }
-        let now = std::time::Instant::now();
-        while let Some(&(z, started)) = self.unsynced.front() {
+    /// The log is durable up to `zxid` at `now_us`: the updates it covers are complete.
+    pub fn log_durable(&mut self, zxid: crate::proto::Zxid, now_us: i64) {
+        while let Some(&(z, started_us)) = self.unsynced.front() {
             if z > zxid {
                 break;
             }
-            self.update_latency.record_duration(now.saturating_duration_since(started));
+            self.update_latency.record(now_us.saturating_sub(started_us).max(0) as u64);
             self.unsynced.pop_front();
         }
     }
@@ -207,16 +205,17 @@ mod tests {
     fn standalone_updates_complete_when_durable() {
         use crate::proto::Zxid;
         let mut m = RequestMetrics::default();
-        let t0 = std::time::Instant::now();
-        m.update_done(Zxid(1), t0, true);
-        m.update_done(Zxid(2), t0, true);
-        m.update_done(Zxid(3), t0, false);
+        m.update_done(Zxid(1), 100, 150, true);
+        m.update_done(Zxid(2), 120, 150, true);
+        m.update_done(Zxid(3), 130, 150, false);
         assert_eq!(m.update_latency.count(), 1, "an ensemble update counts at once");
-        m.log_durable(Zxid(1));
+        assert_eq!(m.update_latency.values().max, 20, "from its arrival to its answer, in µs");
+        m.log_durable(Zxid(1), 400);
         assert_eq!(m.update_latency.count(), 2);
-        m.log_durable(Zxid(5));
+        assert_eq!(m.update_latency.values().max, 300, "a standalone update ends when durable");
+        m.log_durable(Zxid(5), 500);
         assert_eq!(m.update_latency.count(), 3);
-        m.log_durable(Zxid(9));
+        m.log_durable(Zxid(9), 600);
         assert_eq!(m.update_latency.count(), 3);
     }
 

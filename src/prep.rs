@@ -296,6 +296,28 @@ pub fn check(ov: &mut Overlay, ctx: &Context, path: &str, version: i32) -> Resul
     Ok(TxnOp::Check { path: path.to_string(), version })
 }
 
+/// Prepare closing a session, by its client or by expiry (`PrepRequestProcessor`'s
+/// closeSession): the txn deletes the session's ephemerals, those in the tree and those
+/// created by txns still in flight, less those already deleted in flight. They are marked
+/// deleted in the overlay, so that a request prepared while the close is in flight sees
+/// them gone (else a create of the same path failed with NodeExists at a zxid where the
+/// node no longer existed: found by the simulator, seed 68).
+pub fn close_session(ov: &mut Overlay, session: SessionId) -> TxnOp {
+    let mut paths: std::collections::BTreeSet<String> = ov.tree.ephemerals(session).into_iter().collect();
+    if let Some(pending) = ov.pending {
+        for (path, (_, info)) in &pending.changes {
+            match info {
+                Some(i) if i.ephemeral_owner == session.0 => paths.insert(path.clone()),
+                _ => paths.remove(path),
+            };
+        }
+    }
+    for path in paths {
+        ov.set(&path, None);
+    }
+    TxnOp::CloseSession
+}
+
 /// Prepare a multi: all ops or none. Returns the txn op to log (a `Multi` either way).
 pub fn multi(ov: &mut Overlay, ctx: &Context, ops: &[MultiOp]) -> TxnOp {
     let mut out = Vec::with_capacity(ops.len());

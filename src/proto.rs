@@ -57,6 +57,17 @@ impl std::fmt::Display for ServerId {
 /// clock (timers); which one is always said where it is used.
 pub type Millis = i64;
 
+/// The clocks a step of a protocol core reads (it reads none of its own): monotonic
+/// milliseconds for timers and the same clock in microseconds for latency metrics, and
+/// wall-clock milliseconds for what is stored (a txn's time, a session's creation time).
+/// The event loop fills them from the OS at each step; a simulator from its virtual time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub ms: Millis,
+    pub us: i64,
+    pub wall_ms: i64,
+}
+
 /// `ephemeralOwner` of a container node inside the server (ZooKeeper's
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`). Reported to clients as 0.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -240,122 +251,83 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// Request opcodes (`ZooDefs.OpCode`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OpCode {
-    Notification,
-    Create,
-    Delete,
-    Exists,
-    GetData,
-    SetData,
-    GetAcl,
-    SetAcl,
-    GetChildren,
-    Sync,
-    Ping,
-    GetChildren2,
-    Check,
-    Multi,
-    Create2,
-    Reconfig,
-    CheckWatches,
-    RemoveWatches,
-    CreateContainer,
-    DeleteContainer,
-    CreateTtl,
-    MultiRead,
-    Auth,
-    SetWatches,
-    Sasl,
-    GetEphemerals,
-    GetAllChildrenNumber,
-    SetWatches2,
-    AddWatch,
-    WhoAmI,
-    CreateSession,
-    CloseSession,
-    Error,
+/// The one table of request opcodes (`ZooDefs.OpCode`): the wire number, and the name
+/// `cons` shows as a connection's last operation (`lop`, ZooKeeper's
+/// `FinalRequestProcessor` names; "UNKN" where it has none). The codec converts numbers
+/// with `code`/`from_i32`; nothing else spells them.
+macro_rules! opcodes {
+    ($($(#[$doc:meta])* $name:ident = $code:literal, $short:literal;)*) => {
+        /// Request opcodes (`ZooDefs.OpCode`).
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum OpCode {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl OpCode {
+            pub const fn code(self) -> i32 {
+                match self {
+                    $(OpCode::$name => $code,)*
+                }
+            }
+
+            pub const fn from_i32(v: i32) -> Option<OpCode> {
+                match v {
+                    $($code => Some(OpCode::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The four-letter name of `cons`'s `lop` and of logs.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(OpCode::$name => $short,)*
+                }
+            }
+        }
+    };
+}
+
+opcodes! {
+    Notification = 0, "UNKN";
+    Create = 1, "CREA";
+    Delete = 2, "DELE";
+    Exists = 3, "EXIS";
+    GetData = 4, "GETD";
+    SetData = 5, "SETD";
+    GetAcl = 6, "GETA";
+    SetAcl = 7, "SETA";
+    GetChildren = 8, "GETC";
+    Sync = 9, "SYNC";
+    Ping = 11, "PING";
+    GetChildren2 = 12, "GETC";
+    Check = 13, "CHEC";
+    Multi = 14, "MULT";
+    Create2 = 15, "CREA";
+    Reconfig = 16, "UNKN";
+    CheckWatches = 17, "UNKN";
+    RemoveWatches = 18, "UNKN";
+    CreateContainer = 19, "CREA";
+    DeleteContainer = 20, "UNKN";
+    CreateTtl = 21, "CREA";
+    MultiRead = 22, "MLTR";
+    Auth = 100, "AUTH";
+    SetWatches = 101, "SETW";
+    Sasl = 102, "UNKN";
+    GetEphemerals = 103, "UNKN";
+    GetAllChildrenNumber = 104, "UNKN";
+    SetWatches2 = 105, "SETW";
+    AddWatch = 106, "ADDW";
+    WhoAmI = 107, "UNKN";
+    CreateSession = -10, "UNKN";
+    CloseSession = -11, "CLOS";
+    /// A multi's error result; a failed txn.
+    Error = -1, "UNKN";
 }
 
 impl OpCode {
-    pub fn code(self) -> i32 {
-        use OpCode::*;
-        match self {
-            Notification => 0,
-            Create => 1,
-            Delete => 2,
-            Exists => 3,
-            GetData => 4,
-            SetData => 5,
-            GetAcl => 6,
-            SetAcl => 7,
-            GetChildren => 8,
-            Sync => 9,
-            Ping => 11,
-            GetChildren2 => 12,
-            Check => 13,
-            Multi => 14,
-            Create2 => 15,
-            Reconfig => 16,
-            CheckWatches => 17,
-            RemoveWatches => 18,
-            CreateContainer => 19,
-            DeleteContainer => 20,
-            CreateTtl => 21,
-            MultiRead => 22,
-            Auth => 100,
-            SetWatches => 101,
-            Sasl => 102,
-            GetEphemerals => 103,
-            GetAllChildrenNumber => 104,
-            SetWatches2 => 105,
-            AddWatch => 106,
-            WhoAmI => 107,
-            CreateSession => -10,
-            CloseSession => -11,
-            Error => -1,
-        }
-    }
-
-    pub fn from_i32(v: i32) -> Option<OpCode> {
-        use OpCode::*;
-        Some(match v {
-            0 => Notification,
-            1 => Create,
-            2 => Delete,
-            3 => Exists,
-            4 => GetData,
-            5 => SetData,
-            6 => GetAcl,
-            7 => SetAcl,
-            8 => GetChildren,
-            9 => Sync,
-            11 => Ping,
-            12 => GetChildren2,
-            13 => Check,
-            14 => Multi,
-            15 => Create2,
-            16 => Reconfig,
-            17 => CheckWatches,
-            18 => RemoveWatches,
-            19 => CreateContainer,
-            20 => DeleteContainer,
-            21 => CreateTtl,
-            22 => MultiRead,
-            100 => Auth,
-            101 => SetWatches,
-            102 => Sasl,
-            103 => GetEphemerals,
-            104 => GetAllChildrenNumber,
-            105 => SetWatches2,
-            106 => AddWatch,
-            107 => WhoAmI,
-            -10 => CreateSession,
-            -11 => CloseSession,
-            -1 => Error,
-            _ => return None,
-        })
+    /// The `lop` name of a raw wire opcode ("UNKN" for one we do not know).
+    pub fn name_of(code: i32) -> &'static str {
+        OpCode::from_i32(code).map_or("UNKN", OpCode::name)
     }
 }
 

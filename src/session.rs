@@ -114,6 +114,20 @@ impl SessionTable {
         }
     }
 
+    /// The CloseSession txns this server issued or forwarded are gone with its role (a
+    /// new epoch drops what it had in flight; one that did commit removes its session when
+    /// applied): sessions marked closing are live again, with a full timeout from `now`.
+    /// Else a session whose close was lost stayed closing for good on this server: never
+    /// expired once it led, its ephemerals kept forever, and every resume answered with
+    /// "expired" (found by the simulator, seed 1895).
+    pub fn reopen_closing(&mut self, now: Millis) {
+        for s in self.sessions.values_mut().filter(|s| s.closing) {
+            s.closing = false;
+            s.deadline_ms = now + s.timeout_ms as Millis;
+            self.by_deadline.insert((s.deadline_ms, s.id));
+        }
+    }
+
     /// Mark a session as closing (its CloseSession txn is being issued).
     pub fn set_closing(&mut self, id: SessionId) {
         if let Some(s) = self.sessions.get_mut(&id) {
@@ -189,5 +203,18 @@ mod tests {
         assert!(t.remove(id).is_some());
         assert!(t.is_empty());
         assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_lost_close_leaves_the_session_live_again() {
+        let mut t = SessionTable::new(ServerId(1), 0);
+        let id = t.next_session_id();
+        t.add(id, 4000, 1000);
+        t.set_closing(id);
+        assert!(!t.is_live(id));
+        t.reopen_closing(2000);
+        assert!(t.is_live(id));
+        assert_eq!(t.next_deadline(), Some(6000));
+        assert_eq!(t.expired(6000), vec![id]);
     }
 }

@@ -85,11 +85,20 @@ pub struct WatchManager {
     by_watcher: HashMap<WatcherId, HashSet<(String, WatchKind)>>,
     /// Count of recursive registrations: when zero, triggers skip the walk up the ancestors.
     recursive_count: usize,
+    /// Notifications counted for the planted `lost_watch` bug (tests only).
+    planted_count: u64,
 }
 
 impl WatchManager {
     pub fn new() -> WatchManager {
         WatchManager::default()
+    }
+
+    /// PLANTED BUG (lost_watch): true for every 5th notification, which the service then
+    /// drops. Only `Planted::lost_watch` (tests, `arbor-sim --plant`) calls this.
+    pub(crate) fn planted_drop(&mut self) -> bool {
+        self.planted_count += 1;
+        self.planted_count % 5 == 0
     }
 
     /// Register a watch; registering the same (path, kind) twice is a no-op.

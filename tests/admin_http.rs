@@ -417,3 +417,48 @@ fn ensemble_metrics_parse_as_prometheus_and_move_with_the_writes() {
         assert!(synced >= 1.0, "follower {} timed its sync", i + 1);
     }
 }
+
+/// `watches` (wchc), `watches_by_path` (wchp) and `dump`: ZooKeeper's keys, with this
+/// server's watches, sessions and ephemerals in them.
+#[test]
+fn watch_and_dump_commands_show_sessions_watches_and_ephemerals() {
+    let (node, admin) = admin_node(&[]);
+    let mut c = RawClient::connect(&node.addr(), 30_000);
+    let mut d = RawClient::connect(&node.addr(), 30_000);
+    c.create("/w", Some(b"x"), 0).expect("create");
+    c.create("/eph", None, 1).expect("create an ephemeral");
+    c.get_data("/w", true).expect("watch /w from c");
+    d.get_data("/w", true).expect("watch /w from d");
+    d.exists("/eph", true).expect("watch /eph from d");
+    let (cs, ds) = (c.session_id(), d.session_id());
+
+    let w = command(&admin, "wchc");
+    assert_eq!(w["command"], "watches");
+    let by_session = w["session_id_to_watched_paths"].as_object().expect("a map");
+    let paths = |sid: i64| -> BTreeSet<String> {
+        by_session[&sid.to_string()].as_array().expect("paths").iter().map(|p| p.as_str().expect("path").to_string()).collect()
+    };
+    assert_eq!(paths(cs), ["/w".to_string()].into_iter().collect());
+    assert_eq!(paths(ds), ["/w".to_string(), "/eph".to_string()].into_iter().collect());
+
+    let p = command(&admin, "wchp");
+    assert_eq!(p["command"], "watches_by_path");
+    let by_path = p["path_to_session_ids"].as_object().expect("a map");
+    let mut w_ids: Vec<i64> = by_path["/w"].as_array().expect("ids").iter().map(|v| v.as_i64().expect("id")).collect();
+    w_ids.sort_unstable();
+    let mut want = vec![cs, ds];
+    want.sort_unstable();
+    assert_eq!(w_ids, want);
+    assert_eq!(by_path["/eph"], serde_json::json!([ds]));
+
+    let dump = command(&admin, "dump");
+    assert_eq!(dump["session_id_to_ephemeral_paths"], serde_json::json!({ cs.to_string(): ["/eph"] }));
+    let expiry = dump["expiry_time_to_session_ids"].as_object().expect("a map");
+    let mut sessions: Vec<i64> = expiry.values().flat_map(|v| v.as_array().expect("ids").iter().map(|i| i.as_i64().expect("id"))).collect();
+    sessions.sort_unstable();
+    assert_eq!(sessions, want, "both sessions have an expiry time");
+    // A watch that fired is gone.
+    c.set_data("/w", b"y", -1).expect("set");
+    let after = command(&admin, "wchp");
+    assert!(after["path_to_session_ids"].get("/w").is_none(), "{after:?}");
+}

@@ -194,3 +194,43 @@ fn a_port_in_use_is_refused_before_the_data_dir_is_created() {
     assert!(!data2.exists(), "the dataDir was created although a port was busy");
     drop(busy);
 }
+
+/// `--log-file` rotates by size: with a 1 KiB limit and 2 backups, a node's start, sessions
+/// and shutdown leave `arbor.log`, `.1` and `.2` (never `.3`), every line whole.
+#[test]
+fn the_log_file_rotates_by_size_and_keeps_the_window() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = common::free_port();
+    let cfg = write_cfg(
+        dir.path(),
+        "zoo.cfg",
+        &format!("dataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\nminSessionTimeout=1000\n", dir.path().display()),
+    );
+    let file = dir.path().join("arbor.log");
+    let out = dir.path().join("stderr.txt");
+    let file_s = file.to_str().expect("utf8");
+    let mut child = spawn(&["1", "--log-file", file_s, "--log-level", "debug", "--log-max-size", "1k", "--log-backups", "2"], &cfg, &[], &out);
+    wait_serving(&mut child, port, &out);
+    // Sessions that expire log a DEBUG line each: enough to rotate several times.
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..20 {
+        drop(RawClient::connect(&addr, 1000));
+    }
+    let backup = |n: u32| dir.path().join(format!("arbor.log.{n}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !backup(2).exists() {
+        assert!(Instant::now() < deadline, "no second backup: {:?}", fs::read_dir(dir.path()).map(|d| d.count()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
+    assert!(!backup(3).exists(), "only 2 backups are kept");
+    for p in [file.clone(), backup(1), backup(2)] {
+        let text = fs::read_to_string(&p).expect("log");
+        assert!(!text.is_empty(), "{} is empty", p.display());
+        assert!(text.lines().all(|l| is_log_line(l, 1)), "a split or foreign line in {}:\n{text}", p.display());
+    }
+    // A rotated file stays within the limit unless it holds a single longer line.
+    let b1 = fs::read_to_string(backup(1)).expect("backup");
+    assert!(b1.len() <= 1024 || b1.lines().count() == 1, "{} bytes in .1", b1.len());
+}

@@ -453,13 +453,14 @@ impl Tally {
 }
 
 fn kind_of_opcode(op: i32) -> OpKind {
-    // Opcodes as in `ZooDefs.OpCode`; the client only sends these few.
-    match op {
-        4 | 3 => OpKind::Get,
-        5 => OpKind::Set,
-        1 | 15 => OpKind::Create,
-        2 => OpKind::Delete,
-        14 => OpKind::Multi,
+    use crate::proto::OpCode;
+    // The client only sends these few.
+    match OpCode::from_i32(op) {
+        Some(OpCode::GetData | OpCode::Exists) => OpKind::Get,
+        Some(OpCode::SetData) => OpKind::Set,
+        Some(OpCode::Create | OpCode::Create2) => OpKind::Create,
+        Some(OpCode::Delete) => OpKind::Delete,
+        Some(OpCode::Multi) => OpKind::Multi,
         _ => OpKind::Other,
     }
 }

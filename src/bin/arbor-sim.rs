@@ -41,7 +41,7 @@ struct Args {
     big_value: Option<usize>,
     /// The chance that a crash is a power loss of every server (0 replays the histories
     /// seeds played before power losses were simulated).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.2)]
     power_loss: f64,
     /// Print every event (use with --seed).
     #[arg(long)]
@@ -81,6 +81,7 @@ fn main() {
         (None, None) => Box::new(args.from..args.from + args.seeds),
     };
     let (mut runs, mut ops, mut sim_ms, mut faults, mut snaps, mut truncs) = (0u64, 0usize, 0i64, 0usize, 0usize, 0usize);
+    let (mut expired, mut closed, mut notes, mut multis, mut syncs) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for seed in seeds {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -93,6 +94,11 @@ fn main() {
                 faults += o.faults;
                 snaps += o.snaps;
                 truncs += o.truncs;
+                expired += o.expired;
+                closed += o.closed;
+                notes += o.model.notifications;
+                multis += o.model.multis_checked;
+                syncs += o.model.syncs_checked;
                 if args.seed.is_some() {
                     println!("{o:?}");
                 }
@@ -106,7 +112,8 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{runs} seeds passed in {secs:.1} s ({:.0} histories/min): {ops} client ops, {faults} faults, {snaps} SNAPs, \
-         {truncs} TRUNCs, {:.0} s simulated",
+         {truncs} TRUNCs, {:.0} s simulated; {multis} multis, {syncs} syncs, {notes} watch notifications, \
+         {expired} sessions expired, {closed} closed",
         runs as f64 / secs * 60.0,
         sim_ms as f64 / 1000.0
     );

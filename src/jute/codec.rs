@@ -19,41 +19,7 @@ use super::{
     ConnectRequest, ConnectResponse, CreateKind, CreateRequest, MultiOp, MultiReadOp, MultiResult,
     ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
 };
-use crate::proto::{Acl, Id, Stat};
-
-/// Wire opcodes (`ZooDefs.OpCode`). Numbers stay inside the codec; `proto::OpCode` is the
-/// enum the rest of the server speaks.
-mod op {
-    pub const ERROR: i32 = -1;
-    pub const CREATE: i32 = 1;
-    pub const DELETE: i32 = 2;
-    pub const EXISTS: i32 = 3;
-    pub const GET_DATA: i32 = 4;
-    pub const SET_DATA: i32 = 5;
-    pub const GET_ACL: i32 = 6;
-    pub const SET_ACL: i32 = 7;
-    pub const GET_CHILDREN: i32 = 8;
-    pub const SYNC: i32 = 9;
-    pub const PING: i32 = 11;
-    pub const GET_CHILDREN2: i32 = 12;
-    pub const CHECK: i32 = 13;
-    pub const MULTI: i32 = 14;
-    pub const CREATE2: i32 = 15;
-    pub const RECONFIG: i32 = 16;
-    pub const CHECK_WATCHES: i32 = 17;
-    pub const REMOVE_WATCHES: i32 = 18;
-    pub const CREATE_CONTAINER: i32 = 19;
-    pub const CREATE_TTL: i32 = 21;
-    pub const MULTI_READ: i32 = 22;
-    pub const AUTH: i32 = 100;
-    pub const SET_WATCHES: i32 = 101;
-    pub const GET_EPHEMERALS: i32 = 103;
-    pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
-    pub const SET_WATCHES2: i32 = 105;
-    pub const ADD_WATCH: i32 = 106;
-    pub const WHO_AM_I: i32 = 107;
-    pub const CLOSE_SESSION: i32 = -11;
-}
+use crate::proto::{Acl, Id, OpCode, Stat};
 
 /// Bytes of a `ReplyHeader {int xid; long zxid; int err}`.
 pub const REPLY_HEADER_LEN: usize = 16;
@@ -344,19 +310,19 @@ impl CreateKind {
     /// The opcode a create of this kind is sent as (also its type inside a multi).
     pub fn opcode(self) -> i32 {
         match self {
-            CreateKind::Create => op::CREATE,
-            CreateKind::Create2 => op::CREATE2,
-            CreateKind::CreateContainer => op::CREATE_CONTAINER,
-            CreateKind::CreateTtl => op::CREATE_TTL,
+            CreateKind::Create => OpCode::Create.code(),
+            CreateKind::Create2 => OpCode::Create2.code(),
+            CreateKind::CreateContainer => OpCode::CreateContainer.code(),
+            CreateKind::CreateTtl => OpCode::CreateTtl.code(),
         }
     }
 
     fn from_opcode(code: i32) -> Option<CreateKind> {
-        match code {
-            op::CREATE => Some(CreateKind::Create),
-            op::CREATE2 => Some(CreateKind::Create2),
-            op::CREATE_CONTAINER => Some(CreateKind::CreateContainer),
-            op::CREATE_TTL => Some(CreateKind::CreateTtl),
+        match OpCode::from_i32(code) {
+            Some(OpCode::Create) => Some(CreateKind::Create),
+            Some(OpCode::Create2) => Some(CreateKind::Create2),
+            Some(OpCode::CreateContainer) => Some(CreateKind::CreateContainer),
+            Some(OpCode::CreateTtl) => Some(CreateKind::CreateTtl),
             _ => None,
         }
     }
@@ -367,36 +333,36 @@ impl Request {
     /// it carries persistent watches, so old servers keep getting 101.
     pub fn opcode(&self) -> i32 {
         match self {
-            Request::Ping => op::PING,
-            Request::CloseSession => op::CLOSE_SESSION,
+            Request::Ping => OpCode::Ping.code(),
+            Request::CloseSession => OpCode::CloseSession.code(),
             Request::Create(c) => c.kind.opcode(),
-            Request::Delete { .. } => op::DELETE,
-            Request::Exists { .. } => op::EXISTS,
-            Request::GetData { .. } => op::GET_DATA,
-            Request::SetData { .. } => op::SET_DATA,
-            Request::GetAcl { .. } => op::GET_ACL,
-            Request::SetAcl { .. } => op::SET_ACL,
-            Request::GetChildren { .. } => op::GET_CHILDREN,
-            Request::GetChildren2 { .. } => op::GET_CHILDREN2,
-            Request::Sync { .. } => op::SYNC,
-            Request::Check { .. } => op::CHECK,
-            Request::Multi(_) => op::MULTI,
-            Request::MultiRead(_) => op::MULTI_READ,
-            Request::Auth { .. } => op::AUTH,
+            Request::Delete { .. } => OpCode::Delete.code(),
+            Request::Exists { .. } => OpCode::Exists.code(),
+            Request::GetData { .. } => OpCode::GetData.code(),
+            Request::SetData { .. } => OpCode::SetData.code(),
+            Request::GetAcl { .. } => OpCode::GetAcl.code(),
+            Request::SetAcl { .. } => OpCode::SetAcl.code(),
+            Request::GetChildren { .. } => OpCode::GetChildren.code(),
+            Request::GetChildren2 { .. } => OpCode::GetChildren2.code(),
+            Request::Sync { .. } => OpCode::Sync.code(),
+            Request::Check { .. } => OpCode::Check.code(),
+            Request::Multi(_) => OpCode::Multi.code(),
+            Request::MultiRead(_) => OpCode::MultiRead.code(),
+            Request::Auth { .. } => OpCode::Auth.code(),
             Request::SetWatches { persistent, persistent_recursive, .. } => {
                 if persistent.is_empty() && persistent_recursive.is_empty() {
-                    op::SET_WATCHES
+                    OpCode::SetWatches.code()
                 } else {
-                    op::SET_WATCHES2
+                    OpCode::SetWatches2.code()
                 }
             }
-            Request::AddWatch { .. } => op::ADD_WATCH,
-            Request::RemoveWatches { .. } => op::REMOVE_WATCHES,
-            Request::CheckWatches { .. } => op::CHECK_WATCHES,
-            Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
-            Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
-            Request::WhoAmI => op::WHO_AM_I,
-            Request::Reconfig { .. } => op::RECONFIG,
+            Request::AddWatch { .. } => OpCode::AddWatch.code(),
+            Request::RemoveWatches { .. } => OpCode::RemoveWatches.code(),
+            Request::CheckWatches { .. } => OpCode::CheckWatches.code(),
+            Request::GetEphemerals { .. } => OpCode::GetEphemerals.code(),
+            Request::GetAllChildrenNumber { .. } => OpCode::GetAllChildrenNumber.code(),
+            Request::WhoAmI => OpCode::WhoAmI.code(),
+            Request::Reconfig { .. } => OpCode::Reconfig.code(),
             Request::Unimplemented(code) => *code,
         }
     }
@@ -412,56 +378,56 @@ pub fn decode_request(payload: &[u8]) -> Result<(RequestHeader, Request)> {
 }
 
 fn decode_request_body(code: i32, r: &mut Reader<'_>) -> Result<Request> {
-    Ok(match code {
-        op::PING => Request::Ping,
-        op::CLOSE_SESSION => Request::CloseSession,
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+    Ok(match OpCode::from_i32(code) {
+        Some(OpCode::Ping) => Request::Ping,
+        Some(OpCode::CloseSession) => Request::CloseSession,
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
             Request::Create(decode_create(code, r)?)
         }
-        op::DELETE => Request::Delete { path: r.ustring()?, version: r.i32()? },
-        op::EXISTS => Request::Exists { path: r.ustring()?, watch: r.bool()? },
-        op::GET_DATA => Request::GetData { path: r.ustring()?, watch: r.bool()? },
-        op::SET_DATA => Request::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
-        op::GET_ACL => Request::GetAcl { path: r.ustring()? },
-        op::SET_ACL => Request::SetAcl { path: r.ustring()?, acl: r.acls()?, version: r.i32()? },
-        op::GET_CHILDREN => Request::GetChildren { path: r.ustring()?, watch: r.bool()? },
-        op::GET_CHILDREN2 => Request::GetChildren2 { path: r.ustring()?, watch: r.bool()? },
-        op::SYNC => Request::Sync { path: r.ustring()? },
-        op::CHECK => Request::Check { path: r.ustring()?, version: r.i32()? },
-        op::MULTI => Request::Multi(decode_multi_ops(r, decode_multi_op)?),
-        op::MULTI_READ => Request::MultiRead(decode_multi_ops(r, decode_multi_read_op)?),
-        op::AUTH => {
+        Some(OpCode::Delete) => Request::Delete { path: r.ustring()?, version: r.i32()? },
+        Some(OpCode::Exists) => Request::Exists { path: r.ustring()?, watch: r.bool()? },
+        Some(OpCode::GetData) => Request::GetData { path: r.ustring()?, watch: r.bool()? },
+        Some(OpCode::SetData) => Request::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
+        Some(OpCode::GetAcl) => Request::GetAcl { path: r.ustring()? },
+        Some(OpCode::SetAcl) => Request::SetAcl { path: r.ustring()?, acl: r.acls()?, version: r.i32()? },
+        Some(OpCode::GetChildren) => Request::GetChildren { path: r.ustring()?, watch: r.bool()? },
+        Some(OpCode::GetChildren2) => Request::GetChildren2 { path: r.ustring()?, watch: r.bool()? },
+        Some(OpCode::Sync) => Request::Sync { path: r.ustring()? },
+        Some(OpCode::Check) => Request::Check { path: r.ustring()?, version: r.i32()? },
+        Some(OpCode::Multi) => Request::Multi(decode_multi_ops(r, decode_multi_op)?),
+        Some(OpCode::MultiRead) => Request::MultiRead(decode_multi_ops(r, decode_multi_read_op)?),
+        Some(OpCode::Auth) => {
             // AuthPacket.type is unused by ZooKeeper; skip it.
             r.i32()?;
             Request::Auth { scheme: r.ustring()?, auth: r.buffer()? }
         }
-        op::SET_WATCHES | op::SET_WATCHES2 => {
+        Some(OpCode::SetWatches | OpCode::SetWatches2) => {
             let relative_zxid = r.i64()?;
             let data = r.strings()?;
             let exist = r.strings()?;
             let child = r.strings()?;
-            let (persistent, persistent_recursive) = if code == op::SET_WATCHES2 {
+            let (persistent, persistent_recursive) = if code == OpCode::SetWatches2.code() {
                 (r.strings()?, r.strings()?)
             } else {
                 (Vec::new(), Vec::new())
             };
             Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive }
         }
-        op::ADD_WATCH => Request::AddWatch { path: r.ustring()?, mode: r.i32()? },
-        op::REMOVE_WATCHES => Request::RemoveWatches { path: r.ustring()?, watch_type: r.i32()? },
-        op::CHECK_WATCHES => Request::CheckWatches { path: r.ustring()?, watch_type: r.i32()? },
-        op::GET_EPHEMERALS => Request::GetEphemerals { prefix_path: r.ustring()? },
-        op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.ustring()? },
-        op::WHO_AM_I => Request::WhoAmI,
+        Some(OpCode::AddWatch) => Request::AddWatch { path: r.ustring()?, mode: r.i32()? },
+        Some(OpCode::RemoveWatches) => Request::RemoveWatches { path: r.ustring()?, watch_type: r.i32()? },
+        Some(OpCode::CheckWatches) => Request::CheckWatches { path: r.ustring()?, watch_type: r.i32()? },
+        Some(OpCode::GetEphemerals) => Request::GetEphemerals { prefix_path: r.ustring()? },
+        Some(OpCode::GetAllChildrenNumber) => Request::GetAllChildrenNumber { path: r.ustring()? },
+        Some(OpCode::WhoAmI) => Request::WhoAmI,
         // ReconfigRequest {ustring joiningServers; ustring leavingServers; ustring newMembers;
         // long curConfigId}, each string possibly null.
-        op::RECONFIG => Request::Reconfig {
+        Some(OpCode::Reconfig) => Request::Reconfig {
             joining: r.opt_ustring()?,
             leaving: r.opt_ustring()?,
             new_members: r.opt_ustring()?,
             cur_config_id: r.i64()?,
         },
-        other => Request::Unimplemented(other),
+        _ => Request::Unimplemented(code),
     })
 }
 
@@ -493,23 +459,23 @@ fn decode_multi_ops<T>(
 }
 
 fn decode_multi_op(ty: i32, r: &mut Reader<'_>) -> Result<MultiOp> {
-    Ok(match ty {
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+    Ok(match OpCode::from_i32(ty) {
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
             MultiOp::Create(decode_create(ty, r)?)
         }
-        op::DELETE => MultiOp::Delete { path: r.ustring()?, version: r.i32()? },
-        op::SET_DATA => MultiOp::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
-        op::CHECK => MultiOp::Check { path: r.ustring()?, version: r.i32()? },
-        other => return Err(DecodeError::BadMultiOp(other)),
+        Some(OpCode::Delete) => MultiOp::Delete { path: r.ustring()?, version: r.i32()? },
+        Some(OpCode::SetData) => MultiOp::SetData { path: r.ustring()?, data: r.opt_buffer()?, version: r.i32()? },
+        Some(OpCode::Check) => MultiOp::Check { path: r.ustring()?, version: r.i32()? },
+        _ => return Err(DecodeError::BadMultiOp(ty)),
     })
 }
 
 /// multiRead sub-ops are `{path; bool watch}`; ZooKeeper ignores the watch flag there.
 fn decode_multi_read_op(ty: i32, r: &mut Reader<'_>) -> Result<MultiReadOp> {
-    let op = match ty {
-        op::GET_CHILDREN => MultiReadOp::GetChildren { path: r.ustring()? },
-        op::GET_DATA => MultiReadOp::GetData { path: r.ustring()? },
-        other => return Err(DecodeError::BadMultiOp(other)),
+    let op = match OpCode::from_i32(ty) {
+        Some(OpCode::GetChildren) => MultiReadOp::GetChildren { path: r.ustring()? },
+        Some(OpCode::GetData) => MultiReadOp::GetData { path: r.ustring()? },
+        _ => return Err(DecodeError::BadMultiOp(ty)),
     };
     r.bool()?;
     Ok(op)
@@ -529,13 +495,13 @@ pub fn encode_request(out: &mut BytesMut, header: RequestHeader, req: &Request) 
 fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
     match req {
         Request::Ping | Request::CloseSession | Request::WhoAmI | Request::Unimplemented(_) => {}
-        Request::Create(c) => put_create(out, c),
         Request::Reconfig { joining, leaving, new_members, cur_config_id } => {
             put_opt_ustring(out, joining);
             put_opt_ustring(out, leaving);
             put_opt_ustring(out, new_members);
             out.put_i64(*cur_config_id);
         }
+        Request::Create(c) => put_create(out, c),
         Request::Delete { path, version } | Request::Check { path, version } => {
             put_ustring(out, path);
             out.put_i32(*version);
@@ -565,19 +531,19 @@ fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
             for o in ops {
                 put_multi_op(out, o);
             }
-            put_multi_header(out, op::ERROR, true, -1);
+            put_multi_header(out, OpCode::Error.code(), true, -1);
         }
         Request::MultiRead(ops) => {
             for o in ops {
                 let (ty, path) = match o {
-                    MultiReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
-                    MultiReadOp::GetData { path } => (op::GET_DATA, path),
+                    MultiReadOp::GetChildren { path } => (OpCode::GetChildren.code(), path),
+                    MultiReadOp::GetData { path } => (OpCode::GetData.code(), path),
                 };
                 put_multi_header(out, ty, false, -1);
                 put_ustring(out, path);
                 put_bool(out, false);
             }
-            put_multi_header(out, op::ERROR, true, -1);
+            put_multi_header(out, OpCode::Error.code(), true, -1);
         }
         Request::Auth { scheme, auth } => {
             out.put_i32(0);
@@ -589,7 +555,7 @@ fn encode_request_body(out: &mut BytesMut, code: i32, req: &Request) {
             put_strings(out, data);
             put_strings(out, exist);
             put_strings(out, child);
-            if code == op::SET_WATCHES2 {
+            if code == OpCode::SetWatches2.code() {
                 put_strings(out, persistent);
                 put_strings(out, persistent_recursive);
             }
@@ -623,18 +589,18 @@ fn put_multi_op(out: &mut BytesMut, o: &MultiOp) {
             put_create(out, c);
         }
         MultiOp::Delete { path, version } => {
-            put_multi_header(out, op::DELETE, false, -1);
+            put_multi_header(out, OpCode::Delete.code(), false, -1);
             put_ustring(out, path);
             out.put_i32(*version);
         }
         MultiOp::SetData { path, data, version } => {
-            put_multi_header(out, op::SET_DATA, false, -1);
+            put_multi_header(out, OpCode::SetData.code(), false, -1);
             put_ustring(out, path);
             put_opt_buffer(out, data);
             out.put_i32(*version);
         }
         MultiOp::Check { path, version } => {
-            put_multi_header(out, op::CHECK, false, -1);
+            put_multi_header(out, OpCode::Check.code(), false, -1);
             put_ustring(out, path);
             out.put_i32(*version);
         }
@@ -698,7 +664,7 @@ fn put_response(out: &mut BytesMut, resp: &Response) {
             for res in results {
                 put_multi_result(out, res);
             }
-            put_multi_header(out, op::ERROR, true, -1);
+            put_multi_header(out, OpCode::Error.code(), true, -1);
         }
         Response::GetEphemerals { paths } => put_strings(out, paths),
         Response::AllChildrenNumber(n) => out.put_i32(*n),
@@ -717,31 +683,31 @@ fn put_response(out: &mut BytesMut, resp: &Response) {
 fn put_multi_result(out: &mut BytesMut, res: &MultiResult) {
     match res {
         MultiResult::Create { path } => {
-            put_multi_header(out, op::CREATE, false, 0);
+            put_multi_header(out, OpCode::Create.code(), false, 0);
             put_ustring(out, path);
         }
         MultiResult::Create2 { path, stat } => {
-            put_multi_header(out, op::CREATE2, false, 0);
+            put_multi_header(out, OpCode::Create2.code(), false, 0);
             put_ustring(out, path);
             put_stat(out, stat);
         }
-        MultiResult::Delete => put_multi_header(out, op::DELETE, false, 0),
+        MultiResult::Delete => put_multi_header(out, OpCode::Delete.code(), false, 0),
         MultiResult::SetData { stat } => {
-            put_multi_header(out, op::SET_DATA, false, 0);
+            put_multi_header(out, OpCode::SetData.code(), false, 0);
             put_stat(out, stat);
         }
-        MultiResult::Check => put_multi_header(out, op::CHECK, false, 0),
+        MultiResult::Check => put_multi_header(out, OpCode::Check.code(), false, 0),
         MultiResult::GetChildren { children } => {
-            put_multi_header(out, op::GET_CHILDREN, false, 0);
+            put_multi_header(out, OpCode::GetChildren.code(), false, 0);
             put_strings(out, children);
         }
         MultiResult::GetData { data, stat } => {
-            put_multi_header(out, op::GET_DATA, false, 0);
+            put_multi_header(out, OpCode::GetData.code(), false, 0);
             put_opt_buffer(out, data);
             put_stat(out, stat);
         }
         MultiResult::Error(err) => {
-            put_multi_header(out, op::ERROR, false, *err);
+            put_multi_header(out, OpCode::Error.code(), false, *err);
             out.put_i32(*err);
         }
     }
@@ -759,23 +725,23 @@ pub fn decode_reply_header(payload: &[u8]) -> Result<(ReplyHeader, &[u8])> {
 pub fn decode_response(code: i32, body: &[u8]) -> Result<Response> {
     let mut r = Reader::new(body);
     let r = &mut r;
-    Ok(match code {
-        op::CREATE => Response::Create { path: r.ustring()? },
-        op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+    Ok(match OpCode::from_i32(code) {
+        Some(OpCode::Create) => Response::Create { path: r.ustring()? },
+        Some(OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
             Response::Create2 { path: r.ustring()?, stat: r.stat()? }
         }
-        op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(r.stat()?),
-        op::GET_DATA | op::RECONFIG => Response::GetData { data: r.opt_buffer()?, stat: r.stat()? },
-        op::GET_ACL => Response::GetAcl { acl: r.acls()?, stat: r.stat()? },
-        op::GET_CHILDREN => Response::GetChildren { children: r.strings()? },
-        op::GET_CHILDREN2 => Response::GetChildren2 { children: r.strings()?, stat: r.stat()? },
-        op::SYNC => Response::Sync { path: r.ustring()? },
-        op::MULTI | op::MULTI_READ => Response::Multi(decode_multi_results(r)?),
-        op::GET_EPHEMERALS => Response::GetEphemerals { paths: r.strings()? },
-        op::GET_ALL_CHILDREN_NUMBER => Response::AllChildrenNumber(r.i32()?),
-        op::WHO_AM_I => Response::WhoAmI(r.vec(8, |r| Ok((r.ustring()?, r.ustring()?)))?),
+        Some(OpCode::Exists | OpCode::SetData | OpCode::SetAcl) => Response::Stat(r.stat()?),
+        Some(OpCode::GetData | OpCode::Reconfig) => Response::GetData { data: r.opt_buffer()?, stat: r.stat()? },
+        Some(OpCode::GetAcl) => Response::GetAcl { acl: r.acls()?, stat: r.stat()? },
+        Some(OpCode::GetChildren) => Response::GetChildren { children: r.strings()? },
+        Some(OpCode::GetChildren2) => Response::GetChildren2 { children: r.strings()?, stat: r.stat()? },
+        Some(OpCode::Sync) => Response::Sync { path: r.ustring()? },
+        Some(OpCode::Multi | OpCode::MultiRead) => Response::Multi(decode_multi_results(r)?),
+        Some(OpCode::GetEphemerals) => Response::GetEphemerals { paths: r.strings()? },
+        Some(OpCode::GetAllChildrenNumber) => Response::AllChildrenNumber(r.i32()?),
+        Some(OpCode::WhoAmI) => Response::WhoAmI(r.vec(8, |r| Ok((r.ustring()?, r.ustring()?)))?),
         // ErrorResponse {int err}; the server always writes 0 there.
-        op::ADD_WATCH => {
+        Some(OpCode::AddWatch) => {
             r.i32()?;
             Response::AddWatch
         }
@@ -786,18 +752,18 @@ pub fn decode_response(code: i32, body: &[u8]) -> Result<Response> {
 /// `MultiResponse.deserialize`. Create results typed 15, 19 or 21 all carry path + Stat.
 fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>> {
     decode_multi_ops(r, |ty, r| {
-        Ok(match ty {
-            op::CREATE => MultiResult::Create { path: r.ustring()? },
-            op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+        Ok(match OpCode::from_i32(ty) {
+            Some(OpCode::Create) => MultiResult::Create { path: r.ustring()? },
+            Some(OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
                 MultiResult::Create2 { path: r.ustring()?, stat: r.stat()? }
             }
-            op::DELETE => MultiResult::Delete,
-            op::SET_DATA => MultiResult::SetData { stat: r.stat()? },
-            op::CHECK => MultiResult::Check,
-            op::GET_CHILDREN => MultiResult::GetChildren { children: r.strings()? },
-            op::GET_DATA => MultiResult::GetData { data: r.opt_buffer()?, stat: r.stat()? },
-            op::ERROR => MultiResult::Error(r.i32()?),
-            other => return Err(DecodeError::BadMultiOp(other)),
+            Some(OpCode::Delete) => MultiResult::Delete,
+            Some(OpCode::SetData) => MultiResult::SetData { stat: r.stat()? },
+            Some(OpCode::Check) => MultiResult::Check,
+            Some(OpCode::GetChildren) => MultiResult::GetChildren { children: r.strings()? },
+            Some(OpCode::GetData) => MultiResult::GetData { data: r.opt_buffer()?, stat: r.stat()? },
+            Some(OpCode::Error) => MultiResult::Error(r.i32()?),
+            _ => return Err(DecodeError::BadMultiOp(ty)),
         })
     })
 }

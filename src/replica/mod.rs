@@ -41,13 +41,8 @@ use crate::zab::{self, Action, Role, Zab};
 
 use outbox::Collect;
 
-/// The two clocks a step needs: monotonic milliseconds for timers, wall-clock milliseconds
-/// for what is stored (a txn's time, a session's creation time).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Now {
-    pub ms: Millis,
-    pub wall_ms: i64,
-}
+/// The clocks a step reads; shared with the service, which takes them as they are.
+pub use crate::proto::Now;
 
 /// Everything that can happen to a replica.
 pub enum Input<'a> {
@@ -217,7 +212,7 @@ impl Replica {
             Input::Tick => {
                 if now.ms >= self.service.next_deadline() {
                     let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
-                    self.service.tick(now.ms, now.wall_ms, &mut c);
+                    self.service.tick(now, &mut c);
                     c.seal();
                 }
                 if let Some(ens) = self.ens.as_mut() {
@@ -237,7 +232,7 @@ impl Replica {
             Input::ClientAuthenticated { client, id } => self.service.client_authenticated(client, id),
             Input::ClientFrame { client, frame } => {
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
-                self.service.client_frame(now.ms, now.wall_ms, client, frame, &mut c);
+                self.service.client_frame(now, client, frame, &mut c);
                 c.seal();
             }
             Input::ClientGone { client } => self.service.client_disconnected(client),
@@ -246,7 +241,7 @@ impl Replica {
             // with the commits before them.
             Input::Quorum { msg: QuorumMsg::SyncDone { session, cxid, path }, .. } => {
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
-                self.service.sync_done(now.ms, now.wall_ms, session, cxid, path, &mut c);
+                self.service.sync_done(now, session, cxid, path, &mut c);
                 c.seal();
             }
             Input::Quorum { from, msg } => self.zab_input(zab::Input::Quorum { from, msg }),
@@ -260,7 +255,7 @@ impl Replica {
                         ens.inputs.push_back(zab::Input::LogSynced { zxid });
                     }
                 }
-                None => self.service.log_durable(zxid),
+                None => self.service.log_durable(zxid, now),
             },
             Input::Restored { tree, sessions } => {
                 let last = tree.last_applied();
@@ -331,13 +326,13 @@ impl Replica {
             Action::Apply(txn) => {
                 out.push(Output::Committed(txn.header.clone()));
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
-                self.service.apply_committed(now.ms, txn, &mut c);
+                self.service.apply_committed(now, txn, &mut c);
                 c.seal();
                 return;
             }
             Action::Forwarded { from, msg } => {
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
-                self.service.forwarded(now.ms, now.wall_ms, from, msg, &mut c);
+                self.service.forwarded(now, from, msg, &mut c);
                 c.seal();
                 return;
             }

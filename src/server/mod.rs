@@ -355,7 +355,8 @@ impl EventLoop {
     }
 
     fn step_one(&mut self, input: Input<'_>) {
-        let now = Now { ms: self.now(), wall_ms: wall_ms() };
+        let mono = self.start.elapsed();
+        let now = Now { ms: mono.as_millis() as i64, us: mono.as_micros() as i64, wall_ms: wall_ms() };
         let mut outputs = std::mem::take(&mut self.outputs);
         self.replica.step(now, input, &mut outputs);
         for o in outputs.drain(..) {

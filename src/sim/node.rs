@@ -132,7 +132,9 @@ impl Node {
     }
 
     pub fn now(&self, global: Millis) -> Now {
-        Now { ms: self.offset + global * self.rate / 1000, wall_ms: WALL_BASE + global + self.wall_skew }
+        let ms = self.offset + global * self.rate / 1000;
+        // The simulated clocks tick in milliseconds.
+        Now { ms, us: ms * 1000, wall_ms: WALL_BASE + global + self.wall_skew }
     }
 
     /// The global time at which this node's clock reads `local` (rounded up).

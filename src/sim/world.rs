@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
-use super::check::{self, Committed, HistOp, Leaders, ModelStats};
+use super::check::{self, Committed, HistOp, Leaders, ModelStats, WatchSeen};
 use super::client::{self, Link, SimClient};
 use super::node::{self, History, Node};
 use crate::client::{Directive, Event, Input as ClientInput};
@@ -81,7 +81,7 @@ impl Default for SimConfig {
             tick_ms: 100,
             committed_log_max: 64,
             big_value: None,
-            power_loss: 0.1,
+            power_loss: 0.2,
             trace: false,
             planted: Default::default(),
         }
@@ -100,6 +100,9 @@ pub struct Outcome {
     pub elections: usize,
     pub snaps: usize,
     pub truncs: usize,
+    /// Client sessions that expired / that their clients closed.
+    pub expired: usize,
+    pub closed: usize,
 }
 
 /// A run that broke an invariant: what, when, and the last events before it.
@@ -180,6 +183,12 @@ struct World {
     /// Paused servers (SIGSTOP) and what arrived for them meanwhile.
     held: BTreeMap<ServerId, VecDeque<Ev>>,
     history: Vec<HistOp>,
+    /// What each client session (by history id) saw of its watches.
+    watch_log: BTreeMap<u64, Vec<WatchSeen>>,
+    /// Sessions that expired or were closed: no server may keep an ephemeral of theirs.
+    ended: BTreeSet<i64>,
+    expired: usize,
+    closed: usize,
     committed: Committed,
     /// Every txn a server logged, by zxid and issuer (to rebuild the committed sequence).
     logged: BTreeMap<(Zxid, i64, i32, i64), Txn>,
@@ -257,6 +266,10 @@ impl World {
             drop_election: 0.0,
             held: BTreeMap::new(),
             history: Vec::new(),
+            watch_log: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            expired: 0,
+            closed: 0,
             committed: Committed::default(),
             logged: BTreeMap::new(),
             snap_history: BTreeMap::new(),
@@ -337,6 +350,17 @@ impl World {
         let drain = self.now + 3_000;
         self.run_until(drain, |w| w.clients.iter().all(|c| c.in_flight.is_none()))?;
         // Phase 4: let the last commits reach every server.
+        let settle = self.now + 1_000;
+        self.run_until(settle, |w| w.all_caught_up())?;
+        // Phase 5: idle clients ping; each ping reply carries the zxid its server is at,
+        // so every watch whose path changed must have fired by the end (`watch_check`). It
+        // lasts a session timeout and a few ticks: a session that a leader later deposed
+        // told its client had expired (its close never committed) lives on in the committed
+        // state, and the final leader must expire it within that time, as ZooKeeper's does
+        // (seed 55978: the check below came 800 ms after the leader started).
+        let pings = self.now + (self.cfg.tick_ms * 10 + 3 * self.cfg.tick_ms).max(800);
+        self.run_until(pings, |_| false)?;
+        // (Sessions may have expired meanwhile: their closes reach every server too.)
         let settle = self.now + 1_000;
         self.run_until(settle, |w| w.all_caught_up())?;
         self.final_checks()
@@ -589,7 +613,8 @@ impl World {
                 let n = self.node_mut(me);
                 n.applied = h.zxid;
                 n.history.insert(h.zxid, node::txn_id(&h));
-                if let Err(e) = self.committed.applied(me, &h) {
+                let now = self.now;
+                if let Err(e) = self.committed.applied(me, &h, now) {
                     self.fail(e);
                 }
             }
@@ -830,6 +855,9 @@ impl World {
             return;
         }
         self.cconns.insert(gen, (c, server));
+        if self.cfg.trace {
+            self.note(|| format!("client {c} dials {server} (connection {gen})"));
+        }
         self.clients[c].link = Some(Link { server, gen, inbox: BytesMut::new(), up: false });
         let at = self.now + self.delay();
         self.schedule(at, Ev::ClientUp { client: c, gen });
@@ -858,10 +886,42 @@ impl World {
         let gnow = self.now;
         let d = self.clients[c].session.step(gnow, input, &mut events);
         self.client_events(c, events);
+        self.client_seen(c);
         if let Directive::Close(_) = d {
             self.drop_client_conn(c, false);
         } else {
             self.client_flush(c);
+        }
+        if std::mem::take(&mut self.clients[c].closed) {
+            // It closed its session (the server closes the connection too): a new one.
+            self.drop_client_conn(c, true);
+            self.new_session(c);
+            self.closed += 1;
+        }
+    }
+
+    /// The session's client ended it, or heard it expired: the next connection asks for a
+    /// new session, under a new history id.
+    fn new_session(&mut self, c: usize) {
+        self.ended.insert(self.clients[c].session.session_id());
+        let cl = &mut self.clients[c];
+        cl.session.renew();
+        cl.sessions += 1;
+        cl.after_sync = None;
+    }
+
+    /// The connection a client's events arrive on (0: none).
+    fn conn_of(&self, c: usize) -> u64 {
+        self.clients[c].link.as_ref().map_or(0, |l| l.gen)
+    }
+
+    /// Records a rise of the zxid the client's session has seen (replies and pings).
+    fn client_seen(&mut self, c: usize) {
+        let z = self.clients[c].session.last_zxid();
+        if z > self.clients[c].seen_zxid {
+            self.clients[c].seen_zxid = z;
+            let (hid, conn, at) = (self.clients[c].history_id(), self.conn_of(c), self.now);
+            self.watch_log.entry(hid).or_default().push(WatchSeen::Zxid { zxid: z, conn, at });
         }
     }
 
@@ -877,11 +937,24 @@ impl World {
             match ev {
                 Event::Reply(r) => {
                     let Some(i) = self.clients[c].in_flight.take() else { continue };
+                    let (conn, now) = (self.conn_of(c), self.now);
                     let op = &mut self.history[i];
-                    op.ret = Some(self.now);
-                    op.outcome = client::outcome(&op.kind, &r);
+                    op.ret = Some(now);
+                    op.outcome = client::outcome(&r);
                     if !matches!(op.outcome, check::Outcome::Unknown) {
                         op.zxid = Some(r.zxid);
+                    }
+                    // The watch is armed when the read found the node (exists: or not).
+                    let armed = match (&op.kind, &op.outcome) {
+                        (check::OpKind::Exists { .. }, check::Outcome::Err(-101)) | (_, check::Outcome::Ok(_)) => op.kind.watch(),
+                        _ => None,
+                    };
+                    if let Some((path, child)) = armed {
+                        let seen = WatchSeen::Registered { path: path.to_string(), child, zxid: r.zxid, conn };
+                        self.watch_log.entry(op.client).or_default().push(seen);
+                    }
+                    if matches!((&op.kind, &op.outcome), (check::OpKind::CloseSession, check::Outcome::Ok(_))) {
+                        self.clients[c].closed = true;
                     }
                     let think = self.rng.range(0, 20);
                     self.clients[c].next_op_at = self.now + think;
@@ -891,11 +964,15 @@ impl World {
                 }
                 Event::Expired => {
                     self.note(|| format!("client {c} session expired"));
-                    let cl = &mut self.clients[c];
-                    cl.session.renew();
-                    cl.sessions += 1;
+                    self.new_session(c);
+                    self.expired += 1;
                 }
-                Event::Disconnected | Event::Watch(_) => {}
+                Event::Watch(ev) => {
+                    let (hid, conn, at) = (self.clients[c].history_id(), self.conn_of(c), self.now);
+                    let seen = WatchSeen::Notified { path: ev.path, event: ev.event_type, conn, at };
+                    self.watch_log.entry(hid).or_default().push(seen);
+                }
+                Event::Disconnected => {}
             }
         }
     }
@@ -944,7 +1021,7 @@ impl World {
         self.faults += 1;
         let n = self.cfg.servers;
         let id = ServerId(1 + self.rng.below(n));
-        match self.rng.below(9) {
+        match self.rng.below(10) {
             0 | 1 => {
                 if self.cfg.power_loss > 0.0 && self.later_rng.chance(self.cfg.power_loss) {
                     // Every server at once (a rack's power): the one fault that can lose a
@@ -1007,6 +1084,16 @@ impl World {
                 let j = self.rng.range(-5_000, 5_000);
                 self.note(|| format!("WALL CLOCK {id} jumps {j} ms"));
                 self.node_mut(id).wall_skew += j;
+            }
+            8 => {
+                // A client goes away (killed, or stopped and its connection reset) for longer
+                // than its session timeout: the leader expires the session and its ephemerals
+                // go; the client hears of it when it comes back.
+                let c = self.rng.below(self.clients.len() as u64) as usize;
+                let away = self.rng.range(1_500, 3_000);
+                self.note(|| format!("CLIENT {c} away for {away} ms"));
+                self.drop_client_conn(c, true);
+                self.clients[c].redial_at = Some(self.now + away);
             }
             _ => {
                 // A silent break of one quorum connection (a pulled cable).
@@ -1188,12 +1275,16 @@ impl World {
                 ));
             }
         }
-        // No ephemeral outlives its session.
+        // No ephemeral outlives its session, and none of an expired or closed session is
+        // left on any server.
         for n in &self.nodes {
             let Some(r) = n.replica.as_ref() else { continue };
             for s in r.service().tree().sessions_with_ephemerals() {
                 if r.service().sessions().get(s).is_none() {
                     return Err(format!("server {}: ephemerals of session {s} outlive it", n.id));
+                }
+                if self.ended.contains(&s.0) {
+                    return Err(format!("server {}: ephemerals of session {s} remain after it expired or closed", n.id));
                 }
             }
         }
@@ -1228,7 +1319,9 @@ impl World {
                 None => return Err(format!("committed txn {z} was never logged by any server")),
             }
         }
-        let model = check::model_check(&self.history, &txns)?;
+        let mut model = check::model_check(&self.history, &txns, &self.committed.at)?;
+        check::watch_check(&self.watch_log, &txns, &mut model)?;
+        self.trees_match_model(&txns)?;
         // And the same history through the black-box checker (no zxids: only times).
         crate::lincheck::check(&check::to_lincheck(&self.history)).map_err(|e| format!("linearizability checker: {e}"))?;
         Ok(Outcome {
@@ -1241,14 +1334,41 @@ impl World {
             elections: self.leaders.by_epoch.len(),
             snaps: self.snaps,
             truncs: self.truncs,
+            expired: self.expired,
+            closed: self.closed,
         })
+    }
+
+    /// Every server's tree ends where the committed txns lead (data, version, ephemeral
+    /// owner of every path the workload touched): the trees applied each multi whole.
+    fn trees_match_model(&self, txns: &BTreeMap<Zxid, Txn>) -> Result<(), String> {
+        let (t, _) = check::timeline(txns);
+        let last = txns.keys().next_back().map_or(0, |z| z.0);
+        for n in &self.nodes {
+            let Some(tree) = n.replica.as_ref().map(|r| r.service().tree()) else { continue };
+            for path in t.keys() {
+                let want = check::state_at(&t, path, last);
+                let have = tree.lookup(path).map(|id| {
+                    let st = tree.stat(id);
+                    check::Znode { data: tree.data_opt(id).unwrap_or_default().to_vec(), version: st.version, owner: st.ephemeral_owner }
+                });
+                if have.as_ref() != want {
+                    return Err(format!("server {}: {path} ends as {have:?}, but the committed txns leave {want:?}", n.id));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 
 fn short(msg: &QuorumMsg) -> String {
     match msg {
-        QuorumMsg::Proposal(t) => format!("Proposal {}", t.header.zxid),
+        QuorumMsg::Proposal(t) => {
+            let mut op = format!("{:?}", t.op);
+            op.truncate(80);
+            format!("Proposal {} session {:#x} cxid {}: {op}", t.header.zxid, t.header.session.0, t.header.cxid)
+        }
         QuorumMsg::SnapChunk { data } => format!("SnapChunk {} bytes", data.len()),
         other => {
             let mut s = format!("{other:?}");

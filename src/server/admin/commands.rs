@@ -22,6 +22,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("configuration", &["conf", "config"]),
     ("connections", &["cons"]),
     ("dirs", &[]),
+    ("dump", &[]),
     ("environment", &["env", "envi"]),
     ("initial_configuration", &["icfg"]),
     ("is_read_only", &["isro"]),
@@ -33,6 +34,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("stats", &["stat"]),
     ("voting_view", &[]),
     ("watch_summary", &["wchs"]),
+    ("watches", &["wchc"]),
+    ("watches_by_path", &["wchp"]),
     ("zabstate", &[]),
 ];
 
@@ -86,6 +89,9 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
             let (conns, paths, total) = ev.service().watches().data_watch_summary();
             obj(json!({ "num_connections": conns, "num_paths": paths, "num_total_watches": total }))
         }
+        "watches" => watches(ev),
+        "watches_by_path" => watches_by_path(ev),
+        "dump" => dump(ev),
         "zabstate" => zabstate(ev),
         _ => Map::new(),
     };
@@ -94,6 +100,54 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
         m.insert("error".into(), Value::Null);
     }
     Response::json(200, &Value::Object(m))
+}
+
+/// The session id of a watcher (a client connection), 0 if it has none (yet).
+fn watcher_session(ev: &EventLoop, watcher: u64) -> i64 {
+    ev.service().clients().find(|(c, _)| c.0 == watcher).and_then(|(_, i)| i.session()).map_or(0, |s| s.0)
+}
+
+/// `watches` (wchc): `session_id_to_watched_paths`, session id (decimal, as ZooKeeper's JSON
+/// writes a Long key) → watched paths.
+fn watches(ev: &EventLoop) -> Map<String, Value> {
+    let mut by_session: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for (watcher, paths) in ev.service().watches().by_watcher() {
+        by_session.entry(watcher_session(ev, watcher.0)).or_default().extend(paths.into_iter().map(|p| p.to_string()));
+    }
+    let m: Map<String, Value> = by_session.into_iter().map(|(sid, paths)| (sid.to_string(), json!(paths))).collect();
+    obj(json!({ "session_id_to_watched_paths": m }))
+}
+
+/// `watches_by_path` (wchp): `path_to_session_ids`, path → ids of the sessions watching it.
+fn watches_by_path(ev: &EventLoop) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (path, watchers) in ev.service().watches().by_path() {
+        let mut ids: Vec<i64> = watchers.into_iter().map(|w| watcher_session(ev, w.0)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        m.insert(path.to_string(), json!(ids));
+    }
+    obj(json!({ "path_to_session_ids": m }))
+}
+
+/// `dump`: `expiry_time_to_session_ids` (the monotonic expiry deadline, ms, like ZooKeeper's
+/// elapsed-time buckets → session ids) and `session_id_to_ephemeral_paths`. A follower does not
+/// track expiry (the leader owns it): its deadlines are those it last heard of.
+fn dump(ev: &EventLoop) -> Map<String, Value> {
+    let svc = ev.service();
+    let mut expiry: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for s in svc.sessions().iter_sorted() {
+        if !s.closing {
+            expiry.entry(s.deadline_ms).or_default().push(s.id.0);
+        }
+    }
+    let expiry: Map<String, Value> = expiry.into_iter().map(|(t, ids)| (t.to_string(), json!(ids))).collect();
+    let mut ephemerals = Map::new();
+    for owner in svc.tree().sessions_with_ephemerals() {
+        let paths: Vec<String> = svc.tree().ephemerals(owner).into_iter().map(|p| p.to_string()).collect();
+        ephemerals.insert(owner.0.to_string(), json!(paths));
+    }
+    obj(json!({ "expiry_time_to_session_ids": expiry, "session_id_to_ephemeral_paths": ephemerals }))
 }
 
 fn obj(v: Value) -> Map<String, Value> {

@@ -10,15 +10,16 @@
 //!
 //! Filter: `--log-level` when given, else `RUST_LOG`, else `info`. Both take `tracing`'s
 //! directives (`debug`, `arbor::server=debug,info`). Output: stderr, or `--log-file` (opened
-//! for append, created if missing); with a file, errors are also copied to stderr, so an
-//! operator who started the node by hand sees why it stopped.
+//! for append, created if missing, rotated by size: `rolling`); with a file, errors are also
+//! copied to stderr, so an operator who started the node by hand sees why it stopped.
 //!
 //! Why `tracing` and not a hand-rolled logger: levels, per-module filters (`RUST_LOG`), and
 //! structured fields come with it, the macros cost a branch when a level is off, and the
 //! operator-facing format is one `FormatEvent` here.
 
+pub mod rolling;
+
 use std::fmt;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -79,18 +80,15 @@ where
     tracing_subscriber::fmt::layer().event_format(LineFormat { server }).with_ansi(false)
 }
 
-/// Install the process-wide logger for server `server`.
-pub fn init(server: u64, level: Option<&str>, file: Option<&Path>) -> Result<(), LogSetupError> {
+/// Install the process-wide logger for server `server`; a log file rotates by `rolling`.
+pub fn init(server: u64, level: Option<&str>, file: Option<&Path>, rolling: rolling::Rolling) -> Result<(), LogSetupError> {
     let filter = filter(level)?;
     let installed = match file {
         None => tracing::subscriber::set_global_default(
             tracing_subscriber::registry().with(line_layer(server).with_writer(std::io::stderr).with_filter(filter)),
         ),
         Some(path) => {
-            let f = File::options()
-                .create(true)
-                .append(true)
-                .open(path)
+            let f = rolling::RollingFile::open(path, rolling)
                 .map_err(|source| LogSetupError::File { path: path.display().to_string(), source })?;
             tracing::subscriber::set_global_default(
                 tracing_subscriber::registry()
