@@ -154,3 +154,17 @@ fn a_reconfig_survives_restarts_of_every_voter() {
     let mut o = RawClient::connect(&cl.addr(4), 30_000);
     o.create("/after-restart", Some(b"x"), 0).expect("a write through observer 4 after the voters restarted");
 }
+
+/// The README's sample (`config/reconfig-3.cfg`) parses without warnings for each server,
+/// with reconfig on and a superuser to run it.
+#[test]
+fn the_sample_reconfig_config_parses_without_warnings() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for id in 1..=3 {
+        let (c, w) = arbor::config::load(&root.join("config/reconfig-3.cfg"), Some(arbor::proto::ServerId(id))).expect("config/reconfig-3.cfg");
+        assert!(w.is_empty(), "server {id}: {w:?}");
+        assert!(c.reconfig_enabled);
+        assert!(c.super_digest.is_some());
+        assert_eq!(c.servers.len(), 3);
+    }
+}

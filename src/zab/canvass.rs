@@ -93,20 +93,9 @@ mod tests {
     use super::*;
     use crate::peer::Vote;
     use crate::proto::Zxid;
-    use std::collections::BTreeSet;
 
     fn cfg(me: u64, n: u64) -> ZabConfig {
-        ZabConfig {
-            me: ServerId(me),
-            voters: (1..=n).map(ServerId).collect(),
-            observers: BTreeSet::new(),
-            tick_ms: 100,
-            init_limit: 10,
-            sync_limit: 5,
-            finalize_wait_ms: 20,
-            committed_log_max: 10,
-            planted: Default::default(),
-        }
+        ZabConfig::for_test(me, n, 10)
     }
 
     fn note(from: u64, state: PeerState, leader: u64, round: u64) -> Notification {

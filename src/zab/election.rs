@@ -278,17 +278,7 @@ mod tests {
     use crate::proto::Zxid;
 
     fn cfg(me: u64, n: u64) -> ZabConfig {
-        ZabConfig {
-            me: ServerId(me),
-            voters: (1..=n).map(ServerId).collect(),
-            observers: Default::default(),
-            tick_ms: 100,
-            init_limit: 10,
-            sync_limit: 5,
-            finalize_wait_ms: 20,
-            committed_log_max: 100,
-            planted: Default::default(),
-        }
+        ZabConfig::for_test(me, n, 100)
     }
     fn v(id: u64, z: i64, e: u32) -> Vote {
         Vote { leader: ServerId(id), zxid: Zxid(z), epoch: e }

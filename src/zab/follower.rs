@@ -341,17 +341,7 @@ mod tests {
     use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
 
     fn follower_of_3(durable: DurableState) -> (Zab, Vec<Action>) {
-        let cfg = ZabConfig {
-            me: ServerId(1),
-            voters: (1..=3).map(ServerId).collect(),
-            observers: Default::default(),
-            tick_ms: 100,
-            init_limit: 10,
-            sync_limit: 5,
-            finalize_wait_ms: 20,
-            committed_log_max: 10,
-            planted: Default::default(),
-        };
+        let cfg = ZabConfig::for_test(1, 3, 10);
         let mut z = Zab::new(cfg, durable, vec![], 0);
         let mut out = vec![];
         let vote = Vote { leader: ServerId(3), zxid: durable.last_logged, epoch: durable.current_epoch };

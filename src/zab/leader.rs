@@ -527,17 +527,7 @@ mod tests {
     use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
 
     fn leader_of_5() -> Zab {
-        let cfg = ZabConfig {
-            me: ServerId(5),
-            voters: (1..=5).map(ServerId).collect(),
-            observers: Default::default(),
-            tick_ms: 100,
-            init_limit: 10,
-            sync_limit: 5,
-            finalize_wait_ms: 20,
-            committed_log_max: 10,
-            planted: Default::default(),
-        };
+        let cfg = ZabConfig::for_test(5, 5, 10);
         let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
         let mut out = vec![];
         let vote = Vote { leader: ServerId(5), zxid: Zxid::ZERO, epoch: 0 };

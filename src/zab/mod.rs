@@ -90,6 +90,22 @@ pub struct ZabConfig {
 }
 
 impl ZabConfig {
+    /// Tests: voters 1..=n, server `me`, 100 ms ticks, the simulator's limits.
+    #[cfg(test)]
+    pub(crate) fn for_test(me: u64, n: u64, committed_log_max: usize) -> ZabConfig {
+        ZabConfig {
+            me: ServerId(me),
+            voters: (1..=n).map(ServerId).collect(),
+            observers: Default::default(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 20,
+            committed_log_max,
+            planted: Default::default(),
+        }
+    }
+
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
     }
