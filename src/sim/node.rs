@@ -147,12 +147,20 @@ impl Node {
         self.replica.is_some()
     }
 
-    /// Start (or restart) from what the disk holds, as `node::run` does after recovery.
-    pub fn start(&mut self, global: Millis, zab_cfg: &ZabConfig, membership: &str) -> Result<(), String> {
+    /// The state the disk holds (after a start, a TRUNC or an installed SNAP), with this
+    /// life's applied point and ghost history set to it.
+    pub fn rebuild(&mut self, global: Millis) -> Result<(DataTree, SessionTable), String> {
         let now = self.now(global);
         let (tree, sessions) = self.disk.rebuild(self.id, now.wall_ms, now.ms)?;
         self.applied = tree.last_applied();
         self.history = self.disk.history();
+        Ok((tree, sessions))
+    }
+
+    /// Start (or restart) from what the disk holds, as `node::run` does after recovery.
+    pub fn start(&mut self, global: Millis, zab_cfg: &ZabConfig, membership: &str) -> Result<(), String> {
+        let now = self.now(global);
+        let (tree, sessions) = self.rebuild(global)?;
         let last_logged = self.disk.last();
         let durable = DurableState { accepted_epoch: self.disk.accepted, current_epoch: self.disk.current, last_logged };
         let recent: Vec<Txn> = {

@@ -521,13 +521,8 @@ impl World {
                     return;
                 }
                 n.disk.truncate(zxid);
-                let now = n.now(gnow);
-                match n.disk.rebuild(me, now.wall_ms, now.ms) {
-                    Ok((tree, sessions)) => {
-                        n.applied = tree.last_applied();
-                        n.history = n.disk.history();
-                        feedback.push_back(Input::Restored { tree, sessions });
-                    }
+                match n.rebuild(gnow) {
+                    Ok((tree, sessions)) => feedback.push_back(Input::Restored { tree, sessions }),
                     Err(e) => self.fail(format!("server {me}: cannot rebuild after TRUNC: {e}")),
                 }
             }
@@ -590,13 +585,8 @@ impl World {
                 n.disk.snapshot_history = carried;
                 n.disk.log.clear();
                 n.disk.synced = 0;
-                let now = n.now(gnow);
-                match n.disk.rebuild(me, now.wall_ms, now.ms) {
-                    Ok((tree, sessions)) => {
-                        n.applied = tree.last_applied();
-                        n.history = n.disk.history();
-                        feedback.push_back(Input::Restored { tree, sessions });
-                    }
+                match n.rebuild(gnow) {
+                    Ok((tree, sessions)) => feedback.push_back(Input::Restored { tree, sessions }),
                     Err(e) => self.fail(format!("server {me}: cannot load the received snapshot: {e}")),
                 }
             }
