@@ -359,6 +359,7 @@ fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Re
     let zab_cfg = ZabConfig {
         me,
         voters: cfg.voters().map(|(id, _)| id).collect(),
+        proposed: None,
         observers: cfg.servers.iter().filter(|(_, s)| s.role == config::Role::Observer).map(|(id, _)| *id).collect(),
         tick_ms: cfg.tick_time_ms,
         init_limit: cfg.init_limit,

@@ -73,7 +73,14 @@ pub struct Notification {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ElectionMsg {
-    Hello { from: ServerId },
+    /// The first frame on a dialled election connection. `election`: the dialler's own
+    /// election address (ZooKeeper's initial message carries it too): a server that no
+    /// config of the receiver lists yet, joining by reconfig, is answered there.
+    Hello {
+        from: ServerId,
+        #[serde(default)]
+        election: Option<std::net::SocketAddr>,
+    },
     Notification(Notification),
 }
 

@@ -289,17 +289,17 @@ pub enum Refusal {
     Spec(#[from] SpecError),
     #[error("no WRITE permission on /zookeeper/config")]
     NoAuth,
-    /// Changing the voters needs the leader to commit with both the old and the new quorum
-    /// (and to check that a quorum of the new config is synced first); arbor does not do
-    /// joint quorums yet, so it refuses rather than commit on the old quorum alone.
-    #[error("participant changes need a joint-quorum commit, which arbor does not implement yet")]
-    Participants,
+    /// A voter change whose new voters do not have a quorum connected and synced with the
+    /// leader (ZooKeeper's `isQuorumSynced` check): it could not commit.
+    #[error("reconfig failed: there must be a connected and synced quorum in the new configuration")]
+    NewConfigNoQuorum,
 }
 
 impl Refusal {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Refusal::Standalone | Refusal::Participants => ErrorCode::Unimplemented,
+            Refusal::Standalone => ErrorCode::Unimplemented,
+            Refusal::NewConfigNoQuorum => ErrorCode::NewConfigNoQuorum,
             Refusal::Disabled => ErrorCode::ReconfigDisabled,
             Refusal::InProgress => ErrorCode::ReconfigInProgress,
             Refusal::BadVersion { .. } => ErrorCode::BadVersion,
@@ -320,12 +320,18 @@ pub struct Gate {
     pub in_flight: bool,
 }
 
+/// The leader's view for a voter change: who is connected and synced with it, itself
+/// included (`Zab::synced_servers`).
+pub type Synced = BTreeSet<ServerId>;
+
 /// The leader's preparation of a reconfig (`PrepRequestProcessor`, case reconfig): the
 /// next membership at `version` (the txn's zxid), or why not. `may_write`: whether the
 /// requester has WRITE on `/zookeeper/config` (superuser included), asked only once the
-/// request itself is sound, as ZooKeeper does.
+/// request itself is sound, as ZooKeeper does. A change of the voters needs a quorum of the
+/// new voters in `synced`, last (as `PrepRequestProcessor` checks it last).
 pub fn prepare(
     gate: Gate,
+    synced: &Synced,
     current: &Membership,
     change: &Change,
     cur_config_id: i64,
@@ -349,7 +355,10 @@ pub fn prepare(
         return Err(Refusal::NoAuth);
     }
     if current.scope(&next) == Scope::Participants {
-        return Err(Refusal::Participants);
+        let voters = next.voters();
+        if voters.iter().filter(|id| synced.contains(id)).count() <= voters.len() / 2 {
+            return Err(Refusal::NewConfigNoQuorum);
+        }
     }
     Ok(next)
 }
@@ -360,6 +369,7 @@ pub fn prepare(
 /// logs them, since they are rare and an operator is behind each.
 pub fn prepare_txn(
     gate: Gate,
+    synced: &Synced,
     current: Option<&str>,
     ov: &Overlay<'_>,
     ctx: &Context<'_>,
@@ -376,7 +386,7 @@ pub fn prepare_txn(
     };
     let gate = Gate { ensemble: gate.ensemble && !current.members.is_empty(), ..gate };
     let may_write = || ov.get(CONFIG_NODE).is_some_and(|n| acl::check(&n.acl, perms::WRITE, ctx.auth));
-    match prepare(gate, &current, change, cur_config_id, ctx.zxid.0, may_write) {
+    match prepare(gate, synced, &current, change, cur_config_id, ctx.zxid.0, may_write) {
         Ok(next) => {
             tracing::info!(session = %ctx.session, version = %format!("{:x}", next.version), ?change, "reconfig prepared");
             Ok(TxnOp::Reconfig { data: next.render().into_bytes() })
@@ -511,7 +521,8 @@ mod tests {
     fn prepare_checks_in_zookeepers_order() {
         let m = three();
         let obs = join("server.999=0.0.0.0:1234:2345:observer;3456");
-        let code = |g: Gate, c: &Change, v: i64, w: bool| prepare(g, &m, c, v, 0x100, || w).map_err(|r| r.code());
+        let all: Synced = m.voters();
+        let code = |g: Gate, c: &Change, v: i64, w: bool| prepare(g, &all, &m, c, v, 0x100, || w).map_err(|r| r.code());
         assert_eq!(code(Gate { ensemble: false, ..OPEN }, &obs, -1, true), Err(ErrorCode::Unimplemented));
         assert_eq!(code(Gate { enabled: false, ..OPEN }, &obs, -1, true), Err(ErrorCode::ReconfigDisabled));
         assert_eq!(code(Gate { in_flight: true, ..OPEN }, &obs, -1, true), Err(ErrorCode::ReconfigInProgress));
@@ -520,10 +531,29 @@ mod tests {
         assert_eq!(code(OPEN, &join("some thing"), -1, false), Err(ErrorCode::BadArguments));
         assert_eq!(code(OPEN, &obs, -1, false), Err(ErrorCode::NoAuth));
         let leave = Change { leaving: Some("3".into()), ..Change::default() };
-        assert_eq!(code(OPEN, &leave, -1, true), Err(ErrorCode::Unimplemented), "no joint quorum: refused");
-        let next = prepare(OPEN, &m, &obs, 0, 0x100, || true).expect("observer joins");
+        assert_eq!(code(OPEN, &leave, -1, true).map(|n| n.voters()), Ok([ServerId(1), ServerId(2)].into()));
+        let next = prepare(OPEN, &all, &m, &obs, 0, 0x100, || true).expect("observer joins");
         assert_eq!(next.version, 0x100);
         assert!(next.render().contains("server.999=0.0.0.0:1234:2345:observer;0.0.0.0:3456\n"));
+    }
+
+    /// ZooKeeper's NewConfigNoQuorum: the new voters must have a quorum synced with the
+    /// leader (here 1 leads and 2 follows; 4 and 5 join).
+    #[test]
+    fn a_voter_change_needs_a_synced_quorum_of_the_new_voters() {
+        let m = three();
+        let synced: Synced = [ServerId(1), ServerId(2)].into();
+        let add = |ids: &str| Change { joining: Some(ids.into()), ..Change::default() };
+        let two = add("server.4=127.0.0.1:1:2;3,server.5=127.0.0.1:4:5;6");
+        assert_eq!(prepare(OPEN, &synced, &m, &two, -1, 9, || true), Err(Refusal::NewConfigNoQuorum), "2 of 5 synced");
+        assert!(prepare(OPEN, &synced, &m, &add("server.4=127.0.0.1:1:2;3"), -1, 9, || true).is_err(), "2 of 4 synced");
+        let with4: Synced = [ServerId(1), ServerId(2), ServerId(4)].into();
+        assert!(prepare(OPEN, &with4, &m, &add("server.4=127.0.0.1:1:2;3"), -1, 9, || true).is_ok(), "3 of 4 synced");
+        let leave3 = Change { leaving: Some("3".into()), ..Change::default() };
+        assert!(prepare(OPEN, &synced, &m, &leave3, -1, 9, || true).is_ok(), "1 and 2 are all the new voters");
+        // Observers do not need it (the voters are unchanged).
+        assert!(prepare(OPEN, &Synced::new(), &m, &add("server.9=h:1:2:observer;3"), -1, 9, || true).is_ok());
+        assert_eq!(Refusal::NewConfigNoQuorum.code(), ErrorCode::NewConfigNoQuorum);
     }
 
     #[test]

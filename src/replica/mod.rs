@@ -347,6 +347,11 @@ impl Replica {
     /// Keep the service's mode in line with the core's role.
     fn sync_mode(&mut self, now: Now, out: &mut Vec<Output>) {
         let Some(ens) = self.ens.as_mut() else { return };
+        // The leader's synced servers, for a reconfig's NewConfigNoQuorum check (compared in
+        // place: a set is built only when it changed).
+        if !ens.zab.synced_servers().eq(self.service.synced_servers().iter().copied()) {
+            self.service.set_synced_servers(ens.zab.synced_servers().collect());
+        }
         let serving = match (ens.zab.role(), ens.zab.serving()) {
             (Role::Leading { .. }, true) => Some(Mode::Leader),
             (Role::Following { .. }, true) => Some(Mode::Follower),

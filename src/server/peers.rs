@@ -238,6 +238,7 @@ impl EventLoop {
             .map(|(id, a)| (*id, *a))
             .collect();
         let me = ens.me;
+        let election = ens.election_addrs.get(&me).copied();
         for (id, addr) in due {
             let slot = self.dial(addr, PeerLink { kind: PeerKind::ElectionOut, peer: Some(id), connecting: true });
             let Some(ens) = self.ens.as_mut() else { return };
@@ -245,7 +246,7 @@ impl EventLoop {
             if let Some(slot) = slot {
                 ens.election_out.insert(id, slot);
                 if let Some(conn) = self.conns.get_mut(slot) {
-                    peer::encode(&mut conn.write_buf, &ElectionMsg::Hello { from: me });
+                    peer::encode(&mut conn.write_buf, &ElectionMsg::Hello { from: me, election });
                 }
             }
         }
@@ -308,8 +309,17 @@ impl EventLoop {
             };
             let known = link.peer;
             match frame {
-                Frame::Election(ElectionMsg::Hello { from }) => {
+                Frame::Election(ElectionMsg::Hello { from, election }) => {
                     link.peer = Some(from);
+                    // A server none of our configs lists (joining as a voter before the
+                    // reconfig that adds it): dial it back at the address it gave, so the
+                    // core's answers reach it. Addresses from a config are never replaced.
+                    if let (Some(ens), Some(addr)) = (self.ens.as_mut(), election) {
+                        if from != ens.me && !ens.election_addrs.contains_key(&from) {
+                            tracing::info!(server = %from, %addr, "election: a server no config lists dialled in; answering it at its address");
+                            ens.election_addrs.insert(from, addr);
+                        }
+                    }
                     // Its election port is up now: a dial of ours that was refused before
                     // (it started after us) must not wait out REDIAL_MS, or our votes stay
                     // unheard that long (found by the failover test: a 420 ms election

@@ -192,6 +192,9 @@ pub struct Service {
     membership: Option<String>,
     /// Leader: the zxid of the reconfig proposed and not yet applied (one at a time).
     reconfig_in_flight: Option<Zxid>,
+    /// Leader: the servers synced with it, itself included (kept by the replica from the
+    /// replication core); a voter change needs a quorum of its new voters among them.
+    synced: crate::reconfig::Synced,
     /// Why writes are refused (the txn log's disk cannot take more), if they are: write
     /// requests get `SystemError`, new sessions are turned away, expiry is postponed.
     writes_refused: Option<String>,
@@ -229,7 +232,16 @@ impl Service {
             writes_refused: None,
             membership: None,
             reconfig_in_flight: None,
+            synced: Default::default(),
         }
+    }
+
+    /// Leader: the servers synced with it now (see `synced`).
+    pub fn synced_servers(&self) -> &crate::reconfig::Synced {
+        &self.synced
+    }
+    pub fn set_synced_servers(&mut self, synced: crate::reconfig::Synced) {
+        self.synced = synced;
     }
 
     pub fn mode(&self) -> Mode {

@@ -181,7 +181,7 @@ impl Service {
                     in_flight: self.reconfig_in_flight.is_some(),
                 };
                 let change = crate::reconfig::Change { joining: joining.clone(), leaving: leaving.clone(), new_members: new_members.clone() };
-                crate::reconfig::prepare_txn(gate, self.membership.as_deref(), &ov, &ctx, &change, *cur_config_id)
+                crate::reconfig::prepare_txn(gate, &self.synced, self.membership.as_deref(), &ov, &ctx, &change, *cur_config_id)
             }
             _ => Err(ErrorCode::Unimplemented),
         };

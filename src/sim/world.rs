@@ -227,6 +227,7 @@ impl World {
         let zab_cfg = ZabConfig {
             me: ServerId(0),
             voters: voters.clone(),
+            proposed: None,
             observers: BTreeSet::new(),
             tick_ms: cfg.tick_ms,
             init_limit: 10,

@@ -61,7 +61,7 @@ impl Canvass {
         // As often as a Looking server resends its vote.
         self.next_probe = now + cfg.tick_ms.min(cfg.finalize_wait_ms.max(1));
         let msg = Notification { state: PeerState::Looking, ..mine.clone() };
-        for &to in cfg.voters.iter().filter(|&&v| v != cfg.me && !joined(v)) {
+        for to in cfg.all_voters().filter(|v| *v != cfg.me && !joined(*v)) {
             out.push(Action::SendElection { to, msg: msg.clone() });
         }
     }
@@ -83,8 +83,7 @@ impl Canvass {
     }
 
     fn possible(&self, cfg: &ZabConfig) -> bool {
-        let lost = self.heard.values().filter(|(_, elsewhere)| *elsewhere).count();
-        cfg.voters.len() - lost >= cfg.quorum()
+        cfg.is_quorum(|id| !self.heard.get(&id).is_some_and(|(_, elsewhere)| *elsewhere))
     }
 }
 

@@ -98,7 +98,7 @@ impl Election {
 
     fn broadcast(&mut self, cfg: &ZabConfig, now: Millis, out: &mut Vec<Action>) {
         let msg = self.notification(cfg, PeerState::Looking);
-        for &to in cfg.voters.iter().filter(|&&v| v != cfg.me) {
+        for to in cfg.all_voters().filter(|v| *v != cfg.me) {
             out.push(Action::SendElection { to, msg: msg.clone() });
         }
         // Resend often while Looking (ZooKeeper starts at 200 ms): a notification that
@@ -107,9 +107,11 @@ impl Election {
         self.next_resend = now + cfg.tick_ms.min(cfg.finalize_wait_ms.max(1));
     }
 
-    /// A Following/Leading server answers a Looking peer with its own vote and state.
+    /// A Following/Leading server answers a Looking peer with its own vote and state, any
+    /// peer (as ZooKeeper answers a non-voting one): a server joining as a voter learns the
+    /// leader this way before any config of ours lists it.
     pub fn answer(&self, cfg: &ZabConfig, n: &Notification, state: PeerState, out: &mut Vec<Action>) {
-        if n.state == PeerState::Looking && n.sender != cfg.me && cfg.is_member(n.sender) {
+        if n.state == PeerState::Looking && n.sender != cfg.me {
             out.push(Action::SendElection { to: n.sender, msg: self.notification(cfg, state) });
         }
     }
@@ -141,7 +143,7 @@ impl Election {
 
     /// Looking: one notification from a peer.
     pub fn receive(&mut self, cfg: &ZabConfig, now: Millis, n: Notification, out: &mut Vec<Action>) -> Option<Decision> {
-        if n.sender == cfg.me || !cfg.voters.contains(&n.sender) {
+        if n.sender == cfg.me || !cfg.is_voter(n.sender) {
             note!("election: ignoring notification from non-voter {}", n.sender);
             return None;
         }
@@ -193,16 +195,17 @@ impl Election {
         }
     }
 
-    /// How many servers, me included, back `vote` in my round: Looking peers proposing it,
-    /// and peers that decided on it in this round (Following/Leading answers).
-    fn backers(&self, cfg: &ZabConfig, vote: Vote) -> usize {
-        let me = usize::from(self.vote == vote && cfg.is_voter(cfg.me));
-        let peers = self.heard.iter().filter(|(id, h)| **id != cfg.me && h.round == self.round && h.vote == vote).count();
-        me + peers
-    }
-
+    /// Whether a quorum (of both configurations while a voter change is proposed), me
+    /// included, backs `vote` in my round: Looking peers proposing it, and peers that
+    /// decided on it in this round (Following/Leading answers).
     fn backed(&self, cfg: &ZabConfig, vote: Vote) -> bool {
-        self.backers(cfg, vote) >= cfg.quorum()
+        cfg.is_quorum(|id| {
+            if id == cfg.me {
+                self.vote == vote
+            } else {
+                self.heard.get(&id).is_some_and(|h| h.round == self.round && h.vote == vote)
+            }
+        })
     }
 
     /// A Following/Leading answer from my round names `vote`: with a quorum behind it, the
@@ -235,12 +238,8 @@ impl Election {
             .map(|(id, h)| (*id, h.clone()))
             .collect();
         for (leader, ln) in leading {
-            let backers = self
-                .heard
-                .values()
-                .filter(|h| h.state != PeerState::Looking && h.vote.leader == leader)
-                .count();
-            if backers >= cfg.quorum() {
+            let backs = |id| self.heard.get(&id).is_some_and(|h| h.state != PeerState::Looking && h.vote.leader == leader);
+            if cfg.is_quorum(backs) {
                 let Some(decision) = self.decision_for(cfg, leader) else { continue };
                 self.vote = ln.vote;
                 self.round = self.round.max(ln.round);
@@ -251,9 +250,12 @@ impl Election {
         None
     }
 
-    /// What electing `leader` means for me; nothing if that is me and I am an observer.
+    /// What electing `leader` means for me; nothing if that is me and I am an observer, or
+    /// if I am no member at all (a reconfig removed me: I neither lead nor follow).
     fn decision_for(&self, cfg: &ZabConfig, leader: ServerId) -> Option<Decision> {
-        if leader != cfg.me {
+        if !cfg.is_member(cfg.me) {
+            None
+        } else if leader != cfg.me {
             Some(Decision::Follow(leader))
         } else if cfg.is_voter(cfg.me) {
             Some(Decision::Lead)

@@ -250,7 +250,7 @@ impl Follower {
                     note!("follower: proposal {} not after my log", txn.header.zxid);
                     return Next::Looking;
                 }
-                core.hist.append(txn.clone());
+                core.append(txn.clone());
                 out.push(Action::Persist(txn));
                 if core.cfg.planted.apply_before_fsync {
                     // PLANTED BUG (apply-before-fsync): ack on receipt, not on LogSynced.

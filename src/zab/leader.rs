@@ -20,11 +20,17 @@
 //!   own (that voter can never join this epoch), so the next epoch includes it: liveness.
 //! - Observers are synced and sent every proposal and commit like followers, but no count
 //!   above includes them: not the epoch quorum, not NEWLEADER acks, not commits, not the
-//!   live quorum; one more up to date than the leader is truncated, not obeyed.
+//!   live quorum; one more up to date than the leader is truncated, not obeyed. So is a
+//!   learner no configuration lists yet (a server joining as a voter: it follows with a
+//!   config that lists itself, and counts once a proposed or committed config names it).
+//! - Every count is a quorum of the committed voters and, while a voter change is proposed
+//!   (`ZabConfig::proposed`), of the new voters as well (the joint quorum). Commits go in
+//!   zxid order, so the reconfig commits only with both quorums and nothing after it
+//!   commits before it; once it has, the new voters alone count (`may_commit`).
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::peer::QuorumMsg;
 use crate::proto::{Millis, ServerId, Zxid};
@@ -73,8 +79,6 @@ struct Handler {
     /// A snapshot is being streamed to it (sent by the loop at its pace): initLimit waits
     /// until it is out; liveness is still judged by syncLimit (it answers pings).
     snapshot: Option<Zxid>,
-    /// An observer: synced and kept up to date, never counted.
-    observer: bool,
 }
 
 #[derive(Debug)]
@@ -138,9 +142,16 @@ impl Leader {
         self.handlers.iter().map(|(id, h)| (*id, h.stage == Stage::Acked, h.acked)).collect()
     }
 
-    /// After a reconfig: close the connections of learners that are no longer members.
-    pub(crate) fn drop_non_members(&mut self, core: &Core, out: &mut Vec<Action>) {
-        let gone: Vec<ServerId> = self.handlers.keys().copied().filter(|id| !core.cfg.is_member(*id)).collect();
+    /// Learners that acked NEWLEADER (synced, counted when they vote).
+    pub(crate) fn synced_learners(&self) -> impl Iterator<Item = ServerId> + Clone + '_ {
+        self.handlers.iter().filter(|(_, h)| h.stage == Stage::Acked).map(|(id, _)| *id)
+    }
+
+    /// After a reconfig was applied: close the connections of learners that were members
+    /// (`before`) and are no longer (a learner no config listed yet, joining, stays).
+    pub(crate) fn members_changed(&mut self, core: &Core, before: &BTreeSet<ServerId>, out: &mut Vec<Action>) {
+        let gone: Vec<ServerId> =
+            self.handlers.keys().copied().filter(|id| before.contains(id) && !core.cfg.is_member(*id)).collect();
         for peer in gone {
             tracing::info!(%peer, "learner left the ensemble by reconfig; closing its connection");
             self.handlers.remove(&peer);
@@ -201,8 +212,8 @@ impl Leader {
             out.push(Action::CloseQuorum { peer });
         }
         if self.phase == Phase::Serving {
-            let live = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer).count();
-            if live + 1 < core.cfg.quorum() {
+            let me = core.cfg.me;
+            if !core.cfg.is_quorum(|id| id == me || self.handlers.get(&id).is_some_and(|h| h.stage == Stage::Acked)) {
                 note!("leader: lost the quorum; stepping down");
                 return Next::Looking;
             }
@@ -214,7 +225,10 @@ impl Leader {
 
     fn on_message(&mut self, core: &mut Core, now: Millis, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) -> Next {
         if let QuorumMsg::FollowerInfo { from: id, accepted_epoch, last_zxid } = msg {
-            if id != from || id == core.cfg.me || !core.cfg.is_member(id) {
+            // A server no config lists is let in as a learner that does not count: one
+            // joining as a voter syncs first (its own config lists it, or it would not
+            // follow), and counts once a reconfig names it.
+            if id != from || id == core.cfg.me {
                 note!("leader: FOLLOWERINFO from {from} claiming {id}; closing");
                 out.push(Action::CloseQuorum { peer: from });
                 return Next::Stay;
@@ -261,7 +275,7 @@ impl Leader {
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Next {
-        if self.phase == Phase::Serving && self.epoch.is_some_and(|e| accepted_epoch > e) {
+        if self.phase == Phase::Serving && core.cfg.is_voter(from) && self.epoch.is_some_and(|e| accepted_epoch > e) {
             // It promised a later epoch (to a leader that never established it) and cannot
             // join ours without breaking that promise; ZooKeeper would leave it out until
             // the leader changes. Re-running discovery picks an epoch above every promise.
@@ -279,7 +293,6 @@ impl Leader {
             joined: now,
             last_heard: now,
             snapshot: None,
-            observer: !core.cfg.is_voter(from),
         };
         self.handlers.insert(from, h);
         match self.epoch {
@@ -302,8 +315,8 @@ impl Leader {
     fn try_choose_epoch(&mut self, core: &mut Core, now: Millis, out: &mut Vec<Action>) -> Next {
         let infos: Vec<ServerId> =
             self.handlers.iter().filter(|(_, h)| h.stage == Stage::Info).map(|(id, _)| *id).collect();
-        let voting = infos.iter().filter(|id| !self.handlers[*id].observer).count();
-        if self.epoch.is_some() || voting + 1 < core.cfg.quorum() {
+        let me = core.cfg.me;
+        if self.epoch.is_some() || !core.cfg.is_quorum(|id| id == me || infos.contains(&id)) {
             return Next::Stay;
         }
         let max = infos.iter().map(|id| self.handlers[id].accepted_epoch).fold(core.durable.accepted_epoch, u32::max);
@@ -330,7 +343,7 @@ impl Leader {
     ) -> Next {
         let epoch = self.epoch.expect("NEWEPOCH was sent, so the epoch is chosen");
         let h = self.handlers.get_mut(&from).expect("caller checked");
-        if !h.observer
+        if core.cfg.is_voter(from)
             && self.phase != Phase::Serving
             && (current_epoch, last_zxid) > (core.durable.current_epoch, core.hist.last_logged())
         {
@@ -354,8 +367,9 @@ impl Leader {
         if self.epoch.is_none() {
             return Next::Stay;
         }
-        let promised = self.handlers.values().filter(|h| h.stage == Stage::EpochAcked && h.promised && !h.observer).count();
-        if self.phase != Phase::Discovery || promised + 1 < core.cfg.quorum() {
+        let me = core.cfg.me;
+        let promised = |id| id == me || self.handlers.get(&id).is_some_and(|h| h.stage == Stage::EpochAcked && h.promised);
+        if self.phase != Phase::Discovery || !core.cfg.is_quorum(promised) {
             return Next::Stay;
         }
         self.phase = Phase::Sync;
@@ -437,7 +451,6 @@ impl Leader {
     /// Something became durable somewhere: maybe the NEWLEADER quorum formed, maybe
     /// proposals committed.
     fn on_progress(&mut self, core: &mut Core, _now: Millis, out: &mut Vec<Action>) -> Next {
-        let quorum = core.cfg.quorum();
         match self.phase {
             Phase::Discovery => {}
             Phase::Sync => {
@@ -449,9 +462,9 @@ impl Leader {
                     core.persist_epoch(epoch, epoch, out);
                     self.current = true;
                 }
-                let me = usize::from(self.current);
-                let acked = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer).count();
-                if acked + me >= quorum {
+                let (me, current) = (core.cfg.me, self.current);
+                let acked = |id| (id == me && current) || self.handlers.get(&id).is_some_and(|h| h.stage == Stage::Acked);
+                if core.cfg.is_quorum(acked) {
                     self.start_serving(core, out);
                 }
             }
@@ -475,18 +488,18 @@ impl Leader {
     }
 
     fn try_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
-        let mut quorum = core.cfg.quorum();
-        if core.cfg.planted.commit_before_quorum {
-            // PLANTED BUG (commit-before-quorum): the leader's own durable ack is enough, so
-            // a commit (and its client's reply) can rest on one server's log alone.
-            quorum = 1;
-        }
+        let me = core.cfg.me;
         let mut upto = self.committed;
         for t in core.hist.after(self.committed) {
             let z = t.header.zxid;
-            let me = usize::from(core.ackable() >= z);
-            let others = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer && h.acked >= z).count();
-            if me + others < quorum {
+            let acked = |id| {
+                if id == me {
+                    core.ackable() >= z
+                } else {
+                    self.handlers.get(&id).is_some_and(|h| h.stage == Stage::Acked && h.acked >= z)
+                }
+            };
+            if !self.may_commit(core, z, acked) {
                 break;
             }
             upto = z;
@@ -501,6 +514,24 @@ impl Leader {
         core.apply_upto(upto, out);
     }
 
+    /// Whether the servers that have `z` durable (`acked`) may commit it, everything before
+    /// it being committed: a quorum of the committed voters; for a proposed voter change,
+    /// of its new voters too; after it (so it has committed: commits go in order), of the
+    /// new voters alone, as they will be once the service applies it.
+    fn may_commit(&self, core: &Core, z: Zxid, acked: impl Fn(ServerId) -> bool) -> bool {
+        let cfg = &core.cfg;
+        if cfg.planted.commit_before_quorum {
+            // PLANTED BUG (commit-before-quorum): the leader's own durable ack is enough, so
+            // a commit (and its client's reply) can rest on one server's log alone.
+            return acked(cfg.me);
+        }
+        match &cfg.proposed {
+            Some(p) if z > p.zxid => super::majority(&p.voters, &acked),
+            Some(p) if z == p.zxid => super::majority(&cfg.voters, &acked) && super::majority(&p.voters, &acked),
+            _ => super::majority(&cfg.voters, &acked),
+        }
+    }
+
     fn propose(&mut self, core: &mut Core, txn: Txn, out: &mut Vec<Action>) {
         if self.phase != Phase::Serving {
             note!("leader: not serving; dropping proposal {}", txn.header.zxid);
@@ -512,7 +543,7 @@ impl Leader {
         let expected = if last.epoch() == epoch { last.next() } else { Zxid::new(epoch, 1) };
         // Programmer error: the service must take zxids from `next_zxid()`.
         assert_eq!(z, expected, "proposal out of order");
-        core.hist.append(txn.clone());
+        core.append(txn.clone());
         out.push(Action::Persist(txn.clone()));
         for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage >= Stage::Synced) {
             out.push(Action::SendQuorum { to, msg: QuorumMsg::Proposal(txn.clone()) });
@@ -523,7 +554,8 @@ impl Leader {
 #[cfg(test)]
 mod tests {
     use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
-    use crate::proto::{ServerId, Zxid};
+    use crate::proto::{ServerId, SessionId, Zxid};
+    use crate::txn::{Txn, TxnHeader, TxnOp};
     use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
 
     fn leader_of_5() -> Zab {
@@ -579,6 +611,127 @@ mod tests {
         msg(&mut z, 1, info(1, 0));
         msg(&mut z, 2, info(2, 0));
         msg(&mut z, 1, QuorumMsg::AckEpoch { current_epoch: 0, last_zxid: Zxid::new(0, 3) });
+        assert_eq!(z.role(), Role::Looking);
+    }
+
+    /// A leader (3) of voters 1..=3 serving with 1, 2 and the learners `extra` (servers no
+    /// config lists yet, joining) synced at epoch 1.
+    fn serving_leader_of_3(extra: &[u64]) -> Zab {
+        let mut z = Zab::new(ZabConfig::for_test(3, 3, 100), DurableState::default(), vec![], 0);
+        let mut out = vec![];
+        let vote = Vote { leader: ServerId(3), zxid: Zxid::ZERO, epoch: 0 };
+        z.step(1, Input::Election(Notification { sender: ServerId(1), state: PeerState::Looking, vote, round: 1 }), &mut out);
+        z.step(30, Input::Tick, &mut out);
+        assert!(matches!(z.role(), Role::Leading { .. }));
+        let learners: Vec<u64> = [1, 2].iter().chain(extra).copied().collect();
+        for &id in &learners {
+            msg(&mut z, id, info(id, 0));
+        }
+        for &id in &learners {
+            msg(&mut z, id, ACK_EPOCH);
+        }
+        for &id in &learners {
+            msg(&mut z, id, QuorumMsg::Ack { zxid: Zxid::new(1, 0) });
+        }
+        assert!(z.serving(), "serving with 1 and 2");
+        let synced: Vec<u64> = z.synced_servers().map(|s| s.0).collect();
+        let mut want: Vec<u64> = learners.iter().copied().chain([3]).collect();
+        want.sort();
+        assert_eq!(synced, want, "joining learners are synced too");
+        z
+    }
+
+    fn txn(zxid: Zxid, op: TxnOp) -> Txn {
+        Txn { header: TxnHeader { session: SessionId(0), cxid: 0, zxid, time_ms: 0 }, op }
+    }
+
+    fn voters_text(ids: &[u64]) -> Vec<u8> {
+        let lines: Vec<String> = ids.iter().map(|i| format!("server.{i}=127.0.0.1:{}:{};{}", 100 + i, 200 + i, 300 + i)).collect();
+        format!("{}\nversion=100000001", lines.join("\n")).into_bytes()
+    }
+
+    /// Propose a reconfig to `voters` and one write after it, both durable at the leader.
+    fn propose_reconfig_and_a_write(z: &mut Zab, voters: &[u64]) -> (Zxid, Zxid) {
+        let mut out = vec![];
+        let r = z.next_zxid();
+        z.step(50, Input::Propose(txn(r, TxnOp::Reconfig { data: voters_text(voters) })), &mut out);
+        let p = z.next_zxid();
+        z.step(51, Input::Propose(txn(p, TxnOp::Check { path: "/".into(), version: 0 })), &mut out);
+        z.step(52, Input::LogSynced { zxid: p }, &mut out);
+        (r, p)
+    }
+
+    fn ack(z: &mut Zab, from: u64, zxid: Zxid) {
+        msg(z, from, QuorumMsg::Ack { zxid });
+    }
+
+    /// Joint quorum (ZooKeeper's Leader.tryToCommit with qvAcksetPairs): voters 1,2,3 are
+    /// replaced by 3,4,5. A reconfig and the proposal after it do not commit on a quorum of
+    /// the old voters alone.
+    #[test]
+    fn a_voter_change_does_not_commit_on_the_old_quorum_alone() {
+        let mut z = serving_leader_of_3(&[4, 5]);
+        let (r, p) = propose_reconfig_and_a_write(&mut z, &[3, 4, 5]);
+        ack(&mut z, 1, p);
+        ack(&mut z, 2, p);
+        assert!(z.last_committed() < r, "all the old voters acked, none of the new but the leader");
+        ack(&mut z, 4, p);
+        assert_eq!(z.last_committed(), p, "3 and 4 are a quorum of the new voters too");
+    }
+
+    #[test]
+    fn a_voter_change_does_not_commit_on_the_new_quorum_alone() {
+        let mut z = serving_leader_of_3(&[4, 5]);
+        let (r, p) = propose_reconfig_and_a_write(&mut z, &[3, 4, 5]);
+        ack(&mut z, 4, p);
+        ack(&mut z, 5, p);
+        assert!(z.last_committed() < r, "all the new voters acked, none of the old but the leader");
+        ack(&mut z, 1, r);
+        assert_eq!(z.last_committed(), p, "the reconfig has both quorums now; the write after it needs the new one only");
+    }
+
+    /// Once the reconfig has committed the new voters alone count: for what was proposed
+    /// after it (in flight meanwhile) and, once applied, for everything.
+    #[test]
+    fn after_the_change_the_new_voters_alone_count() {
+        let mut z = serving_leader_of_3(&[4, 5]);
+        let (r, p) = propose_reconfig_and_a_write(&mut z, &[3, 4, 5]);
+        ack(&mut z, 1, r);
+        ack(&mut z, 4, r);
+        assert_eq!(z.last_committed(), r);
+        ack(&mut z, 5, p);
+        assert_eq!(z.last_committed(), p, "3 and 5 of the new voters; no old quorum is needed after the change");
+        let mut out = vec![];
+        z.step(55, Input::Membership { voters: [3, 4, 5].map(ServerId).into(), observers: Default::default() }, &mut out);
+        assert_eq!(z.quorum_size(), 2);
+        assert!(out.contains(&Action::CloseQuorum { peer: ServerId(2) }), "2 left: its connection is closed: {out:?}");
+        assert!(z.synced_servers().eq([3, 4, 5].map(ServerId)));
+        let later = z.next_zxid();
+        z.step(56, Input::Propose(txn(later, TxnOp::Check { path: "/".into(), version: 0 })), &mut out);
+        z.step(57, Input::LogSynced { zxid: later }, &mut out);
+        ack(&mut z, 4, later);
+        assert_eq!(z.last_committed(), later, "3 and 4 of 3, 4, 5");
+    }
+
+    /// A leader the change removes steps down once it is applied; the new voters elect.
+    #[test]
+    fn a_removed_leader_steps_down_and_never_decides_again() {
+        let mut z = serving_leader_of_3(&[4]);
+        let (r, p) = propose_reconfig_and_a_write(&mut z, &[1, 2, 4]);
+        ack(&mut z, 1, p);
+        assert!(z.last_committed() < r, "the new voters 1, 2, 4 need two of them: the leader is not one");
+        ack(&mut z, 4, p);
+        assert_eq!(z.last_committed(), p);
+        let mut out = vec![];
+        z.step(60, Input::Membership { voters: [1, 2, 4].map(ServerId).into(), observers: Default::default() }, &mut out);
+        assert_eq!(z.role(), Role::Looking);
+        assert!(out.contains(&Action::CloseQuorum { peer: ServerId(1) }));
+        // However many answers back it, a non-member never leads nor follows.
+        for (s, st) in [(1, PeerState::Looking), (2, PeerState::Looking), (4, PeerState::Looking)] {
+            let vote = Vote { leader: ServerId(3), zxid: p, epoch: 1 };
+            z.step(61, Input::Election(Notification { sender: ServerId(s), state: st, vote, round: 2 }), &mut out);
+        }
+        z.step(1000, Input::Tick, &mut out);
         assert_eq!(z.role(), Role::Looking);
     }
 }

@@ -70,8 +70,12 @@ use crate::txn::Txn;
 #[derive(Clone, Debug)]
 pub struct ZabConfig {
     pub me: ServerId,
-    /// Every voting member, `me` included.
+    /// Every voting member of the committed configuration, `me` included (when I vote).
     pub voters: BTreeSet<ServerId>,
+    /// A reconfig that changes the voters, logged here and not yet committed (ZooKeeper's
+    /// `lastSeenQuorumVerifier`): until it is applied every quorum (election, epoch,
+    /// NEWLEADER, liveness, commits from it on) must be a quorum of `voters` AND of these.
+    pub proposed: Option<Proposed>,
     /// Observers (`server.N=…:observer`): they learn every commit and serve clients, but
     /// never vote, never lead and never count toward a quorum.
     pub observers: BTreeSet<ServerId>,
@@ -96,6 +100,7 @@ impl ZabConfig {
         ZabConfig {
             me: ServerId(me),
             voters: (1..=n).map(ServerId).collect(),
+            proposed: None,
             observers: Default::default(),
             tick_ms: 100,
             init_limit: 10,
@@ -106,16 +111,49 @@ impl ZabConfig {
         }
     }
 
+    /// Votes needed for a quorum of the committed voters.
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
     }
+    /// A voter of the committed configuration or of the proposed one.
     pub fn is_voter(&self, id: ServerId) -> bool {
-        self.voters.contains(&id)
+        self.voters.contains(&id) || self.proposed.as_ref().is_some_and(|p| p.voters.contains(&id))
     }
-    /// A server of the ensemble: a voter or an observer.
+    /// A server of the ensemble: a voter (committed or proposed) or an observer.
     pub fn is_member(&self, id: ServerId) -> bool {
-        self.voters.contains(&id) || self.observers.contains(&id)
+        self.is_voter(id) || self.observers.contains(&id)
     }
+    /// The voters of both configurations while a change is proposed, each once.
+    pub fn all_voters(&self) -> impl Iterator<Item = ServerId> + '_ {
+        let extra = self.proposed.iter().flat_map(|p| p.voters.iter()).filter(|id| !self.voters.contains(id));
+        self.voters.iter().chain(extra).copied()
+    }
+    /// Whether the servers `counted` holds for make a quorum: of the committed voters and,
+    /// while a change is proposed, of its voters too (the joint quorum).
+    pub fn is_quorum(&self, counted: impl Fn(ServerId) -> bool) -> bool {
+        majority(&self.voters, &counted) && self.proposed.as_ref().is_none_or(|p| majority(&p.voters, &counted))
+    }
+}
+
+/// A majority of `voters` is `counted`.
+pub(crate) fn majority(voters: &BTreeSet<ServerId>, counted: impl Fn(ServerId) -> bool) -> bool {
+    voters.iter().filter(|id| counted(**id)).count() > voters.len() / 2
+}
+
+/// A voter change proposed (logged) and not yet committed here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    /// The reconfig txn's zxid.
+    pub zxid: Zxid,
+    pub voters: BTreeSet<ServerId>,
+}
+
+/// The voters a reconfig txn sets, if `txn` is one (its data is `/zookeeper/config`'s text,
+/// written by the leader's service; one that does not parse changes nothing, as on apply).
+fn reconfig_voters(txn: &Txn) -> Option<BTreeSet<ServerId>> {
+    let crate::txn::TxnOp::Reconfig { data } = &txn.op else { return None };
+    let text = std::str::from_utf8(data).ok()?;
+    crate::reconfig::Membership::parse(text).ok().map(|m| m.voters())
 }
 
 /// What the storage knows at start (or after a restore).
@@ -156,9 +194,9 @@ pub enum Input {
     SnapshotWritten { zxid: Zxid },
     /// There is no snapshot at `zxid` after all (its job failed, its file is gone).
     SnapshotUnavailable { zxid: Zxid },
-    /// A reconfig committed (or was recovered): the ensemble's members are now these.
-    /// Only observers may change this way; a different voter set is refused with an error
-    /// log (the service never commits one: that needs a joint quorum).
+    /// A reconfig committed (or was recovered): the ensemble's members are now these. A
+    /// proposed voter change at or below the applied point is settled; a leader that is no
+    /// longer a voter steps down, and a server that is no longer a member stops taking part.
     Membership { voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId> },
 }
 
@@ -251,6 +289,15 @@ impl Core {
         }
         self.hist.synced()
     }
+    /// Log `txn` in memory (a proposal, at the leader or a follower). A reconfig that
+    /// changes the voters becomes the proposed configuration from here on.
+    fn append(&mut self, txn: Txn) {
+        if let Some(voters) = reconfig_voters(&txn).filter(|v| *v != self.cfg.voters) {
+            tracing::info!(zxid = %txn.header.zxid, from = ?self.cfg.voters, to = ?voters, "voter change proposed: joint quorums until it commits");
+            self.cfg.proposed = Some(Proposed { zxid: txn.header.zxid, voters });
+        }
+        self.hist.append(txn);
+    }
     fn own_vote(&self) -> Vote {
         Vote { leader: self.cfg.me, zxid: self.hist.last_logged(), epoch: self.durable.current_epoch }
     }
@@ -322,8 +369,14 @@ impl Zab {
             return;
         }
         if let Input::Membership { voters, observers } = input {
-            self.set_members(voters, observers, out);
+            self.set_members(now, voters, observers, out);
             return;
+        }
+        if let Input::Restored { .. } = input {
+            // The state was rebuilt from the log that is left (TRUNC) or replaced (SNAP):
+            // everything logged is applied, and the loop fed the membership it holds just
+            // before this; a proposed change was either applied or cut away.
+            self.core.cfg.proposed = None;
         }
         if let (Input::Tick, State::Leading(l), Some(cv)) = (&input, &self.state, self.canvass.as_mut()) {
             if l.discovering() {
@@ -407,7 +460,24 @@ impl Zab {
         !self.core.cfg.is_voter(self.core.cfg.me)
     }
 
-    /// Votes needed for a quorum (self included).
+    /// Leader: the servers connected and synced with it (NEWLEADER acked), itself
+    /// included; nothing in other roles. A voter change is proposed only if a quorum of the
+    /// new voters is among them (ZooKeeper's NewConfigNoQuorum otherwise).
+    /// In id order.
+    pub fn synced_servers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        let me = self.core.cfg.me;
+        let learners = match &self.state {
+            State::Leading(l) if l.serving() => Some(l.synced_learners()),
+            _ => None,
+        };
+        let learners = learners.into_iter().flatten();
+        let below = learners.clone().filter(move |id| *id < me);
+        let above = learners.filter(move |id| *id > me);
+        let leading = matches!(&self.state, State::Leading(l) if l.serving());
+        below.chain(leading.then_some(me)).chain(above)
+    }
+
+    /// Votes needed for a quorum of the committed voters (self included).
     pub fn quorum_size(&self) -> usize {
         self.core.cfg.quorum()
     }
@@ -497,7 +567,7 @@ impl Zab {
     fn hold(&mut self, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) {
         let cfg = &self.core.cfg;
         let valid = matches!(msg, QuorumMsg::FollowerInfo { from: id, .. } if id == from);
-        if !valid || from == cfg.me || !cfg.voters.contains(&from) {
+        if !valid || from == cfg.me || !cfg.is_voter(from) {
             note!("looking: FOLLOWERINFO from {from} that is not a voter; closing");
             out.push(Action::CloseQuorum { peer: from });
             return;
@@ -536,23 +606,42 @@ impl Zab {
         }
     }
 
-    /// New observers may connect from now on (FOLLOWERINFO checks membership); a leader
-    /// drops the connection of any learner that is no longer a member.
-    fn set_members(&mut self, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, out: &mut Vec<Action>) {
-        if voters != self.core.cfg.voters {
-            tracing::error!(
-                current = ?self.core.cfg.voters,
-                asked = ?voters,
-                "membership change of the voters ignored: it needs a joint-quorum commit, which arbor does not do"
-            );
+    /// A reconfig was applied here: these are the members now. Learners that left lose
+    /// their connection to a leader; a leader that is no longer a voter steps down so the
+    /// new voters elect one among themselves; a server that is no longer a member leaves its
+    /// leader and takes no part from now on (it never decides in an election).
+    fn set_members(&mut self, now: Millis, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, out: &mut Vec<Action>) {
+        let cfg = &mut self.core.cfg;
+        let before: BTreeSet<ServerId> = cfg.voters.union(&cfg.observers).copied().collect();
+        let old_voters = std::mem::replace(&mut cfg.voters, voters);
+        if old_voters != cfg.voters {
+            tracing::info!(from = ?old_voters, to = ?cfg.voters, "voters changed by reconfig");
         }
-        if observers == self.core.cfg.observers {
-            return;
+        if observers != cfg.observers {
+            tracing::info!(from = ?cfg.observers, to = ?observers, "observers changed by reconfig");
+            cfg.observers = observers;
         }
-        tracing::info!(from = ?self.core.cfg.observers, to = ?observers, "observers changed by reconfig");
-        self.core.cfg.observers = observers;
-        if let State::Leading(l) = &mut self.state {
-            l.drop_non_members(&self.core, out);
+        let applied = self.core.hist.applied();
+        if cfg.proposed.as_ref().is_some_and(|p| p.zxid <= applied) {
+            cfg.proposed = None;
+        }
+        let (me, voter, member) = (cfg.me, cfg.is_voter(cfg.me), cfg.is_member(cfg.me));
+        let leave = match &mut self.state {
+            State::Leading(l) => {
+                l.members_changed(&self.core, &before, out);
+                if !voter {
+                    tracing::info!(server = %me, "this leader is no longer a voter; stepping down for the new voters to elect one");
+                }
+                !voter
+            }
+            State::Following(_) if !member => {
+                tracing::info!(server = %me, "this server is no longer a member; leaving its leader");
+                true
+            }
+            _ => false,
+        };
+        if leave {
+            self.become_looking(now, out);
         }
     }
 

@@ -152,6 +152,7 @@ impl Sim {
         let cfg = ZabConfig {
             me: ServerId(0),
             voters: voters.clone(),
+            proposed: None,
             observers: observer_ids.clone(),
             tick_ms: TICK,
             init_limit: 10,
