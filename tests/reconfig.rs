@@ -252,24 +252,28 @@ fn a_voter_change_without_a_synced_quorum_of_the_new_voters_is_refused() {
     let leader = cl.wait_leader(Duration::from_secs(30));
     let mut su = super_client(&cl.addr(leader));
     let before = config_on(&cl, leader);
-    let spec = cl.add_server_line(4, false);
-    let join4 = reconfig_req(Some(&format!("server.4={spec}")), None, None, -1);
     // 4 is not up and one follower is down: 2 of the 4 new voters are synced.
     let down = (1..=3).find(|i| *i != leader).expect("a follower");
     cl.kill9(down);
     // (Its connection closes at once; the leader drops it on that.)
     std::thread::sleep(Duration::from_millis(500));
+    let spec = cl.add_server_line(4, false);
+    let join4 = reconfig_req(Some(&format!("server.4={spec}")), None, None, -1);
     assert_eq!(reconfig(&mut su, &join4).map(|_| ()), Err(NEW_CONFIG_NO_QUORUM));
-    // Three joiners at once, none up: 3 of 6 synced even with every old voter back.
+    // (The old voter restarts with the config it had: one listing server 4 would make it
+    // count 4 voters.)
+    cl.remove_server_line(4);
     cl.start_node(down);
     cl.wait_leader(Duration::from_secs(30));
+    // Three joiners at once, none up: 3 of 6 synced with every old voter back.
     let three = format!("server.4={spec},server.5=127.0.0.1:1:2;3,server.6=127.0.0.1:4:5;6");
     assert_eq!(reconfig(&mut su, &reconfig_req(Some(&three), None, None, -1)).map(|_| ()), Err(NEW_CONFIG_NO_QUORUM));
     assert_eq!(config_on(&cl, leader), before, "nothing changed");
-    // With 4 up and synced, the same request goes through.
+    // With 4 up and synced, the change goes through.
+    let spec = cl.add_server_line(4, false);
     cl.start_node(4);
     wait_for(Duration::from_secs(30), "server 4 following", || (cl.mode(4).as_deref() == Some("follower")).then_some(()));
-    let (text, _) = reconfig(&mut su, &join4).expect("4 joins once synced");
+    let (text, _) = reconfig(&mut su, &reconfig_req(Some(&format!("server.4={spec}")), None, None, -1)).expect("4 joins once synced");
     assert!(text.contains(&format!("server.4={spec}\n")), "{text}");
 }
 
