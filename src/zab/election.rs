@@ -231,11 +231,18 @@ impl Election {
 
     /// A quorum of Following/Leading peers names L, and L itself says it is Leading.
     fn out_of_election(&mut self, cfg: &ZabConfig) -> Option<Decision> {
+        // The leader's own Leading answer, or, for a leader no config of mine lists (a
+        // reconfig I missed while down added it: I neither send to nor hear from it), the
+        // answer of one of its followers: a quorum of my voters following it is all I
+        // can know (ZooKeeper sends the config with the notification instead).
         let leading: Vec<(ServerId, Notification)> = self
             .heard
             .iter()
-            .filter(|(id, h)| h.state == PeerState::Leading && h.vote.leader == **id)
-            .map(|(id, h)| (*id, h.clone()))
+            .filter(|(id, h)| {
+                h.state != PeerState::Looking
+                    && (h.vote.leader == **id && h.state == PeerState::Leading || !cfg.is_voter(h.vote.leader))
+            })
+            .map(|(_, h)| (h.vote.leader, h.clone()))
             .collect();
         for (leader, ln) in leading {
             let backs = |id| self.heard.get(&id).is_some_and(|h| h.state != PeerState::Looking && h.vote.leader == leader);
@@ -414,5 +421,18 @@ mod tests {
         assert_eq!(e.receive(&c, 1, fol, &mut out), None, "the leader itself has not confirmed yet");
         // Even though my own vote is "better", the incumbent keeps its place.
         assert_eq!(e.receive(&c, 2, lead, &mut out), Some(Decision::Follow(ServerId(3))));
+    }
+
+    /// A server that missed the reconfig adding 4 (down meanwhile) never hears 4; a quorum
+    /// of its voters following 4 is enough to follow it (and learn the change by sync).
+    #[test]
+    fn follows_a_leader_its_config_does_not_list_on_a_quorum_of_its_voters() {
+        let c = cfg(3, 3);
+        let mut e = Election::new(c.me);
+        let mut out = vec![];
+        e.start(&c, 0, v(3, 0, 0), &mut out);
+        let new = v(4, 50, 2);
+        assert_eq!(e.receive(&c, 1, answer(1, PeerState::Following, new, 4), &mut out), None, "one of three");
+        assert_eq!(e.receive(&c, 2, answer(2, PeerState::Following, new, 4), &mut out), Some(Decision::Follow(ServerId(4))));
     }
 }

@@ -32,6 +32,13 @@ use crate::txn::{Txn, TxnHeader, TxnOp};
 
 const TICK: Millis = 100;
 
+/// A reconfig txn that makes `voters` the voters (its data as the service renders it).
+fn reconfig_txn(zxid: Zxid, voters: &BTreeSet<ServerId>) -> Txn {
+    let lines: Vec<String> = voters.iter().map(|v| format!("server.{}=127.0.0.1:{}:{};{}", v.0, 1000 + v.0, 2000 + v.0, 3000 + v.0)).collect();
+    let data = format!("{}\nversion={:x}", lines.join("\n"), zxid.0).into_bytes();
+    Txn { header: TxnHeader { session: SessionId(0), cxid: 0, zxid, time_ms: 0 }, op: TxnOp::Reconfig { data } }
+}
+
 fn txn(zxid: Zxid, data: u64) -> Txn {
     Txn {
         header: TxnHeader { session: SessionId(0), cxid: 0, zxid, time_ms: 0 },
@@ -81,6 +88,8 @@ enum Ev {
     /// The leader's loop handed the last chunk of `to`'s snapshot to the socket.
     SnapshotSent { node: ServerId, incarnation: u64, to: ServerId },
     Client,
+    /// The service applied a reconfig: the core takes its members.
+    Membership { node: ServerId, incarnation: u64, voters: BTreeSet<ServerId> },
 }
 
 #[derive(Debug)]
@@ -138,6 +147,12 @@ struct Sim {
     steps: u64,
     crashes: u64,
     trace: bool,
+    /// Servers that start with a config listing the voters and themselves (joining by
+    /// reconfig); the others start with `cfg.voters`. A node's voters are then those of the
+    /// last reconfig in its applied history, as the service tells the core.
+    joiners: BTreeSet<ServerId>,
+    /// A voter change the workload proposes once the joiners follow (its voters).
+    join_to: Option<BTreeSet<ServerId>>,
 }
 
 impl Sim {
@@ -200,6 +215,8 @@ impl Sim {
             steps: 0,
             crashes: 0,
             trace: std::env::var_os("ZAB_SIM_TRACE").is_some(),
+            joiners: BTreeSet::new(),
+            join_to: None,
         }
     }
 
@@ -267,6 +284,12 @@ impl Sim {
     fn restart(&mut self, id: ServerId) {
         let mut cfg = self.cfg.clone();
         cfg.me = id;
+        if self.joiners.contains(&id) {
+            cfg.voters.insert(id);
+        }
+        if let Some(v) = self.node(id).disk.log.iter().rev().find_map(super::reconfig_voters) {
+            cfg.voters = v;
+        }
         let now = self.now;
         let n = self.node(id);
         if n.core.is_some() {
@@ -322,7 +345,7 @@ impl Sim {
 
     fn step_node(&mut self, id: ServerId, input: Input) {
         let now = self.now;
-        let voter = self.cfg.is_voter(id);
+        let voter = self.cfg.is_voter(id) || self.joiners.contains(&id);
         let Some(core) = self.node(id).core.as_mut() else { return };
         let mut out = Vec::new();
         core.step(now, input, &mut out);
@@ -469,6 +492,9 @@ impl Sim {
             let d = self.delay() * 5;
             self.schedule(self.now + d, Ev::SnapshotWritten { node: me, incarnation: inc, zxid: t.header.zxid });
         }
+        if let Some(voters) = super::reconfig_voters(&t) {
+            self.schedule(self.now, Ev::Membership { node: me, incarnation: inc, voters });
+        }
         if leading {
             self.acked.insert(t.header.zxid, t);
         }
@@ -572,7 +598,16 @@ impl Sim {
             }
             Ev::Restored { node, incarnation, last } => {
                 if self.node(node).incarnation == incarnation {
+                    // The rebuilt state's membership first, as the replica feeds it.
+                    if let Some(voters) = self.node(node).tree.iter().rev().find_map(super::reconfig_voters) {
+                        self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone() });
+                    }
                     self.step_node(node, Input::Restored { last_zxid: last });
+                }
+            }
+            Ev::Membership { node, incarnation, voters } => {
+                if self.node(node).incarnation == incarnation {
+                    self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone() });
                 }
             }
             Ev::SnapshotWritten { node, incarnation, zxid } => {
@@ -616,7 +651,19 @@ impl Sim {
         if core.last_logged().0 - core.last_committed().0 > 20 && core.last_logged().epoch() == core.last_committed().epoch() {
             return;
         }
-        let t = txn(core.next_zxid(), self.next_data);
+        let next = core.next_zxid();
+        // As the service does: one reconfig at a time, only with a synced quorum of the new
+        // voters (NewConfigNoQuorum otherwise).
+        let join = self.join_to.clone().filter(|to| {
+            let c = &core.core.cfg;
+            let synced: BTreeSet<ServerId> = core.synced_servers().collect();
+            c.voters != *to && c.proposed.is_none() && super::majority(to, |id| synced.contains(&id))
+        });
+        if let Some(to) = join.filter(|_| self.rng.gen_bool(0.05)) {
+            self.step_node(l, Input::Propose(reconfig_txn(next, &to)));
+            return;
+        }
+        let t = txn(next, self.next_data);
         self.next_data += 1;
         self.step_node(l, Input::Propose(t));
     }
@@ -1012,6 +1059,45 @@ fn randomized_faults_keep_zab_invariants() {
         });
         if let Err(e) = r {
             eprintln!("failing seed: {seed} (replay: ZAB_SIM_SEED={seed} cargo test --lib randomized_faults)");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// Randomized, with a voter joining: server n+1 starts with a config listing itself and
+/// follows without counting; the workload proposes the reconfig that adds it once a quorum
+/// of the new voters is synced. Under crashes, partitions and message loss the usual
+/// invariants hold (one leader per epoch, no divergence, nothing acknowledged lost), and
+/// after healing the change is committed everywhere (proposed again if it was lost).
+#[test]
+fn randomized_faults_with_a_voter_joining_keep_zab_invariants() {
+    let seeds: Vec<u64> = match std::env::var("ZAB_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("ZAB_SIM_SEED is a number")],
+        Err(_) => (0..std::env::var("ZAB_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100)).collect(),
+    };
+    for seed in seeds {
+        let r = std::panic::catch_unwind(|| {
+            let n = if seed % 2 == 0 { 3 } else { 4 };
+            let mut sim = Sim::new(seed, n + 1, if seed % 3 == 0 { 4 } else { 200 });
+            sim.cfg.voters = (1..=n).map(ServerId).collect();
+            sim.joiners = [ServerId(n + 1)].into();
+            let all: BTreeSet<ServerId> = (1..=n + 1).map(ServerId).collect();
+            sim.join_to = Some(all.clone());
+            sim.start_all();
+            sim.start_client();
+            sim.random_faults(3000);
+            let l = sim.heal_and_check(BOUND);
+            // The change commits once all are up (the client proposes it again if lost).
+            sim.start_client();
+            let done = sim.run_until(BOUND, |s| {
+                s.nodes.iter().all(|nd| nd.core.as_ref().is_some_and(|c| c.core.cfg.voters == all && c.core.cfg.proposed.is_none()))
+            });
+            assert!(done, "seed {seed}: voter {} not added everywhere (leader {l})", n + 1);
+            sim.client_on = false;
+            sim.heal_and_check(BOUND);
+        });
+        if let Err(e) = r {
+            eprintln!("failing seed: {seed} (replay: ZAB_SIM_SEED={seed} cargo test --lib randomized_faults_with_a_voter)");
             std::panic::resume_unwind(e);
         }
     }
