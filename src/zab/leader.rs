@@ -142,6 +142,9 @@ impl Leader {
         }
         u64::from(last.counter().saturating_sub(self.committed.counter()))
     }
+    pub fn pending_syncs(&self) -> usize {
+        self.syncs.len()
+    }
     pub fn follower_status(&self) -> Vec<(ServerId, bool, Zxid)> {
         self.handlers.iter().map(|(id, h)| (*id, h.stage == Stage::Acked, h.acked)).collect()
     }

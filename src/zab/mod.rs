@@ -219,6 +219,9 @@ pub struct ZabStatus {
     pub last_committed: Zxid,
     /// Leader only: (follower, synced = acked NEWLEADER, last acked zxid), by id.
     pub followers: Vec<(ServerId, bool, Zxid)>,
+    /// Leader only: syncs waiting for their confirmation round or earlier commits
+    /// (ZooKeeper's `pending_syncs`).
+    pub pending_syncs: usize,
 }
 
 /// State every role shares: settings, epochs and the in-memory log.
@@ -466,6 +469,10 @@ impl Zab {
             followers: match &self.state {
                 State::Leading(l) => l.follower_status(),
                 _ => Vec::new(),
+            },
+            pending_syncs: match &self.state {
+                State::Leading(l) => l.pending_syncs(),
+                _ => 0,
             },
         }
     }

@@ -109,7 +109,6 @@ impl Syncs {
         self.waiting.retain(|w| w.asker != Asker::Follower(follower));
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiting.len()
     }
