@@ -103,7 +103,7 @@ pub fn collect(ev: &EventLoop) -> Vec<Metric<'_>> {
             m.push(gauge("learners", z.followers.len()));
             m.push(gauge("followers", z.followers.len()));
             m.push(gauge("synced_followers", synced));
-            m.push(gauge("pending_syncs", z.followers.len() - synced));
+            m.push(gauge("pending_syncs", z.pending_syncs));
             if let Some(t) = obs.leading_since {
                 m.push(gauge("leader_uptime", t.elapsed().as_millis()));
             }
