@@ -11,6 +11,9 @@
 # DIR/client.pem        a client's key store (key + certificate), subject O=arbor tests,CN=client:
 #                       its x509 id is "CN=client,O=arbor tests"
 # DIR/client-key.pem, DIR/client-cert.pem   the same, separately (kazoo, Python's ssl)
+# DIR/server.p12, DIR/client.p12   the same key stores as PKCS#12 (password "changeit")
+# DIR/trust.p12         the CA as a PKCS#12 trust store (password "changeit"; made with
+#                       keytool when it is installed, so Java clients trust it too)
 #
 # ECDSA P-256, valid 30 days, unencrypted keys (arbor refuses encrypted ones). Needs openssl.
 # For anything real, use certificates from your own CA.
@@ -29,5 +32,16 @@ leaf() { # name subject extensions
 }
 leaf server "/CN=arbor-server" 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n'
 leaf client "/O=arbor tests/CN=client" 'extendedKeyUsage=clientAuth\n'
-[[ -s $d/server.pem && -s $d/client.pem ]] || { echo "make-test-certs.sh: openssl failed in $d" >&2; exit 1; }
-echo "$d: ca.pem server.pem client.pem client-key.pem client-cert.pem"
+for n in server client; do
+  openssl pkcs12 -export -in "$d/$n-cert.pem" -inkey "$d/$n-key.pem" -certfile "$d/ca.pem" -name "$n" \
+    -passout pass:changeit -out "$d/$n.p12"
+done
+rm -f "$d/trust.p12"
+if command -v keytool >/dev/null; then
+  keytool -importcert -noprompt -alias ca -file "$d/ca.pem" -keystore "$d/trust.p12" -storetype PKCS12 \
+    -storepass changeit >/dev/null 2>&1
+else
+  openssl pkcs12 -export -nokeys -in "$d/ca.pem" -passout pass:changeit -out "$d/trust.p12"
+fi
+[[ -s $d/server.pem && -s $d/client.pem && -s $d/server.p12 && -s $d/trust.p12 ]] || { echo "make-test-certs.sh: openssl failed in $d" >&2; exit 1; }
+echo "$d: ca.pem server.pem client.pem client-key.pem client-cert.pem server.p12 client.p12 trust.p12 (PKCS#12 password: changeit)"

@@ -54,16 +54,20 @@
 //! `clientPortAddress`) opens a TLS client listener next to `clientPort`, or instead of it when
 //! `clientPort` is absent; arbor extension, like `admin.serverPort.N`: `secureClientPort.N=P`
 //! gives server N its own secure port (one file for an ensemble on one machine).
-//! `ssl.keyStore.location` is one PEM file holding the private key and
-//! the certificate chain (ZooKeeper's PEM keystore; an unencrypted PKCS#8, PKCS#1 or SEC1
-//! key), `ssl.trustStore.location` the PEM CA certificates that client certificates must chain
-//! to. Only `PEM` is accepted for `ssl.keyStore.type` / `ssl.trustStore.type` (absent: PEM,
-//! unless the file name says `.jks`/`.p12`). `ssl.clientAuth` = `none` | `want` | `need`
+//! `ssl.keyStore.location` holds the private key and the certificate chain,
+//! `ssl.trustStore.location` the CA certificates that client certificates must chain to.
+//! `ssl.keyStore.type` / `ssl.trustStore.type`: `PEM` (one PEM file; an unencrypted PKCS#8,
+//! PKCS#1 or SEC1 key) or `PKCS12` (opened with `ssl.keyStore.password` /
+//! `ssl.trustStore.password`); `JKS` is accepted for a file that is really PKCS#12 (what
+//! keytool writes since Java 9, and what Java's own JKS type then reads) and refused for a
+//! real JKS file, naming the keytool command that converts it. Without a type key the type
+//! comes from the file name as in ZooKeeper (`.pem`, `.p12`/`.pfx`, `.jks`), else PEM.
+//! `ssl.clientAuth` = `none` | `want` | `need`
 //! (ZooKeeper's default: `need`). `sslQuorum=true` puts the election and quorum ports under
 //! TLS with the same keys under `ssl.quorum.*` (both sides present and verify certificates);
 //! `ssl.quorum.hostnameVerification` (default true) checks the server certificate of a peer we
-//! dial against the host of its `server.N` line. `ssl.keyStore.password` cannot decrypt
-//! anything (encrypted keys are refused when the store is loaded, naming the line).
+//! dial against the host of its `server.N` line. A PEM key must be unencrypted (an encrypted
+//! one is refused when the store is loaded, naming the line).
 //! `X509AuthenticationProvider.superUser=DN` (ZooKeeper's
 //! `zookeeper.X509AuthenticationProvider.superUser`): a client whose certificate subject is DN
 //! is the superuser. Other
@@ -203,36 +207,114 @@ pub enum ClientAuth {
     Need,
 }
 
+/// The format of a key or trust store (ZooKeeper's `KeyStoreFileType`, less BCFKS).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StoreType {
+    Pem,
+    Pkcs12,
+    /// Java's own format; read only when the file is really PKCS#12 (see the module doc).
+    Jks,
+}
+
+impl StoreType {
+    /// `ssl.*Store.type`'s value, case-insensitive as in ZooKeeper; `None` if unknown.
+    pub fn from_name(v: &str) -> Option<StoreType> {
+        match v.to_ascii_uppercase().as_str() {
+            "PEM" => Some(StoreType::Pem),
+            "PKCS12" => Some(StoreType::Pkcs12),
+            "JKS" => Some(StoreType::Jks),
+            _ => None,
+        }
+    }
+
+    /// ZooKeeper's `KeyStoreFileType.fromFilename`: the type a file name's extension names.
+    pub fn from_file_name(path: &Path) -> Option<StoreType> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "pem" => Some(StoreType::Pem),
+            "p12" | "pfx" => Some(StoreType::Pkcs12),
+            "jks" => Some(StoreType::Jks),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreType::Pem => "PEM",
+            StoreType::Pkcs12 => "PKCS12",
+            StoreType::Jks => "JKS",
+        }
+    }
+}
+
+/// A password from the config: never printed (`Debug` shows only that one is set).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// One set of `ssl.*` (client port) or `ssl.quorum.*` (election and quorum ports) keys.
 /// Paths carry the line they were set on, for the messages of loading them later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsStores {
     /// `ssl` or `ssl.quorum`: how the keys were spelled, for messages.
     pub prefix: &'static str,
-    /// One PEM file: the private key and the certificate chain.
+    /// The private key and the certificate chain.
     pub key_store: Option<(usize, PathBuf)>,
-    /// Set when `keyStore.password` is; PEM keys must be unencrypted, so it only lets
-    /// the loader say why an encrypted key is refused.
-    pub key_store_password_line: Option<usize>,
-    /// PEM CA certificates the peer's certificate must chain to.
+    /// `keyStore.type`, when set (else the type comes from the file name).
+    pub key_store_type: Option<(usize, StoreType)>,
+    /// `keyStore.password`: opens a PKCS#12 store; for PEM it only lets the loader say why
+    /// an encrypted key is refused.
+    pub key_store_password: Option<(usize, Secret)>,
+    /// CA certificates the peer's certificate must chain to.
     pub trust_store: Option<(usize, PathBuf)>,
+    pub trust_store_type: Option<(usize, StoreType)>,
+    pub trust_store_password: Option<(usize, Secret)>,
     pub client_auth: ClientAuth,
     /// Dialing side: check the peer's certificate names the host we dialed.
     pub hostname_verification: bool,
 }
 
 impl TlsStores {
+    /// The key store's type: `keyStore.type`, else its file name's extension, else PEM.
+    pub fn key_store_kind(&self) -> StoreType {
+        kind(&self.key_store_type, &self.key_store)
+    }
+
+    pub fn trust_store_kind(&self) -> StoreType {
+        kind(&self.trust_store_type, &self.trust_store)
+    }
+
     fn new(prefix: &'static str) -> Self {
         TlsStores {
             prefix,
             key_store: None,
-            key_store_password_line: None,
+            key_store_type: None,
+            key_store_password: None,
             trust_store: None,
+            trust_store_type: None,
+            trust_store_password: None,
             // ZooKeeper 3.8 `ClientAuth.fromPropertyValue`: absent or empty = NEED.
             client_auth: ClientAuth::Need,
             hostname_verification: true,
         }
     }
+}
+
+fn kind(set: &Option<(usize, StoreType)>, location: &Option<(usize, PathBuf)>) -> StoreType {
+    set.map(|(_, t)| t)
+        .or_else(|| location.as_ref().and_then(|(_, p)| StoreType::from_file_name(p)))
+        .unwrap_or(StoreType::Pem)
 }
 
 /// TLS settings: the secure client port and the quorum's TLS.
@@ -922,13 +1004,19 @@ impl Parser {
         match sub {
             "keyStore.location" => stores.key_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
             "trustStore.location" => stores.trust_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
-            "keyStore.password" => stores.key_store_password_line = (!v.is_empty()).then_some(n),
+            "keyStore.password" => stores.key_store_password = Some((n, Secret(v.to_string()))),
             // PEM trust stores are not encrypted; ZooKeeper ignores the password for them too.
-            "trustStore.password" => {}
+            "trustStore.password" => stores.trust_store_password = Some((n, Secret(v.to_string()))),
             "keyStore.type" | "trustStore.type" => {
-                if !v.is_empty() && !v.eq_ignore_ascii_case("PEM") {
-                    return Err(self.bad(n, key, format!("{v:?} stores are not supported by arbor; only PEM")));
-                }
+                // Empty: as if absent (ZooKeeper then goes by the file name).
+                let t = match v {
+                    "" => None,
+                    _ => Some(StoreType::from_name(v).ok_or_else(|| {
+                        self.bad(n, key, format!("{v:?} stores are not supported by arbor; PEM, PKCS12 or JKS"))
+                    })?),
+                };
+                let slot = if sub == "keyStore.type" { &mut stores.key_store_type } else { &mut stores.trust_store_type };
+                *slot = t.map(|t| (n, t));
             }
             "clientAuth" => {
                 stores.client_auth = match v.to_ascii_lowercase().as_str() {
@@ -945,8 +1033,8 @@ impl Parser {
             (sub, Path::new(v).extension().and_then(|e| e.to_str()))
         {
             // ZooKeeper infers the type from the extension when no type is set.
-            if ["jks", "p12", "pfx", "bcfks"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
-                return Err(self.bad(n, key, format!("{v:?} looks like a {ext} store; arbor reads only PEM files")));
+            if ext.eq_ignore_ascii_case("bcfks") {
+                return Err(self.bad(n, key, format!("{v:?} looks like a BCFKS store; arbor reads PEM and PKCS#12 files")));
             }
         }
         if quorum {
@@ -964,7 +1052,7 @@ impl Parser {
         let check = |s: &TlsStores, why: &str| -> Result<(), ConfigError> {
             let p = s.prefix;
             if s.key_store.is_none() {
-                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM file with the key and certificate)")));
+                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM or PKCS#12 file with the key and certificate)")));
             }
             if s.client_auth != ClientAuth::None && s.trust_store.is_none() {
                 return Err(invalid(format!(
@@ -1476,14 +1564,36 @@ mod tests {
         assert_eq!(c.secure_client_addr(ServerId(1)), Some(sa("127.0.0.1:7")), "the server line's client host");
     }
 
+    /// The store type: the type key (any case), else the file name's extension as in
+    /// ZooKeeper's `KeyStoreFileType.fromFilename`, else PEM; passwords never shown by Debug.
+    #[test]
+    fn store_types_come_from_the_type_key_or_the_file_name() {
+        let (c, w) = ok(
+            "dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.P12\nssl.keyStore.password=s3cret\n\
+             ssl.trustStore.location=/t.pem\nssl.trustStore.type=pkcs12\nssl.trustStore.password=\n\
+             sslQuorum=true\nssl.quorum.keyStore.location=/q.jks\nssl.quorum.trustStore.location=/q\n\
+             ssl.quorum.keyStore.type=\nserver.1=h:1:2;2181\nserver.2=h:3:4;2182\n",
+            Some(1),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.tls.client.key_store_kind(), StoreType::Pkcs12);
+        assert_eq!(c.tls.client.trust_store_kind(), StoreType::Pkcs12, "the type key wins over .pem");
+        assert_eq!(c.tls.client.trust_store_type, Some((7, StoreType::Pkcs12)));
+        assert_eq!(c.tls.client.key_store_password.as_ref().map(|(l, p)| (*l, p.expose())), Some((5, "s3cret")));
+        assert_eq!(c.tls.client.trust_store_password.as_ref().map(|(l, p)| (*l, p.expose())), Some((8, "")));
+        assert_eq!(c.tls.quorum.key_store_kind(), StoreType::Jks, "an empty type is absent");
+        assert_eq!(c.tls.quorum.trust_store_kind(), StoreType::Pem, "no extension: PEM");
+        assert!(!format!("{c:?}").contains("s3cret"), "a password in Debug output");
+    }
+
     #[test]
     fn bad_tls_settings_name_the_line() {
         let e = err("dataDir=/d\nclientPort=2181\nssl.clientAuth=maybe\n", Some(1));
         assert!(e.contains("t.cfg:3: ssl.clientAuth: expected none, want or need"), "{e}");
-        let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.type=JKS\n", Some(1));
-        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("only PEM"), "{e}");
-        let e = err("dataDir=/d\nclientPort=2181\nssl.keyStore.location=/x/keystore.jks\n", Some(1));
-        assert!(e.contains("t.cfg:3: ssl.keyStore.location") && e.contains("only PEM"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.type=BCFKS\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("PEM, PKCS12 or JKS"), "{e}");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.keyStore.location=/x/keystore.bcfks\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.keyStore.location") && e.contains("BCFKS"), "{e}");
         let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n", Some(1));
         assert!(e.contains("secureClientPort (line 3) needs ssl.keyStore.location"), "{e}");
         let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k\n", Some(1));

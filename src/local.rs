@@ -10,6 +10,10 @@
 //! happen. Ctrl-C / SIGTERM stops every child by PID. Each child's output goes to
 //! `arbor.log` in its dataDir.
 //!
+//! A server without a plain client port (`secureClientPort` and no `clientPort`) is checked
+//! over TLS (`server::tls::probe`, with the config's own `ssl.keyStore`); its secure port is
+//! what is reported and what the connect string lists.
+//!
 //! Without a config: `config/local-3.cfg` when run from the source tree, else the same file
 //! built into the binary, written to the temp dir next to its data (`/tmp/arbor`).
 
@@ -22,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Config};
 use crate::proto::ServerId;
+use crate::server::tls::probe::Probe;
+use crate::server::tls::TlsSetupError;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -33,6 +39,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub enum LocalError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    #[error("cannot check the TLS-only servers: {0}")]
+    Tls(#[from] TlsSetupError),
     #[error("cannot start server {id}: {source}")]
     Spawn { id: ServerId, source: std::io::Error },
     #[error("cannot create {path}: {source}")]
@@ -69,7 +77,10 @@ pub fn default_config() -> Result<PathBuf, LocalError> {
 
 struct Member {
     id: ServerId,
+    /// The port readiness checks use: the plain client port, else the secure one.
     client: SocketAddr,
+    /// The TLS client port (`secureClientPort`), when there is one.
+    secure: Option<SocketAddr>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -80,6 +91,8 @@ pub struct Ensemble {
     config_path: PathBuf,
     exe: PathBuf,
     members: Vec<Member>,
+    /// For servers with only a secure client port.
+    probe: Option<Probe>,
 }
 
 impl Ensemble {
@@ -89,13 +102,23 @@ impl Ensemble {
         let (probe, _) = config::load(config_path, None).or_else(|_| config::load(config_path, Some(ServerId(1))))?;
         let ids: Vec<ServerId> = if probe.servers.is_empty() { vec![ServerId(1)] } else { probe.servers.keys().copied().collect() };
         let exe = std::env::current_exe().map_err(|source| LocalError::Spawn { id: ids[0], source })?;
-        let mut e = Ensemble { config_path: config_path.to_path_buf(), exe, members: Vec::new() };
+        let mut e = Ensemble { config_path: config_path.to_path_buf(), exe, members: Vec::new(), probe: None };
         for id in &ids {
             let (cfg, _): (Config, _) = config::load(config_path, Some(*id))?;
-            let client = loopback_if_unspecified(cfg.client_addr(*id)?);
+            let secure = cfg.secure_client_addr(*id).map(loopback_if_unspecified);
+            let client = match (cfg.plain_client_addr(*id)?, secure) {
+                (Some(plain), _) => loopback_if_unspecified(plain),
+                (None, Some(tls)) => {
+                    if e.probe.is_none() {
+                        e.probe = Some(Probe::new(&cfg)?);
+                    }
+                    tls
+                }
+                (None, None) => loopback_if_unspecified(cfg.client_addr(*id)?),
+            };
             std::fs::create_dir_all(&cfg.data_dir).map_err(|source| LocalError::Dir { path: cfg.data_dir.clone(), source })?;
             let log = cfg.data_dir.join("arbor.log");
-            e.members.push(Member { id: *id, client, log, child: None });
+            e.members.push(Member { id: *id, client, secure, log, child: None });
             if let Err(err) = e.spawn(*id) {
                 e.stop_all();
                 return Err(err);
@@ -153,9 +176,25 @@ impl Ensemble {
         self.members.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
     }
 
-    /// Each server's `srvr` mode (None when it does not answer), in server order.
+    /// Whether clients reach server `id` only over TLS.
+    pub fn tls_only(&self, id: ServerId) -> bool {
+        self.members.iter().any(|m| m.id == id && m.secure == Some(m.client))
+    }
+
+    /// Each server's `srvr` mode (None when it does not answer), in server order; over TLS
+    /// for a server with only a secure client port.
     pub fn modes(&self) -> Vec<(ServerId, Option<String>)> {
-        self.members.iter().map(|m| (m.id, if m.child.is_some() { mode_of(m.client) } else { None })).collect()
+        self.members
+            .iter()
+            .map(|m| {
+                let mode = match (&m.child, &self.probe) {
+                    (None, _) => None,
+                    (Some(_), Some(p)) if m.secure == Some(m.client) => mode_in(&p.four_letter(m.client, "srvr")),
+                    (Some(_), _) => mode_of(m.client),
+                };
+                (m.id, mode)
+            })
+            .collect()
     }
 
     /// The one leader, once every running server is leader, follower or observer (or the single node
@@ -269,7 +308,11 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> String {
 
 /// The `Mode:` line of `srvr`, if the server answers.
 pub fn mode_of(addr: SocketAddr) -> Option<String> {
-    four_letter(addr, "srvr").lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
+    mode_in(&four_letter(addr, "srvr"))
+}
+
+fn mode_in(srvr: &str) -> Option<String> {
+    srvr.lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
 }
 
 fn loopback_if_unspecified(a: SocketAddr) -> SocketAddr {
@@ -298,9 +341,14 @@ pub fn run(config_path: Option<&Path>) -> Result<(), LocalError> {
     };
     let mut e = Ensemble::start(&config_path)?;
     for id in e.ids() {
-        let m = e.members.iter().find(|m| m.id == id).map(|m| (m.client, m.log.clone()));
-        if let (Some(pid), Some((client, log))) = (e.pid(id), m) {
-            println!("started server {id} (pid {pid}), client port {client}, log {}", log.display());
+        let m = e.members.iter().find(|m| m.id == id).map(|m| (m.client, m.secure, m.log.clone()));
+        if let (Some(pid), Some((client, secure, log))) = (e.pid(id), m) {
+            let ports = match secure {
+                Some(s) if s == client => format!("secure client port {s} (TLS only)"),
+                Some(s) => format!("client port {client}, secure client port {s}"),
+                None => format!("client port {client}"),
+            };
+            println!("started server {id} (pid {pid}), {ports}, log {}", log.display());
         }
     }
     let result = supervise(&mut e);
@@ -382,7 +430,8 @@ fn supervise(e: &mut Ensemble) -> Result<(), LocalError> {
         Err(LocalError::Timeout(_)) if STOP.load(Ordering::SeqCst) => return Ok(()),
         Err(err) => return Err(err),
     }
-    println!("\nensemble up in {:.1} s; connect string: {}", start.elapsed().as_secs_f64(), e.connect_string());
+    let tls = if e.ids().iter().all(|id| e.tls_only(*id)) { " (TLS: clients need zookeeper.client.secure=true)" } else { "" };
+    println!("\nensemble up in {:.1} s; connect string: {}{tls}", start.elapsed().as_secs_f64(), e.connect_string());
     let modes = e.modes();
     for (id, mode) in &modes {
         let addr = e.client_addr(*id).map(|a| a.to_string()).unwrap_or_default();

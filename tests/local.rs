@@ -196,3 +196,61 @@ fn without_a_config_it_runs_the_built_in_one_from_any_directory() {
     assert!(status.success(), "exit {status}:\n{}", local.output());
     let _ = &_lock.0;
 }
+
+/// A TLS-only ensemble (secureClientPort.N without any plain client port, sslQuorum with
+/// PKCS#12 quorum stores named `.jks`): `arbor local` starts it, reports the secure ports,
+/// and its readiness checks (`srvr` for each server's mode) run over TLS. Certificates from
+/// scripts/make-test-certs.sh.
+#[test]
+fn a_tls_only_ensemble_starts_and_is_checked_over_tls() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let certs = dir.path().join("certs");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let made = Command::new("bash").arg(root.join("scripts/make-test-certs.sh")).arg(&certs).output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!("SKIP a_tls_only_ensemble_starts_and_is_checked_over_tls: make-test-certs.sh (openssl) failed: {other:?}");
+            return;
+        }
+    }
+    let c = |f: &str| certs.join(f).display().to_string();
+    let p12 = Command::new("openssl")
+        .args(["pkcs12", "-export", "-in", &c("server-cert.pem"), "-inkey", &c("server-key.pem"), "-certfile", &c("ca.pem")])
+        .args(["-passout", "pass:quorum-pw", "-out", &c("quorum.jks")])
+        .output()
+        .expect("openssl");
+    assert!(p12.status.success(), "{p12:?}");
+    let secure: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut cfg = format!(
+        "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}/{{id}}\nclientPortAddress=127.0.0.1\n\
+         ssl.keyStore.location={}\nssl.trustStore.location={}\nssl.clientAuth=need\n\
+         sslQuorum=true\nssl.quorum.keyStore.location={}\nssl.quorum.keyStore.password=quorum-pw\nssl.quorum.trustStore.location={}\n",
+        dir.path().display(),
+        c("server.pem"),
+        c("ca.pem"),
+        c("quorum.jks"),
+        c("ca.pem"),
+    );
+    for (i, s) in secure.iter().enumerate() {
+        cfg.push_str(&format!("server.{}=127.0.0.1:{}:{}\nsecureClientPort.{}={s}\n", i + 1, free_port(), free_port(), i + 1));
+    }
+    let cfg_path = dir.path().join("tls-only.cfg");
+    fs::write(&cfg_path, cfg).expect("cfg");
+    let mut local = Local::start(&[cfg_path.to_str().expect("utf8")], dir.path(), dir.path().join("local.out"));
+    let out = local.wait_for("ensemble up", Duration::from_secs(60));
+    for (i, s) in secure.iter().enumerate() {
+        assert!(out.contains(&format!("started server {} (pid", i + 1)), "{out}");
+        assert!(out.contains(&format!("secure client port 127.0.0.1:{s} (TLS only)")), "{out}");
+    }
+    let connect = secure.iter().map(|s| format!("127.0.0.1:{s}")).collect::<Vec<_>>().join(",");
+    assert!(out.contains(&format!("connect string: {connect} (TLS")), "{out}");
+    // The modes came over TLS: plain text on those ports gets no answer.
+    assert!(mode(secure[0]).is_none(), "a plain srvr was answered on a secure port");
+    let modes: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("server ") && l.contains(" on 127.0.0.1:")).collect();
+    assert_eq!(modes.len(), 3, "{out}");
+    assert_eq!(modes.iter().filter(|l| l.contains(": leader on")).count(), 1, "{out}");
+    assert_eq!(modes.iter().filter(|l| l.contains(": follower on")).count(), 2, "{out}");
+    let status = local.stop();
+    assert!(status.success(), "exit {status}:\n{}", local.output());
+}

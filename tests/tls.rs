@@ -374,8 +374,8 @@ fn bad_tls_settings_are_refused_naming_the_line() {
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\n", pki.p("server.pem")));
     assert!(err.contains("ssl.trustStore.location"), "{err}");
     // Not PEM.
-    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.type=JKS\n", pki.p("server.pem")));
-    assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("only PEM"), "{err}");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.type=BKS\n", pki.p("server.pem")));
+    assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("PEM, PKCS12 or JKS"), "{err}");
 }
 
 /// Whether a TLS connection to a peer port with `cfg` is kept open (the server accepted our
@@ -455,17 +455,22 @@ fn zookeeper_jar() -> Option<PathBuf> {
 /// needs) fails to load from zkCli.sh's fixed classpath (`NoClassDefFoundError:
 /// io/netty/resolver/AddressResolverGroup`); the same flags otherwise, as CLIENT_JVMFLAGS.
 fn zkcli_tls(jar: &Path, pki: &Pki, port: u16, with_cert: bool, script: &str) -> String {
+    let mut stores = vec![format!("-Dzookeeper.ssl.trustStore.location={}", pki.p("ca.pem")), "-Dzookeeper.ssl.trustStore.type=PEM".to_string()];
+    if with_cert {
+        stores.push(format!("-Dzookeeper.ssl.keyStore.location={}", pki.p("client.pem")));
+        stores.push("-Dzookeeper.ssl.keyStore.type=PEM".to_string());
+    }
+    zkcli_tls_with(jar, port, &stores, script)
+}
+
+/// zkCli over TLS with these `-Dzookeeper.ssl.*` store flags.
+fn zkcli_tls_with(jar: &Path, port: u16, stores: &[String], script: &str) -> String {
     let mut flags = vec![
         "-Dzookeeper.jmx.log4j.disable=true".to_string(),
         "-Dzookeeper.client.secure=true".to_string(),
         "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_string(),
-        format!("-Dzookeeper.ssl.trustStore.location={}", pki.p("ca.pem")),
-        "-Dzookeeper.ssl.trustStore.type=PEM".to_string(),
     ];
-    if with_cert {
-        flags.push(format!("-Dzookeeper.ssl.keyStore.location={}", pki.p("client.pem")));
-        flags.push("-Dzookeeper.ssl.keyStore.type=PEM".to_string());
-    }
+    flags.extend(stores.iter().cloned());
     let dir = jar.parent().unwrap_or(Path::new("/usr/share/java"));
     let mut cp = vec![jar.display().to_string()];
     for extra in ["netty-resolver.jar", "netty-codec.jar"] {
@@ -531,6 +536,13 @@ fn sample_tls_configs_parse_without_warnings() {
     assert_eq!(c.tls.secure_client_port, Some(2281));
     assert_eq!(c.tls.client.client_auth, arbor::config::ClientAuth::Want);
     for id in 1..=3 {
+        let (c, w) = arbor::config::load(&root.join("config/tls-only-3.cfg"), Some(arbor::proto::ServerId(id))).expect("config/tls-only-3.cfg");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.tls.ssl_quorum);
+        assert_eq!(c.plain_client_addr(arbor::proto::ServerId(id)).ok().flatten(), None, "tls-only-3.cfg has a plain port");
+        assert_eq!(c.secure_client_addr(arbor::proto::ServerId(id)).map(|a| a.to_string()), Some(format!("127.0.0.1:{}", 2280 + id)));
+    }
+    for id in 1..=3 {
         let (c, w) = arbor::config::load(&root.join("config/tls-3.cfg"), Some(arbor::proto::ServerId(id))).expect("config/tls-3.cfg");
         assert!(w.is_empty(), "{w:?}");
         assert!(c.tls.ssl_quorum);
@@ -565,4 +577,151 @@ fn a_tls_handshake_that_never_finishes_is_closed() {
     tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/still", None, Acl::open_unsafe(), 0)))
         .expect("the TLS session goes on past the limit");
     assert!(node.log().contains("closing a TLS connection that sent no complete request"), "{}", node.log());
+}
+
+// ---------------------------------------------------------------------------------------
+// PKCS#12 key and trust stores (made with openssl and keytool at test time)
+// ---------------------------------------------------------------------------------------
+
+/// Run a store-making tool; `false` (and a SKIP line) when it is not installed.
+fn tool(cmd: &str, args: &[&str]) -> bool {
+    match Command::new(cmd).args(args).stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => panic!("{cmd} {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Err(e) => {
+            eprintln!("SKIP: {cmd} not runnable ({e})");
+            false
+        }
+    }
+}
+
+impl Pki {
+    /// `NAME.p12`: the key and certificate of `NAME` (and the CA) in a PKCS#12 file, as
+    /// `openssl pkcs12 -export` writes it (OpenSSL 3: PBES2/AES-256, HMAC-SHA256).
+    fn p12(&self, name: &str, out: &str, password: &str) -> bool {
+        tool(
+            "openssl",
+            &[
+                "pkcs12", "-export", "-in", &self.p(&format!("{name}-cert.pem")), "-inkey", &self.p(&format!("{name}-key.pem")),
+                "-certfile", &self.p("ca.pem"), "-name", name, "-passout", &format!("pass:{password}"), "-out", &self.p(out),
+            ],
+        )
+    }
+
+    /// A trust store with the CA as keytool makes one (a trusted-certificate entry).
+    fn keytool_trust(&self, out: &str, store_type: &str, password: &str) -> bool {
+        tool(
+            "keytool",
+            &["-importcert", "-noprompt", "-alias", "ca", "-file", &self.p("ca.pem"), "-keystore", &self.p(out), "-storetype", store_type, "-storepass", password],
+        )
+    }
+}
+
+/// PKCS#12 key and trust stores on the secure port, the type given or taken from the file
+/// name, clientAuth=need: a rustls client with a certificate gets its x509 id, and
+/// ZooKeeper's Java client (zkCli over Netty) with PKCS#12 stores of its own works too.
+#[test]
+fn pkcs12_stores_serve_rustls_and_zkcli_clients() {
+    let pki = Pki::new();
+    if !(pki.p12("server", "server.p12", "server-pw") && pki.keytool_trust("trust.p12", "PKCS12", "trust-pw") && pki.p12("client", "client.p12", "client-pw")) {
+        return;
+    }
+    let sport = common::free_port();
+    let node = start_node(&[
+        format!("secureClientPort={sport}"),
+        // No type: ".p12" says PKCS12, as in ZooKeeper.
+        format!("ssl.keyStore.location={}", pki.p("server.p12")),
+        "ssl.keyStore.password=server-pw".into(),
+        format!("ssl.trustStore.location={}", pki.p("trust.p12")),
+        "ssl.trustStore.type=PKCS12".into(),
+        "ssl.trustStore.password=trust-pw".into(),
+        "ssl.clientAuth=need".into(),
+    ]);
+    assert!(TlsZk::connect(pki.client_config(false), sport).is_err(), "served without a client certificate");
+    let mut tls = TlsZk::connect(pki.client_config(true), sport).expect("TLS session against PKCS#12 stores");
+    assert!(tls.whoami().contains(&("x509".to_string(), CLIENT_DN.to_string())), "the trust store did not verify the client");
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/p12", Some(b"rustls"), Acl::open_unsafe(), 0))).expect("create");
+
+    let Some(jar) = zookeeper_jar() else {
+        eprintln!("SKIP zkCli part: zkCli not found (apt-get install zookeeper)");
+        return;
+    };
+    let stores = [
+        format!("-Dzookeeper.ssl.keyStore.location={}", pki.p("client.p12")),
+        "-Dzookeeper.ssl.keyStore.password=client-pw".to_string(),
+        "-Dzookeeper.ssl.keyStore.type=PKCS12".to_string(),
+        format!("-Dzookeeper.ssl.trustStore.location={}", pki.p("trust.p12")),
+        "-Dzookeeper.ssl.trustStore.password=trust-pw".to_string(),
+        "-Dzookeeper.ssl.trustStore.type=PKCS12".to_string(),
+    ];
+    let out = zkcli_tls_with(&jar, sport, &stores, "ls /\nwhoami\nget /p12\ncreate /p12/zkcli from-java\nquit\n");
+    assert!(out.contains(&format!("x509: {CLIENT_DN}")), "whoami over TLS with PKCS#12 stores:\n{out}");
+    assert!(out.contains("rustls") && out.contains("Created /p12/zkcli"), "{out}");
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    assert_eq!(plain.get_data("/p12/zkcli", false).expect("get").0.as_deref(), Some(&b"from-java"[..]));
+}
+
+/// A `.jks` file that is really PKCS#12 (what keytool writes by default since Java 9) is
+/// read as Java's JKS type reads it, and an openssl-made trust store (no Java trust
+/// attribute) works too.
+#[test]
+fn jks_named_pkcs12_and_openssl_trust_stores_work() {
+    let pki = Pki::new();
+    let trust_ok = tool("openssl", &["pkcs12", "-export", "-nokeys", "-in", &pki.p("ca.pem"), "-passout", "pass:t-pw", "-out", &pki.p("ca.p12")]);
+    if !(pki.p12("server", "server.jks", "ks-pw") && trust_ok) {
+        return;
+    }
+    let sport = common::free_port();
+    let _node = start_node(&[
+        format!("secureClientPort={sport}"),
+        format!("ssl.keyStore.location={}", pki.p("server.jks")),
+        "ssl.keyStore.password=ks-pw".into(),
+        format!("ssl.trustStore.location={}", pki.p("ca.p12")),
+        "ssl.trustStore.password=t-pw".into(),
+        "ssl.clientAuth=need".into(),
+    ]);
+    let mut tls = TlsZk::connect(pki.client_config(true), sport).expect("TLS session");
+    assert!(tls.whoami().contains(&("x509".to_string(), CLIENT_DN.to_string())));
+}
+
+/// Store errors stop the server at start and name the key, the line and the file: a wrong
+/// or missing password, a trust store given as key store, a real JKS file, garbage.
+#[test]
+fn pkcs12_store_errors_name_the_key_and_the_file() {
+    let pki = Pki::new();
+    if !(pki.p12("server", "server.p12", "right-pw") && pki.keytool_trust("trust.p12", "PKCS12", "trust-pw")) {
+        return;
+    }
+    let port = common::free_port();
+    let ks = pki.p("server.p12");
+    // Lines: 4 secureClientPort, 5 location, 6 password.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.password=wrong-pw\nssl.clientAuth=none\n"));
+    assert!(
+        err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {ks}: cannot open the PKCS12 store: wrong password (ssl.keyStore.password on line 6)")),
+        "{err}"
+    );
+    assert!(!err.contains("right-pw") && !err.contains("wrong-pw"), "a password in the message: {err}");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.clientAuth=none\n"));
+    assert!(err.contains("without a password: set ssl.keyStore.password"), "{err}");
+    // The quorum's keys are named as such.
+    let err = refused_config(&format!(
+        "server.1=127.0.0.1:{}:{}\nserver.2=127.0.0.1:{}:{}\nsslQuorum=true\nssl.quorum.keyStore.location={ks}\nssl.quorum.keyStore.password=nope\nssl.quorum.trustStore.location={}\nssl.quorum.trustStore.password=trust-pw\n",
+        common::free_port(), common::free_port(), common::free_port(), common::free_port(), pki.p("trust.p12")
+    ));
+    assert!(err.contains("ssl.quorum.keyStore.location") && err.contains("wrong password (ssl.quorum.keyStore.password on line 8)"), "{err}");
+    // A trust store where the key store belongs.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=trust-pw\nssl.clientAuth=none\n", pki.p("trust.p12")));
+    assert!(err.contains("trust.p12") && err.contains("no private key"), "{err}");
+    // Garbage with a .p12 name.
+    std::fs::write(pki.path("junk.p12"), b"\x30\x03\x02\x01\x07 not pkcs12").expect("write");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=x\nssl.clientAuth=none\n", pki.p("junk.p12")));
+    assert!(err.contains("junk.p12") && err.contains("not a readable PKCS#12 file"), "{err}");
+    // A PKCS#12 file declared PEM.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.type=PEM\nssl.clientAuth=none\n"));
+    assert!(err.contains("set ssl.keyStore.type=PKCS12"), "{err}");
+    // Java's own JKS format: refused with the conversion command.
+    if pki.keytool_trust("real.jks", "JKS", "jks-pw") {
+        let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.password=right-pw\nssl.trustStore.location={}\nssl.trustStore.password=jks-pw\n", pki.p("real.jks")));
+        assert!(err.contains("zoo.cfg:7: ssl.trustStore.location") && err.contains("keytool -importkeystore"), "{err}");
+    }
 }

@@ -16,9 +16,12 @@
 //! written if the socket takes it, then the connection is closed like any other.
 //!
 //! Stores: ZooKeeper's PEM key store is one file holding the private key and the
-//! certificate chain; the trust store holds the CA certificates (`config` documents the keys).
+//! certificate chain; the trust store holds the CA certificates; either may instead be a
+//! PKCS#12 file (`pkcs12`). `config` documents the keys.
 
 pub mod dn;
+pub mod pkcs12;
+pub mod probe;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -38,7 +41,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 
 use super::peers::{PeerKind, PeerLink};
 use super::{ConnRole, EventLoop, SECURE_LISTENER};
-use crate::config::{ClientAuth, Config, TlsStores};
+use crate::config::{ClientAuth, Config, StoreType, TlsStores};
 use crate::proto::{Id, ServerId};
 use crate::replica::Input;
 
@@ -132,21 +135,91 @@ fn invalid(cfg: &Config, reason: String) -> TlsSetupError {
     TlsSetupError::Invalid { file: cfg.file_name.clone(), reason }
 }
 
-/// The key store: one PEM file with an unencrypted private key and its certificate chain.
+/// How to open the key store or the trust store of `s`, and errors naming its keys.
+struct Store<'a> {
+    at: StoreRef<'a>,
+    kind: StoreType,
+    /// `*.password` and its line.
+    password: Option<(usize, &'a str)>,
+    /// `ssl.keyStore` or `ssl.quorum.trustStore`, ...: what the password key is called.
+    name: String,
+}
+
+impl<'a> Store<'a> {
+    fn key(cfg: &'a Config, s: &'a TlsStores) -> Result<Store<'a>, TlsSetupError> {
+        let Some((line, path)) = &s.key_store else {
+            return Err(invalid(cfg, format!("{}.keyStore.location is not set", s.prefix)));
+        };
+        Ok(Store {
+            at: StoreRef { cfg, line: *line, key: format!("{}.keyStore.location", s.prefix), path },
+            kind: s.key_store_kind(),
+            password: s.key_store_password.as_ref().map(|(l, p)| (*l, p.expose())),
+            name: format!("{}.keyStore", s.prefix),
+        })
+    }
+
+    fn trust(cfg: &'a Config, s: &'a TlsStores) -> Result<Store<'a>, TlsSetupError> {
+        let Some((line, path)) = &s.trust_store else {
+            return Err(invalid(cfg, format!("{}.trustStore.location is not set", s.prefix)));
+        };
+        Ok(Store {
+            at: StoreRef { cfg, line: *line, key: format!("{}.trustStore.location", s.prefix), path },
+            kind: s.trust_store_kind(),
+            password: s.trust_store_password.as_ref().map(|(l, p)| (*l, p.expose())),
+            name: format!("{}.trustStore", s.prefix),
+        })
+    }
+
+    /// A PKCS#12 reader's complaint, naming the password key for a wrong password.
+    fn pkcs12_err(&self, e: pkcs12::OpenError) -> TlsSetupError {
+        let p = &self.name;
+        match e {
+            pkcs12::OpenError::WrongPassword => match self.password {
+                Some((line, _)) => self.at.err(format!(
+                    "cannot open the {} store: wrong password ({p}.password on line {line}), or the file is damaged",
+                    self.kind.name()
+                )),
+                None => self.at.err(format!(
+                    "cannot open the {} store without a password: set {p}.password",
+                    self.kind.name()
+                )),
+            },
+            pkcs12::OpenError::JavaFormat => self.at.err(format!(
+                "a Java JKS/JCEKS store, which arbor cannot read; convert it to PKCS#12 with `keytool -importkeystore -srckeystore {} -destkeystore NEW.p12 -deststoretype PKCS12` and point {p}.location at it",
+                self.at.path.display()
+            )),
+            pkcs12::OpenError::Unreadable(why) => self.at.err(format!("{} store ({p}.type): {why}", self.kind.name())),
+        }
+    }
+
+    fn password(&self) -> &str {
+        self.password.map(|(_, p)| p).unwrap_or("")
+    }
+}
+
+/// The key store: a PEM file with an unencrypted private key and its certificate chain, or
+/// a PKCS#12 file opened with the password.
 fn key_store(cfg: &Config, s: &TlsStores) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsSetupError> {
-    let Some((line, path)) = &s.key_store else {
-        return Err(invalid(cfg, format!("{}.keyStore.location is not set", s.prefix)));
-    };
-    let at = StoreRef { cfg, line: *line, key: format!("{}.keyStore.location", s.prefix), path };
+    let store = Store::key(cfg, s)?;
+    let at = &store.at;
     let pem = at.read()?;
+    if store.kind != StoreType::Pem {
+        return pkcs12::key_store(&pem, store.password()).map_err(|e| store.pkcs12_err(e));
+    }
     let text = String::from_utf8_lossy(&pem);
     if text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
-        let why = match s.key_store_password_line {
-            Some(l) => format!(" ({}.keyStore.password on line {l} cannot be used)", s.prefix),
+        let why = match store.password {
+            Some((l, _)) => format!(" ({}.keyStore.password on line {l} cannot be used)", s.prefix),
             None => String::new(),
         };
         return Err(at.err(format!(
-            "the private key is encrypted; arbor reads only unencrypted PEM keys{why}: decrypt it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.plain`"
+            "the private key is encrypted; arbor reads only unencrypted PEM keys{why}: decrypt it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.plain`, or use a PKCS#12 store"
+        )));
+    }
+    if pkcs12::sniff(&pem) != pkcs12::Format::Other {
+        return Err(at.err(format!(
+            "a binary key store read as PEM ({}.keyStore.type, or the file name); set {}.keyStore.type=PKCS12",
+            s.prefix, s.prefix
         )));
     }
     let certs = CertificateDer::pem_slice_iter(&pem)
@@ -161,14 +234,24 @@ fn key_store(cfg: &Config, s: &TlsStores) -> Result<(Vec<CertificateDer<'static>
 }
 
 fn trust_store(cfg: &Config, s: &TlsStores) -> Result<Arc<RootCertStore>, TlsSetupError> {
-    let Some((line, path)) = &s.trust_store else {
-        return Err(invalid(cfg, format!("{}.trustStore.location is not set", s.prefix)));
+    let store = Store::trust(cfg, s)?;
+    let at = &store.at;
+    let bytes = at.read()?;
+    let certs = if store.kind != StoreType::Pem {
+        pkcs12::trust_store(&bytes, store.password()).map_err(|e| store.pkcs12_err(e))?
+    } else {
+        if pkcs12::sniff(&bytes) != pkcs12::Format::Other {
+            return Err(at.err(format!(
+                "a binary trust store read as PEM ({}.trustStore.type, or the file name); set {}.trustStore.type=PKCS12",
+                s.prefix, s.prefix
+            )));
+        }
+        CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| at.err(format!("bad PEM: {e}")))?
     };
-    let at = StoreRef { cfg, line: *line, key: format!("{}.trustStore.location", s.prefix), path };
-    let pem = at.read()?;
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| at.err(format!("bad PEM: {e}")))?;
+    for cert in certs {
         roots.add(cert).map_err(|e| at.err(format!("unusable CA certificate: {e}")))?;
     }
     if roots.is_empty() {
