@@ -110,10 +110,12 @@ pub enum QuorumMsg {
     Ack { zxid: Zxid },
     /// Leader → follower: a quorum is in sync; start serving clients.
     UpToDate,
-    /// Leader → follower every tick; the follower answers with `PingReply`.
-    Ping { zxid: Zxid },
+    /// Leader → follower every tick, and at once to confirm its leadership for a `sync`
+    /// (round = the latest confirmation round started); the follower answers with
+    /// `PingReply`, echoing the round.
+    Ping { zxid: Zxid, round: u64 },
     /// Follower → leader: liveness plus the sessions its clients touched since the last one.
-    PingReply { touched: Vec<SessionId> },
+    PingReply { touched: Vec<SessionId>, round: u64 },
     /// Follower → leader: a client request to prepare (raw jute request body, header
     /// included), with the session's authenticated ids. The leader turns it into a txn
     /// (possibly an error txn) and proposes it; the follower replies when it commits.

@@ -1,5 +1,5 @@
 //! The admin HTTP server against the real binary: ZooKeeper 3.8's command JSON (key sets and
-//! value types compared with a real ZooKeeper's answers in ../shared/peers/zk-admin), bad
+//! value types compared with a real ZooKeeper's answers in tests/fixtures/zk-admin), bad
 //! requests answered with 4xx while clients keep being served, idle admin connections
 //! bothering nobody, the console's tree endpoint, and `/metrics` read with a Prometheus
 //! text parser on a 3-node ensemble whose values must move with the writes.
@@ -25,17 +25,16 @@ fn admin_node(extra: &[&str]) -> (Node, String) {
     (node, format!("127.0.0.1:{port}"))
 }
 
-fn peers_dir() -> PathBuf {
-    match std::env::var("ARBOR_PEERS_DIR") {
-        Ok(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"),
-    }
+/// ZooKeeper's recorded answers, kept in the repository (copied from ../shared/peers/zk-admin)
+/// so that the test does not depend on where the checkout sits.
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zk-admin")
 }
 
 /// A real ZooKeeper 3.8's answer to `/commands/<file>` (see zk-admin/README.md).
 fn reference(file: &str) -> serde_json::Map<String, Value> {
-    let p = peers_dir().join("zk-admin").join(format!("{file}.json"));
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e} (set ARBOR_PEERS_DIR)", p.display()));
+    let p = fixtures_dir().join(format!("{file}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => m,
         other => panic!("{}: not a JSON object: {other:?}", p.display()),

@@ -45,6 +45,12 @@ fn script(path: &str, rounds: usize) -> (Vec<Request>, Vec<Expect>) {
         version += 1;
         data = value;
         exp.push(Expect::SetOk(version));
+        if i % 5 == 2 {
+            // Right behind a write still in flight: answered after it, never before (a
+            // follower's SyncDone must not overtake the write's commit).
+            reqs.push(Request::Sync { path: path.into() });
+            exp.push(Expect::Ok);
+        }
         reqs.push(Request::GetData { path: path.into(), watch: false });
         exp.push(Expect::Get(data.clone(), version));
         if i % 7 == 3 {

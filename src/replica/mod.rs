@@ -340,6 +340,12 @@ impl Replica {
                 self.service.touch_sessions(&list, now.ms);
                 return;
             }
+            Action::SyncDone { session, cxid, path } => {
+                let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
+                self.service.sync_done(now, session, cxid, path, &mut c);
+                c.seal();
+                return;
+            }
         };
         out.push(o);
     }

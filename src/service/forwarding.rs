@@ -1,9 +1,9 @@
 //! Forwarding between a follower and the leader, the leader's side: writes and session
 //! creations a follower forwarded (prepared and proposed here as if local, so they take
-//! their place in the one zxid order), `sync` (answered on the same connection, after every
-//! commit queued before it), and sessions kept alive by followers' clients. The follower's
-//! side: `Service::write` forwards writes and syncs, `connect` (`handshake`) new sessions,
-//! and `sync_done` here answers a sync once the leader's SyncDone comes back.
+//! their place in the one zxid order) and sessions kept alive by followers' clients. Syncs
+//! are the replication core's (`zab::syncs`). The follower's side: `Service::write`
+//! forwards writes and syncs, `connect` (`handshake`) new sessions, and `sync_done` here
+//! answers a sync once the leader's SyncDone comes back (the leader's own syncs too).
 
 use crate::jute::{self, Request, Response};
 use crate::peer::QuorumMsg;
@@ -55,17 +55,24 @@ impl Service {
                 let txn = self.new_txn(session, cxid, wall_ms, op);
                 self.submit(now, txn, None, out);
             }
-            // Every commit before this point has already been queued to that follower on
-            // the same connection, so answering now is answering after them.
-            QuorumMsg::Sync { session, cxid, path } => out.send_peer(from, QuorumMsg::SyncDone { session, cxid, path }),
             other => tracing::warn!(server = %from, msg = ?other, "unexpected forwarded message"),
         }
     }
 
-    /// Follower: the leader answered a forwarded `sync`.
+    /// The replication core answered a `sync` (a follower's from the leader's SyncDone, the
+    /// leader's own once confirmed).
     pub fn sync_done(&mut self, now: Now, session: SessionId, cxid: i32, path: String, out: &mut dyn Outbox) {
-        if let Some((client, _)) = self.done_waiting(now, session, cxid, Zxid::ZERO) {
-            self.reply(client, cxid, ErrorCode::Ok, &Response::Sync { path }, out);
+        // With writes of the session held behind it, the sync's reply carries the first
+        // one's zxid, so the zxids a client sees never go down (its state includes that
+        // write, and everything committed before the sync was issued is below it).
+        let behind = self.inflight.get(&session).and_then(|q| q.get(1)).and_then(|w| w.held_zxid());
+        match self.done_waiting(now, session, cxid, Zxid::ZERO) {
+            Some((client, _)) => {
+                let zxid = behind.unwrap_or(self.last_zxid.0);
+                self.reply_zxid(client, cxid, zxid, ErrorCode::Ok, &Response::Sync { path }, out);
+                self.release_held(session, out);
+            }
+            None => tracing::debug!(%session, cxid, "sync answered for no waiting request"),
         }
         self.drain_queue(now, session, out);
     }
@@ -149,18 +156,64 @@ mod tests {
     }
 
     #[test]
-    fn a_sync_is_answered_on_the_peer_link_and_then_by_the_follower() {
+    fn a_sync_waits_for_the_replication_core_at_a_follower_and_at_the_leader() {
         let (mut leader, mut follower, c) = pair();
         let xid = follower.send(c, &Request::Sync { path: "/".into() });
         assert!(follower.replies(c).is_empty(), "a follower's sync waits for the leader");
         let msg = follower.out.forwarded.pop().expect("forwarded");
-        leader.svc.forwarded(leader.now, ServerId(2), msg, &mut leader.out);
-        let (to, done) = leader.out.sent.pop().expect("answered on the quorum link");
-        assert_eq!(to, ServerId(2));
-        let QuorumMsg::SyncDone { session, cxid, path } = done else { panic!("{done:?}") };
+        assert!(matches!(msg, QuorumMsg::Sync { .. }), "{msg:?}");
+        // (The leader's core answers it: zab::syncs.) Its SyncDone comes back:
+        let QuorumMsg::Sync { session, cxid, path } = msg else { unreachable!() };
         follower.svc.sync_done(follower.now, session, cxid, path, &mut follower.out);
         let got = follower.replies(c);
         assert_eq!((got[0].0.xid, &got[0].1), (xid, &Response::Sync { path: "/".into() }));
+
+        // A leader's own client's sync goes to its core as well, not answered at once.
+        let lc = leader.accept();
+        leader.send_connect(lc, SessionId(0), vec![0; 16], MAX_TIMEOUT_MS);
+        leader.commit_proposed();
+        leader.connect_response(lc).expect("connected");
+        leader.out.forwarded.clear();
+        let xid = leader.send(lc, &Request::Sync { path: "/a".into() });
+        assert!(leader.replies(lc).is_empty(), "a leader's sync waits for its confirmation round");
+        let Some(QuorumMsg::Sync { session, cxid, path }) = leader.out.forwarded.pop() else { panic!("not handed to the core") };
+        leader.svc.sync_done(leader.now, session, cxid, path, &mut leader.out);
+        let got = leader.replies(lc);
+        assert_eq!((got[0].0.xid, &got[0].1), (xid, &Response::Sync { path: "/a".into() }));
+    }
+
+    /// The leader answers a sync once a quorum confirmed it (`zab::syncs`), which may come
+    /// after a write pipelined behind the sync committed: that write's reply waits for the
+    /// sync's, and the sync's carries the write's zxid (a client's zxids never go down).
+    #[test]
+    fn a_write_that_commits_before_the_sync_ahead_of_it_is_answered_after_it() {
+        let (mut leader, mut follower, c) = pair();
+        let a = follower.send(c, &create("/a", b"v"));
+        let s = follower.send(c, &Request::Sync { path: "/".into() });
+        let b = follower.send(c, &create("/b", b"v"));
+        let mut sync = None;
+        for msg in std::mem::take(&mut follower.out.forwarded) {
+            match msg {
+                QuorumMsg::Sync { .. } => sync = Some(msg),
+                m => leader.svc.forwarded(leader.now, ServerId(2), m, &mut leader.out),
+            }
+        }
+        let txns: Vec<Txn> = leader.out.proposed.clone();
+        assert_eq!(txns.len(), 2, "both creates proposed");
+        // Both commit before the SyncDone comes back.
+        for t in &txns {
+            follower.svc.apply_committed(follower.now, t.clone(), &mut follower.out);
+        }
+        let early = follower.replies(c);
+        assert_eq!(early.iter().map(|(h, _)| h.xid).collect::<Vec<_>>(), [a], "b waits behind the sync");
+        let Some(QuorumMsg::Sync { session, cxid, path }) = sync else { panic!("sync not forwarded") };
+        follower.svc.sync_done(follower.now, session, cxid, path, &mut follower.out);
+        let late = follower.replies(c);
+        let order: Vec<(i32, i64)> = late.iter().map(|(h, _)| (h.xid, h.zxid)).collect();
+        let zb = txns[1].header.zxid.0;
+        assert_eq!(order, [(s, zb), (b, zb)]);
+        assert_eq!(late[1].1, Response::Create { path: "/b".into() });
+        assert!(follower.svc.outstanding() == 0, "nothing left in flight");
     }
 
     #[test]

@@ -449,7 +449,7 @@ impl Service {
             }
             Request::CloseSession => Some(ReplyKind::CloseSession),
             Request::Reconfig { .. } => Some(ReplyKind::Reconfig),
-            Request::Sync { .. } if matches!(self.mode, Mode::Follower | Mode::ReadOnly) => Some(ReplyKind::Sync),
+            Request::Sync { .. } if matches!(self.mode, Mode::Leader | Mode::Follower | Mode::ReadOnly) => Some(ReplyKind::Sync),
             _ => None,
         };
         if let Some(kind) = kind {

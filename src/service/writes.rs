@@ -26,7 +26,7 @@ pub(super) enum ReplyKind {
     Check(String),
     Multi(Vec<Option<CreateKind>>),
     CloseSession,
-    /// A follower's `sync`, answered when the leader's SyncDone comes back.
+    /// A `sync`, answered when the replication core says so (`sync_done`).
     Sync,
     /// Answered with `/zookeeper/config` (data and Stat), as a getData.
     Reconfig,
@@ -39,6 +39,17 @@ pub(super) struct Waiter {
     kind: ReplyKind,
     /// When the request arrived (the step's clock), for `updatelatency`.
     started_us: i64,
+    /// Its reply frame, when its txn was applied while a `sync` before it still waited: a
+    /// sync is answered once a quorum confirmed the leader (`zab::syncs`), which may come
+    /// after later writes of the session committed. Sent when the sync's reply is.
+    held: Option<(i64, bytes::Bytes)>,
+}
+
+impl Waiter {
+    /// The zxid of its reply, if that is held behind a sync.
+    pub(super) fn held_zxid(&self) -> Option<i64> {
+        self.held.as_ref().map(|(z, _)| *z)
+    }
 }
 
 /// A request held back because an earlier write of its session is still in flight
@@ -66,8 +77,9 @@ impl Service {
                 | Request::SetAcl { .. }
                 | Request::Check { .. }
                 | Request::Multi(_) => true,
-                // A follower forwards a sync on the same connection as the writes.
-                Request::Sync { .. } => self.mode == Mode::Follower,
+                // A sync goes to the replication core after the writes before it, which
+                // answers it only after they commit (a follower: on the same connection).
+                Request::Sync { .. } => true,
                 _ => false,
             }
     }
@@ -93,7 +105,7 @@ impl Service {
         }
     }
 
-    /// A write (or a follower's or read-only server's sync): refused while the disk is,
+    /// A write (or an ensemble member's sync): refused while the disk is,
     /// forwarded by a follower, refused read-only, prepared and submitted otherwise.
     pub(super) fn write(&mut self, now: Now, r: Incoming<'_>, kind: ReplyKind, auth: Vec<Id>, out: &mut dyn Outbox) {
         let Incoming { client, session, xid, op, req, payload } = r;
@@ -118,6 +130,12 @@ impl Service {
                     _ => QuorumMsg::Request { session, cxid: xid, op, body: payload.to_vec(), auth },
                 };
                 out.forward(msg);
+            }
+            // The replication core answers it once it may (`zab::syncs`): `sync_done`.
+            Mode::Leader if matches!(req, Request::Sync { .. }) => {
+                let Request::Sync { path } = req else { return };
+                self.wait(now, session, xid, client, kind);
+                out.forward(QuorumMsg::Sync { session, cxid: xid, path });
             }
             Mode::NotServing => out.close_client(client),
             Mode::ReadOnly if matches!(req, Request::CloseSession) => {
@@ -233,7 +251,7 @@ impl Service {
     }
 
     pub(super) fn wait(&mut self, now: Now, session: SessionId, cxid: i32, client: ClientId, kind: ReplyKind) {
-        self.inflight.entry(session).or_default().push_back(Waiter { cxid, client, kind, started_us: now.us });
+        self.inflight.entry(session).or_default().push_back(Waiter { cxid, client, kind, started_us: now.us, held: None });
         self.inflight_total += 1;
     }
 
@@ -251,6 +269,40 @@ impl Service {
         self.inflight_total -= 1;
         self.metrics.update_done(zxid, w.started_us, now.us, self.mode == Mode::Standalone);
         Some((w.client, w.kind))
+    }
+
+    /// A write of `session` completed while a `sync` ahead of it still waits: keep its reply
+    /// with its waiter until the sync is answered (`release_held`).
+    fn hold_behind_sync(&mut self, now: Now, session: SessionId, cxid: i32, zxid: Zxid, outcome: ApplyOutcome) {
+        let Some(q) = self.inflight.get(&session) else { return };
+        let Some(pos) = q.iter().position(|w| w.cxid == cxid && w.held.is_none()) else { return };
+        // Only syncs and writes already completed may stand before it.
+        if !q.iter().take(pos).all(|w| matches!(w.kind, ReplyKind::Sync) || w.held.is_some()) {
+            return;
+        }
+        let kind = q[pos].kind.clone();
+        let (err, resp) = self.build_reply(kind, outcome);
+        let mut frame = bytes::BytesMut::new();
+        crate::jute::encode_reply(&mut frame, crate::jute::ReplyHeader { xid: cxid, zxid: zxid.0, err: err.code() }, &resp);
+        let started = q[pos].started_us;
+        self.metrics.update_done(zxid, started, now.us, false);
+        if let Some(w) = self.inflight.get_mut(&session).and_then(|q| q.get_mut(pos)) {
+            w.held = Some((zxid.0, frame.freeze()));
+        }
+    }
+
+    /// After a sync's reply: the replies held behind it leave, in order, up to the next
+    /// request still waiting.
+    pub(super) fn release_held(&mut self, session: SessionId, out: &mut dyn Outbox) {
+        while let Some(q) = self.inflight.get_mut(&session) {
+            let Some((zxid, frame)) = q.front_mut().and_then(|w| w.held.take()) else { break };
+            let Some(w) = q.pop_front() else { break };
+            if q.is_empty() {
+                self.inflight.remove(&session);
+            }
+            self.inflight_total -= 1;
+            self.send_held(w.client, zxid, &frame, out);
+        }
     }
 
     /// Apply a committed txn (standalone: right after logging it; ensemble: in zxid order
@@ -308,6 +360,8 @@ impl Service {
         if let Some((client, kind)) = waiter {
             let (err, resp) = self.build_reply(kind, outcome);
             self.reply_zxid(client, txn.header.cxid, zxid.0, err, &resp, out);
+        } else {
+            self.hold_behind_sync(now, session, txn.header.cxid, zxid, outcome);
         }
         if let TxnOp::CloseSession = txn.op {
             // Closed by its client, or expired: the connection holding it goes too.

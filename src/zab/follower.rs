@@ -274,9 +274,9 @@ impl Follower {
                 self.maybe_ack(core, out);
             }
             (Phase::Broadcast, QuorumMsg::UpToDate) if self.nl_acked => self.serving = true,
-            (Phase::Discovery | Phase::Syncing | Phase::Broadcast, QuorumMsg::Ping { .. }) => {
+            (Phase::Discovery | Phase::Syncing | Phase::Broadcast, QuorumMsg::Ping { round, .. }) => {
                 let touched = std::mem::take(&mut self.touched).into_iter().collect();
-                out.push(Action::SendQuorum { to, msg: QuorumMsg::PingReply { touched } });
+                out.push(Action::SendQuorum { to, msg: QuorumMsg::PingReply { touched, round } });
             }
             (Phase::Broadcast, msg @ QuorumMsg::SyncDone { .. }) => {
                 // For the service: every commit sent before it has been applied above.

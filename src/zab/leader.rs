@@ -23,13 +23,16 @@
 //!   live quorum; one more up to date than the leader is truncated, not obeyed.
 //! - Every follower in the forwarding set (sync sent) receives every proposal and commit
 //!   after its sync data, on the same ordered connection.
+//! - A `sync` is answered only after the proposals logged before it are committed and a
+//!   quorum has confirmed this leader after it arrived (`syncs`).
 
 use std::collections::BTreeMap;
 
 use crate::peer::QuorumMsg;
-use crate::proto::{Millis, ServerId, Zxid};
+use crate::proto::{Millis, ServerId, SessionId, Zxid};
 use crate::txn::Txn;
 
+use super::syncs::{Asker, Syncs};
 use super::{Action, Core, Input, Next};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -75,6 +78,8 @@ struct Handler {
     snapshot: Option<Zxid>,
     /// An observer: synced and kept up to date, never counted.
     observer: bool,
+    /// The highest sync-confirmation round it has answered a ping of.
+    round: u64,
 }
 
 #[derive(Debug)]
@@ -87,6 +92,8 @@ pub struct Leader {
     committed: Zxid,
     /// currentEpoch = epoch is durable here.
     current: bool,
+    /// Syncs waiting for their commits and a confirmation round.
+    syncs: Syncs,
 }
 
 impl Leader {
@@ -99,6 +106,7 @@ impl Leader {
             handlers: BTreeMap::new(),
             committed: core.hist.applied(),
             current: false,
+            syncs: Syncs::default(),
         }
     }
 
@@ -143,7 +151,7 @@ impl Leader {
         let gone: Vec<ServerId> = self.handlers.keys().copied().filter(|id| !core.cfg.is_member(*id)).collect();
         for peer in gone {
             tracing::info!(%peer, "learner left the ensemble by reconfig; closing its connection");
-            self.handlers.remove(&peer);
+            self.remove(peer);
             out.push(Action::CloseQuorum { peer });
         }
     }
@@ -159,7 +167,7 @@ impl Leader {
             Input::QuorumDisconnected { peer } => {
                 // Liveness is judged at the next tick. Its snapshot stays on offer: if it
                 // reconnects, it gets the same one.
-                self.handlers.remove(&peer);
+                self.remove(peer);
                 Next::Stay
             }
             Input::SnapshotSent { to } => {
@@ -172,6 +180,10 @@ impl Leader {
             Input::LogSynced { .. } => self.on_progress(core, now, out),
             Input::Propose(txn) => {
                 self.propose(core, txn, out);
+                Next::Stay
+            }
+            Input::Forward(QuorumMsg::Sync { session, cxid, path }) if self.phase == Phase::Serving => {
+                self.sync_arrived(core, Asker::Local, session, cxid, path, out);
                 Next::Stay
             }
             other => {
@@ -197,7 +209,7 @@ impl Leader {
             .map(|(id, _)| *id)
             .collect();
         for peer in dead {
-            self.handlers.remove(&peer);
+            self.remove(peer);
             out.push(Action::CloseQuorum { peer });
         }
         if self.phase == Phase::Serving {
@@ -207,7 +219,7 @@ impl Leader {
                 return Next::Looking;
             }
         }
-        let ping = QuorumMsg::Ping { zxid: self.committed };
+        let ping = QuorumMsg::Ping { zxid: self.committed, round: self.syncs.round() };
         out.extend(self.handlers.keys().map(|&to| Action::SendQuorum { to, msg: ping.clone() }));
         Next::Stay
     }
@@ -231,10 +243,18 @@ impl Leader {
                 self.on_ack_epoch(core, now, from, current_epoch, last_zxid, out)
             }
             QuorumMsg::Ack { zxid } => self.on_ack(core, now, from, zxid, out),
-            QuorumMsg::PingReply { touched } => {
+            QuorumMsg::PingReply { touched, round } => {
+                h.round = h.round.max(round);
                 if !touched.is_empty() {
                     out.push(Action::SessionsTouched(touched));
                 }
+                if self.phase == Phase::Serving {
+                    self.try_confirm(core, out);
+                }
+                Next::Stay
+            }
+            QuorumMsg::Sync { session, cxid, path } if self.phase == Phase::Serving => {
+                self.sync_arrived(core, Asker::Follower(from), session, cxid, path, out);
                 Next::Stay
             }
             msg @ (QuorumMsg::Request { .. } | QuorumMsg::CreateSession { .. } | QuorumMsg::Sync { .. }) => {
@@ -280,7 +300,9 @@ impl Leader {
             last_heard: now,
             snapshot: None,
             observer: !core.cfg.is_voter(from),
+            round: 0,
         };
+        self.syncs.forget(from);
         self.handlers.insert(from, h);
         match self.epoch {
             None => self.try_choose_epoch(core, now, out),
@@ -455,7 +477,10 @@ impl Leader {
                     self.start_serving(core, out);
                 }
             }
-            Phase::Serving => self.try_commit(core, out),
+            Phase::Serving => {
+                self.try_commit(core, out);
+                self.answer_syncs(out);
+            }
         }
         Next::Stay
     }
@@ -501,6 +526,52 @@ impl Leader {
         core.apply_upto(upto, out);
     }
 
+    fn remove(&mut self, peer: ServerId) {
+        self.handlers.remove(&peer);
+        self.syncs.forget(peer);
+    }
+
+    fn sync_arrived(&mut self, core: &Core, asker: Asker, session: SessionId, cxid: i32, path: String, out: &mut Vec<Action>) {
+        if let Some(round) = self.syncs.arrive(asker, session, cxid, path, core.hist.last_logged()) {
+            self.start_round(core, round, out);
+        }
+    }
+
+    /// Ping every voter in the epoch with a new round, unless this leader alone is a quorum.
+    fn start_round(&mut self, core: &Core, round: u64, out: &mut Vec<Action>) {
+        let ping = QuorumMsg::Ping { zxid: self.committed, round };
+        for (&to, _) in self.handlers.iter().filter(|(_, h)| h.stage == Stage::Acked && !h.observer) {
+            out.push(Action::SendQuorum { to, msg: ping.clone() });
+        }
+        self.try_confirm(core, out);
+    }
+
+    /// The round in flight is confirmed once a quorum, this leader included, answered it.
+    fn try_confirm(&mut self, core: &Core, out: &mut Vec<Action>) {
+        let Some(round) = self.syncs.in_flight() else { return };
+        let answered = self.handlers.values().filter(|h| h.stage == Stage::Acked && !h.observer && h.round >= round).count();
+        if answered + 1 < core.cfg.quorum() {
+            return;
+        }
+        let next = self.syncs.confirmed(round);
+        self.answer_syncs(out);
+        if let Some(next) = next {
+            self.start_round(core, next, out);
+        }
+    }
+
+    /// Answer the syncs whose round is confirmed and whose earlier proposals committed: a
+    /// follower's on its connection, after the commits already queued there.
+    fn answer_syncs(&mut self, out: &mut Vec<Action>) {
+        for w in self.syncs.ready(self.committed) {
+            let (session, cxid, path) = (w.session, w.cxid, w.path);
+            match w.asker {
+                Asker::Local => out.push(Action::SyncDone { session, cxid, path }),
+                Asker::Follower(to) => out.push(Action::SendQuorum { to, msg: QuorumMsg::SyncDone { session, cxid, path } }),
+            }
+        }
+    }
+
     fn propose(&mut self, core: &mut Core, txn: Txn, out: &mut Vec<Action>) {
         if self.phase != Phase::Serving {
             note!("leader: not serving; dropping proposal {}", txn.header.zxid);
@@ -523,7 +594,7 @@ impl Leader {
 #[cfg(test)]
 mod tests {
     use crate::peer::{Notification, PeerState, QuorumMsg, Vote};
-    use crate::proto::{ServerId, Zxid};
+    use crate::proto::{ServerId, SessionId, Zxid};
     use crate::zab::{Action, DurableState, Input, Role, Zab, ZabConfig};
 
     fn leader_of_5() -> Zab {
@@ -570,6 +641,61 @@ mod tests {
         let out = msg(&mut z, 2, ACK_EPOCH);
         assert!(sent_diff(&out), "self + 1 + 2 establish epoch 1; 1, 2 and 4 are synced");
         assert!(!z.serving(), "serving waits for NEWLEADER acks");
+    }
+
+    /// Leader 5 of 5 serving epoch 1 with followers 1 and 2.
+    fn serving_leader_of_5() -> Zab {
+        let mut z = leader_of_5();
+        for f in [1, 2] {
+            msg(&mut z, f, info(f, 0));
+        }
+        for f in [1, 2] {
+            msg(&mut z, f, ACK_EPOCH);
+        }
+        for f in [1, 2] {
+            msg(&mut z, f, QuorumMsg::Ack { zxid: Zxid::new(1, 0) });
+        }
+        assert!(z.serving());
+        z
+    }
+
+    fn sync_done(out: &[Action]) -> Vec<String> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::SyncDone { path, .. } => Some(format!("local {path}")),
+                Action::SendQuorum { to, msg: QuorumMsg::SyncDone { path, .. } } => Some(format!("{to} {path}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A sync is answered only once a quorum answered a ping sent after it arrived: a
+    /// leader cut off from its followers must not answer from a state a new leader may
+    /// already have passed (simulator seed 106199).
+    #[test]
+    fn a_sync_waits_for_a_quorum_to_confirm_the_leader_after_it_arrived() {
+        let mut z = serving_leader_of_5();
+        let mut out = vec![];
+        z.step(50, Input::Forward(QuorumMsg::Sync { session: SessionId(9), cxid: 1, path: "/a".into() }), &mut out);
+        let pinged: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendQuorum { to, msg: QuorumMsg::Ping { round: 1, .. } } => Some(to.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pinged, [1, 2], "a round of pings to the voters in the epoch");
+        assert!(sync_done(&out).is_empty());
+        let follower_sync = QuorumMsg::Sync { session: SessionId(8), cxid: 4, path: "/b".into() };
+        assert!(sync_done(&msg(&mut z, 1, follower_sync)).is_empty(), "arrived during round 1: waits for round 2");
+        let reply = |round| QuorumMsg::PingReply { touched: vec![], round };
+        assert!(sync_done(&msg(&mut z, 1, reply(0))).is_empty(), "an answer to an older ping proves nothing");
+        assert!(sync_done(&msg(&mut z, 1, reply(1))).is_empty(), "self and 1 are not a quorum of 5");
+        let out = msg(&mut z, 2, reply(1));
+        assert_eq!(sync_done(&out), ["local /a"]);
+        assert!(out.iter().any(|a| matches!(a, Action::SendQuorum { msg: QuorumMsg::Ping { round: 2, .. }, .. })), "round 2 starts");
+        msg(&mut z, 2, reply(2));
+        assert_eq!(sync_done(&msg(&mut z, 1, reply(2))), ["1 /b"], "answered on follower 1's connection");
     }
 
     /// Zab phase 1: a follower more up to date than the would-be leader makes it step down.

@@ -56,6 +56,7 @@ pub mod election;
 pub mod follower;
 mod canvass;
 mod history;
+mod syncs;
 pub mod leader;
 #[cfg(test)]
 mod sim;
@@ -145,7 +146,8 @@ pub enum Input {
     Restored { last_zxid: Zxid },
     /// Leader only: a prepared txn to replicate (zxid from `next_zxid()`).
     Propose(Txn),
-    /// Follower only: forward this to the leader (client request, session open, sync).
+    /// Follower: forward this to the leader (client request, session open, sync). Leader:
+    /// a local client's `sync`, answered with `Action::SyncDone` (see `syncs`).
     Forward(QuorumMsg),
     /// Sessions touched by local clients since the last report (follower → leader in
     /// `PingReply`; the leader's own are handled by its service directly).
@@ -188,11 +190,13 @@ pub enum Action {
     LoadSnapshot { zxid: Zxid },
     /// Apply a committed txn (strictly increasing zxids).
     Apply(Txn),
-    /// Leader: a follower forwarded a client request / session open / sync; the service
-    /// prepares it and calls `Input::Propose` (or answers SyncDone through `SendQuorum`).
+    /// Leader: a follower forwarded a client request or session open; the service
+    /// prepares it and calls `Input::Propose`. (Forwarded syncs are answered by `zab`.)
     Forwarded { from: ServerId, msg: QuorumMsg },
     /// Leader: sessions touched at a follower (keep them alive).
     SessionsTouched(Vec<crate::proto::SessionId>),
+    /// Leader: a local client's `sync` (from `Input::Forward`) may be answered now.
+    SyncDone { session: crate::proto::SessionId, cxid: i32, path: String },
     /// The role changed; on `Looking` the loop drops all client connections.
     RoleChanged(Role),
 }

@@ -437,7 +437,7 @@ impl Sim {
             }
             Action::Apply(t) => self.apply(me, t),
             Action::RoleChanged(role) => self.roles.push((self.now, me, role)),
-            Action::Forwarded { .. } | Action::SessionsTouched(_) => {}
+            Action::Forwarded { .. } | Action::SessionsTouched(_) | Action::SyncDone { .. } => {}
         }
     }
 
