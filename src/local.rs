@@ -7,8 +7,11 @@
 //! child that dies is reported (exit status, the tail of its log) and restarted after a
 //! second, at most `MAX_RESTARTS` times per server, while the others keep running — so a
 //! newcomer can kill a leader and watch the failover; mode changes are printed as they
-//! happen. Ctrl-C / SIGTERM stops every child by PID. Each child's output goes to
-//! `arbor.log` in its dataDir.
+//! happen. Ctrl-C / SIGTERM stops every child by PID. Each child logs to `arbor.log` in its
+//! dataDir through `--log-file`, so it rotates as a hand-started node's log does
+//! (`logging::rolling`, the same defaults, `--log-max-size`/`--log-backups` passed on);
+//! what a child writes outside its log (its errors again, a panic's message) goes to
+//! `arbor.out` beside it, started afresh by each (re)start so it stays small.
 //!
 //! A server without a plain client port (`secureClientPort` and no `clientPort`) is checked
 //! over TLS (`server::tls::probe`, with the config's own `ssl.keyStore`); its secure port is
@@ -25,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config};
+use crate::logging::rolling::Rolling;
 use crate::proto::ServerId;
 use crate::server::tls::probe::Probe;
 use crate::server::tls::TlsSetupError;
@@ -81,7 +85,10 @@ struct Member {
     client: SocketAddr,
     /// The TLS client port (`secureClientPort`), when there is one.
     secure: Option<SocketAddr>,
+    /// `arbor.log`, written and rotated by the child itself.
     log: PathBuf,
+    /// `arbor.out`: the child's stdout and stderr during its current run.
+    out: PathBuf,
     child: Option<Child>,
 }
 
@@ -93,16 +100,24 @@ pub struct Ensemble {
     members: Vec<Member>,
     /// For servers with only a secure client port.
     probe: Option<Probe>,
+    /// How each child rotates its `arbor.log`.
+    rolling: Rolling,
 }
 
 impl Ensemble {
     /// Starts `arbor node <id> <config>` for every server of the config (or the one node of
-    /// a standalone config), each logging to `arbor.log` in its dataDir.
+    /// a standalone config), each logging to `arbor.log` in its dataDir with the default
+    /// rotation.
     pub fn start(config_path: &Path) -> Result<Ensemble, LocalError> {
+        Ensemble::start_with(config_path, Rolling::default())
+    }
+
+    /// `start`, the children rotating their logs by `rolling`.
+    pub fn start_with(config_path: &Path, rolling: Rolling) -> Result<Ensemble, LocalError> {
         let (probe, _) = config::load(config_path, None).or_else(|_| config::load(config_path, Some(ServerId(1))))?;
         let ids: Vec<ServerId> = if probe.servers.is_empty() { vec![ServerId(1)] } else { probe.servers.keys().copied().collect() };
         let exe = std::env::current_exe().map_err(|source| LocalError::Spawn { id: ids[0], source })?;
-        let mut e = Ensemble { config_path: config_path.to_path_buf(), exe, members: Vec::new(), probe: None };
+        let mut e = Ensemble { config_path: config_path.to_path_buf(), exe, members: Vec::new(), probe: None, rolling };
         for id in &ids {
             let (cfg, _): (Config, _) = config::load(config_path, Some(*id))?;
             let secure = cfg.secure_client_addr(*id).map(loopback_if_unspecified);
@@ -117,8 +132,8 @@ impl Ensemble {
                 (None, None) => loopback_if_unspecified(cfg.client_addr(*id)?),
             };
             std::fs::create_dir_all(&cfg.data_dir).map_err(|source| LocalError::Dir { path: cfg.data_dir.clone(), source })?;
-            let log = cfg.data_dir.join("arbor.log");
-            e.members.push(Member { id: *id, client, secure, log, child: None });
+            let (log, out) = (cfg.data_dir.join("arbor.log"), cfg.data_dir.join("arbor.out"));
+            e.members.push(Member { id: *id, client, secure, log, out, child: None });
             if let Err(err) = e.spawn(*id) {
                 e.stop_all();
                 return Err(err);
@@ -131,22 +146,25 @@ impl Ensemble {
         self.members.iter_mut().find(|m| m.id == id)
     }
 
-    /// (Re)starts server `id` (appending to its log).
+    /// (Re)starts server `id` (its log is appended to and rotated by the child; `arbor.out`
+    /// starts afresh).
     pub fn spawn(&mut self, id: ServerId) -> Result<u32, LocalError> {
-        let (exe, cfg) = (self.exe.clone(), self.config_path.clone());
+        let (exe, cfg, rolling) = (self.exe.clone(), self.config_path.clone(), self.rolling);
         let m = self.member(id).ok_or(LocalError::Spawn { id, source: std::io::Error::other("no such server") })?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&m.log)
-            .map_err(|source| LocalError::Dir { path: m.log.clone(), source })?;
-        let err = file.try_clone().map_err(|source| LocalError::Dir { path: m.log.clone(), source })?;
+        let out = std::fs::File::create(&m.out).map_err(|source| LocalError::Dir { path: m.out.clone(), source })?;
+        let err = out.try_clone().map_err(|source| LocalError::Dir { path: m.out.clone(), source })?;
         let child = Command::new(exe)
             .arg("node")
+            .arg("--log-file")
+            .arg(&m.log)
+            .arg("--log-max-size")
+            .arg(rolling.max_bytes.to_string())
+            .arg("--log-backups")
+            .arg(rolling.backups.to_string())
             .arg(id.0.to_string())
             .arg(cfg)
             .stdin(Stdio::null())
-            .stdout(file)
+            .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|source| LocalError::Spawn { id, source })?;
@@ -165,6 +183,11 @@ impl Ensemble {
 
     pub fn log_path(&self, id: ServerId) -> Option<PathBuf> {
         self.members.iter().find(|m| m.id == id).map(|m| m.log.clone())
+    }
+
+    /// Where server `id`'s stdout and stderr go (`arbor.out`).
+    pub fn out_path(&self, id: ServerId) -> Option<PathBuf> {
+        self.members.iter().find(|m| m.id == id).map(|m| m.out.clone())
     }
 
     pub fn pid(&self, id: ServerId) -> Option<u32> {
@@ -323,7 +346,8 @@ fn loopback_if_unspecified(a: SocketAddr) -> SocketAddr {
     }
 }
 
-pub fn run(config_path: Option<&Path>) -> Result<(), LocalError> {
+/// `arbor local [CONFIG]`; each server's log rotates by `rolling`.
+pub fn run(config_path: Option<&Path>, rolling: Rolling) -> Result<(), LocalError> {
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -339,7 +363,7 @@ pub fn run(config_path: Option<&Path>) -> Result<(), LocalError> {
             p
         }
     };
-    let mut e = Ensemble::start(&config_path)?;
+    let mut e = Ensemble::start_with(&config_path, rolling)?;
     for id in e.ids() {
         let m = e.members.iter().find(|m| m.id == id).map(|m| (m.client, m.secure, m.log.clone()));
         if let (Some(pid), Some((client, secure, log))) = (e.pid(id), m) {
@@ -381,6 +405,14 @@ impl Supervisor {
 server {id} (pid {pid}) exited ({status}); the other servers keep running. Its log ends:");
         if let Some(log) = e.log_path(id) {
             for l in log_tail(&log, 5) {
+                println!("    {l}");
+            }
+        }
+        // A panic's message is not in the log: the process wrote it to stderr.
+        let out = e.out_path(id).map(|p| log_tail(&p, 5)).unwrap_or_default();
+        if out.iter().any(|l| !l.trim().is_empty()) {
+            println!("  and its output (arbor.out):");
+            for l in out {
                 println!("    {l}");
             }
         }

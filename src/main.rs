@@ -48,11 +48,18 @@ enum Cmd {
     /// Run every server of CONFIG as child processes on this machine, wait until they are up,
     /// print the connect string and each server's mode. A server that dies is reported and
     /// restarted (up to 3 times); the others keep running. Ctrl-C stops them all (by PID).
-    /// Each server logs to `arbor.log` in its dataDir. Without CONFIG: `config/local-3.cfg`
-    /// if it exists here, else the same 3-server config built into arbor.
+    /// Each server logs to `arbor.log` in its dataDir, rotated as `node --log-file` rotates
+    /// it. Without CONFIG: `config/local-3.cfg` if it exists here, else the same 3-server
+    /// config built into arbor.
     Local {
         /// A zoo.cfg-format file listing the servers.
         config: Option<PathBuf>,
+        /// Rotate each server's arbor.log when it would pass SIZE (as `node --log-max-size`).
+        #[arg(long, default_value = "256M", value_parser = arbor::logging::rolling::parse_size)]
+        log_max_size: u64,
+        /// Rotated log files kept per server (as `node --log-backups`).
+        #[arg(long, default_value_t = 20)]
+        log_backups: u32,
     },
     /// Txn log tools (read-only): `arbor log dump DIR|FILE [--json]`.
     Log {
@@ -323,7 +330,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Local { config } => match arbor::local::run(config.as_deref()) {
+        Cmd::Local { config, log_max_size, log_backups } => match arbor::local::run(
+            config.as_deref(),
+            arbor::logging::rolling::Rolling { max_bytes: log_max_size, backups: log_backups },
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("arbor local: {e}");

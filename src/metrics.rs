@@ -140,6 +140,11 @@ const UNSYNCED_MAX: usize = 1 << 16;
 pub struct RequestMetrics {
     pub read_latency: Summary,
     pub update_latency: Summary,
+    /// ZooKeeper's `propagation_latency`: from the leader stamping a txn (its header's
+    /// wall-clock ms) to its being applied here, on every server, recorded as whole ms in
+    /// µs. Two hosts' wall clocks: skew shows in it, and a negative value is dropped, as
+    /// ZooKeeper drops it.
+    pub propagation_latency: Summary,
     /// (zxid, when its request arrived in µs of the step clock).
     unsynced: std::collections::VecDeque<(crate::proto::Zxid, i64)>,
 }
@@ -155,6 +160,14 @@ impl RequestMetrics {
             self.update_latency.record(now_us.saturating_sub(started_us).max(0) as u64);
         } else if self.unsynced.len() < UNSYNCED_MAX {
             self.unsynced.push_back((zxid, started_us));
+        }
+    }
+
+    /// A committed txn stamped at `txn_time_ms` (wall clock) was applied at `now_wall_ms`.
+    #[inline]
+    pub fn txn_applied(&mut self, txn_time_ms: i64, now_wall_ms: i64) {
+        if let Ok(ms) = u64::try_from(now_wall_ms.saturating_sub(txn_time_ms)) {
+            self.propagation_latency.record(ms.saturating_mul(1000));
         }
     }
 
@@ -217,6 +230,16 @@ mod tests {
         assert_eq!(m.update_latency.count(), 3);
         m.log_durable(Zxid(9), 600);
         assert_eq!(m.update_latency.count(), 3);
+    }
+
+    #[test]
+    fn propagation_latency_is_whole_wall_ms_and_drops_clock_skew() {
+        let mut m = RequestMetrics::default();
+        m.txn_applied(1_000, 1_007);
+        m.txn_applied(1_000, 1_000);
+        m.txn_applied(1_010, 1_000);
+        let v = m.propagation_latency.values();
+        assert_eq!((v.count, v.min, v.max), (2, 0, 7_000), "µs of whole ms; the negative one is dropped");
     }
 
     #[test]

@@ -461,3 +461,66 @@ fn watch_and_dump_commands_show_sessions_watches_and_ephemerals() {
     let after = command(&admin, "wchp");
     assert!(after["path_to_session_ids"].get("/w").is_none(), "{after:?}");
 }
+
+/// The `hash` command's entries as (zxid, digest), checking each has ZooKeeper's
+/// `ZxidDigest` keys and digest version 2.
+fn digest_log(addr: &str) -> Vec<(i64, i64)> {
+    let h = command(addr, "hash");
+    assert_eq!(h["command"], "hash");
+    h["digests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("digests: {h:?}"))
+        .iter()
+        .map(|d| {
+            let keys: BTreeSet<&str> = d.as_object().expect("object").keys().map(String::as_str).collect();
+            assert_eq!(keys, ["digest", "digestVersion", "zxid"].into_iter().collect(), "{d}");
+            assert_eq!(d["digestVersion"], 2);
+            (d["zxid"].as_i64().expect("zxid"), d["digest"].as_i64().expect("digest"))
+        })
+        .collect()
+}
+
+/// `hash` on a 3-node ensemble: after the same writes every server has logged the same
+/// digests at the same zxids (every 128th), the digest moves with the writes; and
+/// `propagation_latency` counts the committed txns on every server.
+#[test]
+fn hash_is_the_same_on_every_server_and_moves_with_the_writes() {
+    let cl = Cluster::start(3, &["admin.enableServer=true", "tickTime=2000"]);
+    let admins: Vec<String> = cl.ids().iter().map(|&i| cl.admin_addr(i)).collect();
+    wait_for(Duration::from_secs(20), "a serving leader", || {
+        let l: Vec<usize> = (0..3).filter(|&i| command(&admins[i], "leader")["is_leader"] == true).collect();
+        (l.len() == 1 && command(&admins[l[0]], "monitor")["synced_followers"] == 2).then_some(())
+    });
+    let before: Vec<u64> = admins.iter().map(|a| command(a, "monitor")["cnt_propagation_latency"].as_u64().expect("cnt")).collect();
+    // Writes through two servers: creates, then data changes of half of them.
+    let mut c1 = RawClient::connect(&cl.addr(1), 30_000);
+    let mut c2 = RawClient::connect(&cl.addr(2), 30_000);
+    const N: usize = 300;
+    for i in 0..N {
+        let c = if i % 2 == 0 { &mut c1 } else { &mut c2 };
+        c.create(&format!("/hash-{i}"), Some(format!("v{i}").as_bytes()), 0).expect("create");
+    }
+    for i in (0..N).step_by(2) {
+        c2.set_data(&format!("/hash-{i}"), b"changed", 0).expect("set");
+    }
+    for id in cl.ids() {
+        let mut s = RawClient::connect(&cl.addr(id), 30_000);
+        s.call(&Request::Sync { path: "/".into() }).expect("sync");
+    }
+    let logs: Vec<Vec<(i64, i64)>> = admins.iter().map(|a| digest_log(a)).collect();
+    assert!(logs[0].len() >= 3, "{} txns log at least 3 digests: {:?}", N + N / 2, logs[0]);
+    for (i, l) in logs.iter().enumerate() {
+        assert_eq!(l, &logs[0], "server {} and server 1 logged different digests", i + 1);
+    }
+    assert!(logs[0].iter().all(|(z, _)| z % 128 == 0), "{:?}", logs[0]);
+    let digests: BTreeSet<i64> = logs[0].iter().map(|(_, d)| *d).collect();
+    assert_eq!(digests.len(), logs[0].len(), "each logged digest differs from the others: {:?}", logs[0]);
+    for (i, a) in admins.iter().enumerate() {
+        let mon = command(a, "monitor");
+        let cnt = mon["cnt_propagation_latency"].as_u64().expect("cnt");
+        assert!(cnt - before[i] >= (N + N / 2) as u64, "server {}: {} txns timed", i + 1, cnt - before[i]);
+        for k in ["avg", "min", "max", "sum", "p50", "p95", "p99", "p999"] {
+            assert!(mon.contains_key(&format!("{k}_propagation_latency")), "server {}: {k}", i + 1);
+        }
+    }
+}

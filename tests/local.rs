@@ -254,3 +254,41 @@ fn a_tls_only_ensemble_starts_and_is_checked_over_tls() {
     let status = local.stop();
     assert!(status.success(), "exit {status}:\n{}", local.output());
 }
+
+/// Each server's `arbor.log` rotates as `arbor node --log-file` rotates it: size-bounded,
+/// `arbor.log.1` newest, no more than `--log-backups` old files (here a standalone node whose
+/// refused connections, one warning line each, fill several 1 KiB files).
+#[test]
+fn each_servers_log_rotates_like_a_log_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let client = free_port();
+    let data = dir.path().join("data");
+    let cfg = format!("tickTime=2000\nmaxClientCnxns=1\nclientPort={client}\nclientPortAddress=127.0.0.1\ndataDir={}\nadmin.enableServer=false\n", data.display());
+    let cfg_path = dir.path().join("standalone.cfg");
+    fs::write(&cfg_path, cfg).expect("cfg");
+    let args = ["--log-max-size", "1k", "--log-backups", "2", cfg_path.to_str().expect("utf8")];
+    let mut local = Local::start(&args, dir.path(), dir.path().join("local.out"));
+    local.wait_for("ensemble up", Duration::from_secs(60));
+    // One connection is allowed from 127.0.0.1; each further one is refused with a line.
+    let held: Vec<std::net::TcpStream> =
+        (0..60).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", client)).ok()).collect();
+    let log = data.join("arbor.log");
+    let backup = |n: u32| data.join(format!("arbor.log.{n}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !backup(2).exists() {
+        assert!(Instant::now() < deadline, "no arbor.log.2 in {}:\n{}", data.display(), local.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(held);
+    assert!(!backup(3).exists(), "at most 2 backups");
+    for p in [log.clone(), backup(1), backup(2)] {
+        let len = fs::metadata(&p).map(|m| m.len()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(len <= 1024, "{} is {len} bytes, over --log-max-size", p.display());
+    }
+    let rotated = fs::read_to_string(backup(1)).expect("arbor.log.1");
+    assert!(rotated.contains("[myid:1]") && rotated.contains("connection refused"), "{rotated}");
+    // The process's own output file exists beside the log (its errors, a panic's message).
+    assert!(data.join("arbor.out").exists());
+    let status = local.stop();
+    assert!(status.success(), "exit {status}:\n{}", local.output());
+}

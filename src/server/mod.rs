@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod fourlw;
 mod oplog;
+mod sync_progress;
 pub mod peers;
 pub mod tls;
 

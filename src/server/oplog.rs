@@ -13,45 +13,17 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::sync_progress::{role_name, SyncProgress};
 use crate::peer::QuorumMsg;
 use crate::proto::{ServerId, Zxid};
 use crate::zab::{Role, Zab};
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum SyncMode {
-    Diff,
-    Trunc,
-    Snap,
-}
-
-impl SyncMode {
-    fn name(self) -> &'static str {
-        match self {
-            SyncMode::Diff => "DIFF",
-            SyncMode::Trunc => "TRUNC",
-            SyncMode::Snap => "SNAP",
-        }
-    }
-}
-
-/// One sync in progress (at the leader: per follower; at a follower: with its leader).
+/// Leader side: a follower's sync, and the NEWLEADER zxid whose ACK ends it.
 #[derive(Debug)]
-struct Sync {
-    started: Instant,
-    mode: Option<SyncMode>,
-    txns: u64,
-    snap_bytes: u64,
-    /// Leader: NEWLEADER went out with this zxid; the follower's ACK of it ends the sync.
+struct FollowerSync {
+    progress: SyncProgress,
+    /// NEWLEADER went out with this zxid; the follower's ACK of it ends the sync.
     newleader: Option<Zxid>,
-}
-
-impl Sync {
-    fn new() -> Sync {
-        Sync { started: Instant::now(), mode: None, txns: 0, snap_bytes: 0, newleader: None }
-    }
-    fn mode_name(&self) -> &'static str {
-        self.mode.map_or("DIFF", SyncMode::name)
-    }
 }
 
 #[derive(Debug)]
@@ -59,17 +31,9 @@ pub(super) struct OpLog {
     /// When this server last began Looking (at start, the loop's creation).
     looking_since: Option<Instant>,
     /// Leader: syncs in progress, by follower.
-    followers: BTreeMap<ServerId, Sync>,
+    followers: BTreeMap<ServerId, FollowerSync>,
     /// Follower: the sync with the leader, until UPTODATE.
-    with_leader: Option<(ServerId, Sync)>,
-}
-
-fn role_fields(role: Role) -> (&'static str, Option<ServerId>, Option<u32>) {
-    match role {
-        Role::Looking => ("looking", None, None),
-        Role::Following { leader, epoch } => ("following", Some(leader), Some(epoch)),
-        Role::Leading { epoch } => ("leading", None, Some(epoch)),
-    }
+    with_leader: Option<(ServerId, SyncProgress)>,
 }
 
 impl OpLog {
@@ -79,7 +43,12 @@ impl OpLog {
 
     /// `Action::RoleChanged`.
     pub(super) fn role_changed(&mut self, role: Role, zab: &Zab, me: ServerId) {
-        let (name, leader, epoch) = role_fields(role);
+        let name = role_name(role);
+        let (leader, epoch) = match role {
+            Role::Looking => (None, None),
+            Role::Following { leader, epoch } => (Some(leader), Some(epoch)),
+            Role::Leading { epoch } => (None, Some(epoch)),
+        };
         if role == Role::Looking {
             self.looking_since = Some(Instant::now());
             self.followers.clear();
@@ -101,12 +70,12 @@ impl OpLog {
     pub(super) fn received(&mut self, from: ServerId, msg: &QuorumMsg) {
         match msg {
             QuorumMsg::FollowerInfo { .. } => {
-                self.followers.insert(from, Sync::new());
+                self.followers.insert(from, FollowerSync { progress: SyncProgress::new(Instant::now()), newleader: None });
             }
             QuorumMsg::Ack { zxid } => {
                 let done = self.followers.get(&from).is_some_and(|s| s.newleader == Some(*zxid));
                 if done {
-                    if let Some(s) = self.followers.remove(&from) {
+                    if let Some(FollowerSync { progress: s, .. }) = self.followers.remove(&from) {
                         tracing::info!(
                             follower = %from,
                             mode = %s.mode_name(),
@@ -118,10 +87,10 @@ impl OpLog {
                     }
                 }
             }
-            QuorumMsg::NewEpoch { .. } => self.with_leader = Some((from, Sync::new())),
+            QuorumMsg::NewEpoch { .. } => self.with_leader = Some((from, SyncProgress::new(Instant::now()))),
             QuorumMsg::Diff { .. } | QuorumMsg::Trunc { .. } | QuorumMsg::SnapBegin { .. } | QuorumMsg::Proposal(_) => {
                 if let Some((_, s)) = self.with_leader.as_mut() {
-                    note_sync_msg(s, msg);
+                    s.note(msg);
                 }
             }
             QuorumMsg::UpToDate => {
@@ -149,30 +118,14 @@ impl OpLog {
         if let QuorumMsg::NewLeader { zxid, .. } = msg {
             s.newleader = Some(*zxid);
         } else if s.newleader.is_none() {
-            note_sync_msg(s, msg);
+            s.progress.note(msg);
         }
     }
 
     /// Leader: a SNAP to `to` of `bytes` went out.
     pub(super) fn snapshot_sent(&mut self, to: ServerId, bytes: u64) {
         if let Some(s) = self.followers.get_mut(&to) {
-            s.mode = Some(SyncMode::Snap);
-            s.snap_bytes = bytes;
+            s.progress.snapshot_sent(bytes);
         }
-    }
-}
-
-/// Count what a sync message says about the sync: its mode (TRUNC is followed by a DIFF
-/// and stays TRUNC) and the txns it carries.
-fn note_sync_msg(s: &mut Sync, msg: &QuorumMsg) {
-    match msg {
-        QuorumMsg::Diff { .. } if s.mode.is_none() => s.mode = Some(SyncMode::Diff),
-        QuorumMsg::Trunc { .. } => s.mode = Some(SyncMode::Trunc),
-        QuorumMsg::SnapBegin { size, .. } => {
-            s.mode = Some(SyncMode::Snap);
-            s.snap_bytes = *size;
-        }
-        QuorumMsg::Proposal(_) => s.txns += 1,
-        _ => {}
     }
 }

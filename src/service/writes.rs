@@ -313,6 +313,7 @@ impl Service {
         let mut triggers = std::mem::take(&mut self.scratch_triggers);
         triggers.clear();
         let outcome = self.tree.apply(&txn, &mut triggers);
+        self.metrics.txn_applied(txn.header.time_ms, now.wall_ms);
         let zxid = txn.header.zxid;
         let session = txn.header.session;
         let at = Now { wall_ms: txn.header.time_ms, ..now };

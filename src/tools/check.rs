@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{tree_digest, Out, ToolError};
+use super::{Out, ToolError};
 use crate::proto::Zxid;
 use crate::storage::snapshot::{self, SNAP_PREFIX};
 use crate::storage::txnlog::{self, TornTail};
@@ -74,10 +74,10 @@ fn check_snapshots(dir: &Path) -> Result<Vec<FileReport>, ToolError> {
     for (zxid, path) in snapshot::list(dir)? {
         let result = match snapshot::load(&path) {
             Ok(l) => Ok(format!(
-                "zxid {zxid}, {} znodes, {} sessions, digest {:#018x}",
+                "zxid {zxid}, {} znodes, {} sessions, digest {}",
                 l.tree.node_count(),
                 l.sessions.len(),
-                tree_digest(&l.tree)
+                l.tree.digest()
             )),
             Err(e) => Err(e.to_string()),
         };

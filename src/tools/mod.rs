@@ -6,7 +6,7 @@
 //! is repaired, temp files are only reported.
 //!
 //! - `log`: every txn of a segment or a directory of segments (zkTxnLogToolkit's role).
-//! - `snap`: a snapshot's znodes, sessions and a digest of the tree (zkSnapShotToolkit's).
+//! - `snap`: a snapshot's znodes, sessions and ZooKeeper's digest of the tree (zkSnapShotToolkit's).
 //! - `check`: every CRC and zxid order, and the verdict recovery would reach.
 
 mod check;
@@ -17,7 +17,7 @@ use std::io::{self, Write};
 
 pub use check::{data_check, Verdict};
 pub use log::log_dump;
-pub use snap::{snapshot_dump, tree_digest};
+pub use snap::snapshot_dump;
 
 use crate::storage::StorageError;
 

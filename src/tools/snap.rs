@@ -2,11 +2,11 @@
 //! each, with the Stat clients would see and the ACL), its sessions with their ephemerals,
 //! and a digest of the tree.
 //!
-//! The digest is arbor's own (ZooKeeper's covers its own serialization, so the numbers
-//! cannot be compared across the two): the wrapping sum over znodes of CRC32C(path, NUL,
-//! data, the raw Stat fields big-endian). A sum does not depend on the order nodes are
-//! visited in, so two servers with the same tree print the same digest whatever their
-//! history, and one changed byte changes it.
+//! The digest is ZooKeeper's (`DataTree.getTreeDigest`, digest version 2: see
+//! `tree::digest`), kept while the snapshot loads, printed in decimal as ZooKeeper's
+//! `hash` command and zkSnapShotToolkit print it: a sum over znodes, so two servers with the
+//! same tree print the same digest whatever their history, and one changed byte changes
+//! it. `arbor data check` prints the same figure per snapshot.
 
 use std::path::Path;
 
@@ -15,28 +15,6 @@ use serde_json::json;
 use super::{acl_text, json_data, show_data, Out, ToolError};
 use crate::storage::fsutil;
 use crate::storage::snapshot::{self, SNAP_PREFIX};
-use crate::tree::DataTree;
-
-/// arbor's tree digest (see the module doc).
-pub fn tree_digest(tree: &DataTree) -> u64 {
-    let mut sum = 0u64;
-    tree.for_each_preorder(|path, v| {
-        let mut h = crc32c::crc32c(path.as_bytes());
-        h = crc32c::crc32c_append(h, &[0]);
-        if let Some(d) = v.data {
-            h = crc32c::crc32c_append(h, d);
-        }
-        let r = &v.raw;
-        for x in [r.czxid, r.mzxid, r.ctime, r.mtime, r.ephemeral_owner, r.pzxid] {
-            h = crc32c::crc32c_append(h, &x.to_be_bytes());
-        }
-        for x in [r.version, r.cversion, r.aversion] {
-            h = crc32c::crc32c_append(h, &x.to_be_bytes());
-        }
-        sum = sum.wrapping_add(u64::from(h));
-    });
-    sum
-}
 
 fn load(file: &Path) -> Result<snapshot::Loaded, ToolError> {
     if !file.is_file() {
@@ -51,19 +29,20 @@ fn load(file: &Path) -> Result<snapshot::Loaded, ToolError> {
 pub fn snapshot_dump(file: &Path, json: bool, data_max: usize) -> Result<(), ToolError> {
     let l = load(file)?;
     let tree = &l.tree;
-    let digest = tree_digest(tree);
+    let digest = tree.digest();
     let mut out = Out::new();
     if json {
         out.raw(&format!(
-            "{{\"file\":{},\"zxid\":\"{}\",\"node_count\":{},\"session_count\":{},\"digest\":\"{digest:#018x}\",\"nodes\":[",
+            "{{\"file\":{},\"zxid\":\"{}\",\"node_count\":{},\"session_count\":{},\"digest\":{digest},\"digest_version\":{},\"nodes\":[",
             json!(file.display().to_string()),
             l.zxid,
             tree.node_count(),
-            l.sessions.len()
+            l.sessions.len(),
+            crate::tree::DIGEST_VERSION
         ))?;
     } else {
         out.line(&format!(
-            "snapshot {}: zxid {}, {} znodes, {} sessions, digest {digest:#018x}",
+            "snapshot {}: zxid {}, {} znodes, {} sessions, digest {digest}",
             file.display(),
             l.zxid,
             tree.node_count(),
@@ -149,7 +128,7 @@ pub fn snapshot_dump(file: &Path, json: bool, data_max: usize) -> Result<(), Too
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::tree::DataTree;
 
     #[test]
     fn digest_depends_on_content_not_history() {
@@ -161,10 +140,10 @@ mod tests {
         let mut b = DataTree::new();
         b.insert_restored("/y", Some(b"2"), &acl, raw(2)).expect("insert");
         b.insert_restored("/x", Some(b"1"), &acl, raw(1)).expect("insert");
-        assert_eq!(tree_digest(&a), tree_digest(&b));
+        assert_eq!(a.digest(), b.digest());
         let mut c = DataTree::new();
         c.insert_restored("/x", Some(b"1"), &acl, raw(1)).expect("insert");
         c.insert_restored("/y", Some(b"3"), &acl, raw(2)).expect("insert");
-        assert_ne!(tree_digest(&a), tree_digest(&c));
+        assert_ne!(a.digest(), c.digest());
     }
 }

@@ -7,6 +7,7 @@
 use crate::proto::{Acl, ErrorCode, EventType, Zxid};
 use crate::txn::{Txn, TxnOp};
 
+use super::digest::{node_digest, NodeHash};
 use super::{split_path, ApplyOutcome, DataTree, RawStat, Trigger};
 
 impl DataTree {
@@ -21,7 +22,7 @@ impl DataTree {
             self.last_applied
         );
         self.last_applied = h.zxid;
-        match &txn.op {
+        let outcome = match &txn.op {
             TxnOp::CreateSession { .. } => ApplyOutcome::SessionCreated,
             TxnOp::CloseSession => {
                 let deleted = self.ephemerals(h.session);
@@ -47,7 +48,10 @@ impl DataTree {
                 self.set_data(h.zxid, h.time_ms, crate::reconfig::CONFIG_NODE, Some(data), -1, triggers)
             }
             op => self.apply_path_op(h.zxid, h.time_ms, op, triggers),
-        }
+        };
+        // After the whole txn, as ZooKeeper logs it (never after part of a multi).
+        self.digest.applied(h.zxid);
+        outcome
     }
 
     fn set_data(
@@ -61,12 +65,16 @@ impl DataTree {
     ) -> ApplyOutcome {
         let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
         self.preserve(id.0);
+        let owner = self.owner(id.0);
         let n = &mut self.nodes[id.0 as usize];
         let old_len = n.data().len() as u64;
+        let old_digest = node_digest(path, n.data(), &n.raw(owner));
         n.set_data(data);
         n.version = version;
         n.mzxid = zxid.0;
         n.mtime = time_ms;
+        let new_digest = node_digest(path, n.data(), &n.raw(owner));
+        self.digest.change(old_digest, new_digest);
         self.data_size = self.data_size - old_len + data.map_or(0, <[u8]>::len) as u64;
         triggers.push(Trigger { path: path.to_string(), event: EventType::NodeDataChanged });
         ApplyOutcome::DataSet { stat: self.stat(id) }
@@ -97,9 +105,15 @@ impl DataTree {
                 let Some(id) = self.lookup(path) else { return ApplyOutcome::Error(ErrorCode::NoNode) };
                 self.preserve(id.0);
                 let new_acl = self.acls.intern(acl);
+                let owner = self.owner(id.0);
                 let n = &mut self.nodes[id.0 as usize];
+                // The ACL itself is not in the digest; the aversion is.
+                let hash = NodeHash::new(path, n.data());
+                let old_digest = hash.with(&n.raw(owner));
                 let old_acl = std::mem::replace(&mut n.acl, new_acl);
                 n.aversion = *version;
+                let new_digest = hash.with(&n.raw(owner));
+                self.digest.change(old_digest, new_digest);
                 self.acls.release(old_acl);
                 ApplyOutcome::AclSet { stat: self.stat(id) }
             }
@@ -134,11 +148,16 @@ impl DataTree {
             return ApplyOutcome::Error(ErrorCode::NodeExists);
         }
         self.preserve(parent.0);
+        let owner = self.owner(parent.0);
         let p = &mut self.nodes[parent.0 as usize];
         let new_cversion = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
         if new_cversion > p.cversion {
+            let hash = NodeHash::new(parent_path, p.data());
+            let old_digest = hash.with(&p.raw(owner));
             p.cversion = new_cversion;
             p.pzxid = raw.czxid;
+            let new_digest = hash.with(&p.raw(owner));
+            self.digest.change(old_digest, new_digest);
         }
         let id = self.insert_node(parent, path, data, acl, &raw);
         triggers.push(Trigger { path: path.to_string(), event: EventType::NodeCreated });
@@ -158,11 +177,16 @@ impl DataTree {
             return ApplyOutcome::Error(ErrorCode::NotEmpty);
         }
         let parent = self.nodes[id.0 as usize].parent;
-        self.remove_node(id, path.len());
+        self.remove_node(id, path);
         self.preserve(parent);
+        let owner = self.owner(parent);
         let p = &mut self.nodes[parent as usize];
         if zxid.0 > p.pzxid {
+            let hash = NodeHash::new(parent_path, p.data());
+            let old_digest = hash.with(&p.raw(owner));
             p.pzxid = zxid.0;
+            let new_digest = hash.with(&p.raw(owner));
+            self.digest.change(old_digest, new_digest);
         }
         triggers.push(Trigger { path: path.to_string(), event: EventType::NodeDeleted });
         triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });

@@ -23,7 +23,10 @@
 //! id 0 and parent `NIL`; a node has its `has_owner` flag set iff `owners` holds its non-zero
 //! raw ephemeralOwner; a node with a session owner is in `ephemerals[owner]`, a container
 //! in `containers`, a TTL node in `ttls`; `data_size` is the sum over live nodes of full
-//! path length + data length. Nothing here recurses over the tree: walks use explicit stacks.
+//! path length + data length; `digest` is the wrapping sum over live nodes of ZooKeeper's
+//! per-node digest (`digest.rs`): every change of a node's data or Stat, wherever it
+//! happens, replaces its old digest by its new one. Nothing here recurses over the tree:
+//! walks use explicit stacks.
 //!
 //! Stat rules (client view, `DataNode.copyStat`): the STORED cversion counts child creations
 //! (prep derives the sequential suffix from it), the REPORTED cversion is
@@ -32,6 +35,7 @@
 
 mod acl;
 mod apply;
+mod digest;
 mod freeze;
 mod node;
 #[cfg(test)]
@@ -46,6 +50,7 @@ use crate::proto::{Acl, ErrorCode, EventType, SessionId, Stat, Zxid, CONTAINER_O
 
 use acl::AclCache;
 use node::{Node, FREE, NIL};
+pub use digest::{ZxidDigest, DIGEST_VERSION};
 pub use freeze::FreezeProgress;
 pub use node::RawStat;
 
@@ -152,6 +157,8 @@ pub struct DataTree {
     last_applied: Zxid,
     /// The state being read out for a snapshot, if one is (`freeze.rs`).
     freeze: Option<Box<freeze::Freeze>>,
+    /// ZooKeeper's tree digest and its history (`digest.rs`).
+    digest: digest::Digest,
 }
 
 impl Default for DataTree {
@@ -178,9 +185,11 @@ impl DataTree {
             data_size: 0,
             last_applied: Zxid::ZERO,
             freeze: None,
+            digest: digest::Digest::default(),
         };
         let open = t.acls.intern(&Acl::open_unsafe());
         t.nodes.push(Node::new("", Some(&[]), open, NIL, &RawStat::default()));
+        t.digest.add(digest::node_digest("/", &[], &RawStat::default()));
         t.live = 1;
         t.data_size = 1; // "/" counts its path length like any other node
         let zero = RawStat::default();
@@ -447,6 +456,26 @@ impl DataTree {
         self.last_applied = z;
     }
 
+    /// ZooKeeper's digest of the tree as it is now (`DataTree.getTreeDigest`), kept up to
+    /// date by every write (`digest.rs`).
+    pub fn digest(&self) -> i64 {
+        self.digest.value()
+    }
+
+    /// The digests logged after txns whose zxid is a multiple of 128, oldest first, at most
+    /// 1024 (`DataTree.getDigestLog`, the admin command `hash`).
+    pub fn digest_log(&self) -> impl Iterator<Item = &ZxidDigest> {
+        self.digest.log()
+    }
+
+    /// The digest computed from scratch over every node: what `digest` must equal. O(tree):
+    /// for tools and checks, never on a write.
+    pub fn recompute_digest(&self) -> i64 {
+        let mut sum = 0i64;
+        self.for_each_preorder(|path, v| sum = sum.wrapping_add(digest::node_digest(path, v.data.unwrap_or(&[]), &v.raw)));
+        sum
+    }
+
     // ---- snapshots ------------------------------------------------------------------------
 
     /// Visits every node, each parent before its children (siblings in list order).
@@ -481,14 +510,14 @@ impl DataTree {
     /// from their own records.
     pub fn insert_restored(&mut self, path: &str, data: Option<&[u8]>, acl: &[Acl], raw: RawStat) -> Result<(), ErrorCode> {
         if path == "/" {
-            self.overwrite(NodeId::ROOT, data, acl, &raw);
+            self.overwrite(NodeId::ROOT, path, data, acl, &raw);
             return Ok(());
         }
         // One walk to the parent, then one probe for the child (restarts load millions).
         let (parent_path, name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         match self.child(parent.0, name) {
-            Some(id) => self.overwrite(NodeId(id), data, acl, &raw),
+            Some(id) => self.overwrite(NodeId(id), path, data, acl, &raw),
             None => {
                 self.insert_node(parent, path, data, acl, &raw);
             }
@@ -562,13 +591,19 @@ impl DataTree {
         self.track_owner(id, raw.ephemeral_owner);
         self.live += 1;
         self.data_size += (path.len() + data.map_or(0, <[u8]>::len)) as u64;
+        self.digest.add(digest::node_digest(path, data.unwrap_or(&[]), raw));
         NodeId(id)
     }
 
-    /// Unlinks a childless non-root node and returns its slot to the free list.
-    fn remove_node(&mut self, id: NodeId, path_len: usize) {
+    /// Unlinks a childless non-root node (at `path`) and returns its slot to the free list.
+    fn remove_node(&mut self, id: NodeId, path: &str) {
         self.preserve(id.0);
         let owner = self.owner(id.0);
+        let gone = {
+            let n = &self.nodes[id.0 as usize];
+            digest::node_digest(path, n.data(), &n.raw(owner))
+        };
+        self.digest.remove(gone);
         let (parent, prev, next, acl, data_len) = {
             let n = &self.nodes[id.0 as usize];
             (n.parent, n.prev, n.next, n.acl, n.data().len())
@@ -589,19 +624,21 @@ impl DataTree {
         self.untrack_owner(id.0, owner);
         self.acls.release(acl);
         self.live -= 1;
-        self.data_size -= (path_len + data_len) as u64;
+        self.data_size -= (path.len() + data_len) as u64;
         self.nodes[id.0 as usize] = Node::vacant(self.free_head);
         self.free_head = id.0;
     }
 
-    fn overwrite(&mut self, id: NodeId, data: Option<&[u8]>, acl: &[Acl], raw: &RawStat) {
+    /// Replaces the data, ACL and Stat of live node `id` at `path`.
+    fn overwrite(&mut self, id: NodeId, path: &str, data: Option<&[u8]>, acl: &[Acl], raw: &RawStat) {
         self.preserve(id.0);
         let new_acl = self.acls.intern(acl);
         let old_owner = self.owner(id.0);
-        let (old_acl, old_len) = {
+        let (old_acl, old_len, old_digest) = {
             let n = &self.nodes[id.0 as usize];
-            (n.acl, n.data().len())
+            (n.acl, n.data().len(), digest::node_digest(path, n.data(), &n.raw(old_owner)))
         };
+        self.digest.change(old_digest, digest::node_digest(path, data.unwrap_or(&[]), raw));
         self.acls.release(old_acl);
         self.untrack_owner(id.0, old_owner);
         let n = &mut self.nodes[id.0 as usize];
@@ -618,7 +655,7 @@ impl DataTree {
         let Some(id) = self.lookup(path) else { return false };
         let acl = self.acl(id).to_vec();
         let raw = self.raw_stat(id);
-        self.overwrite(id, Some(data), &acl, &raw);
+        self.overwrite(id, path, Some(data), &acl, &raw);
         true
     }
 

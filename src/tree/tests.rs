@@ -529,3 +529,102 @@ fn owner_side_map_follows_reuse_and_restore() {
     assert!(t.tree.sessions_with_ephemerals().is_empty());
     assert_eq!(t.tree.raw_ephemeral_owner(p), 0);
 }
+
+/// The digest kept by each write equals the digest computed over the whole tree, after
+/// every one of a long random mix of every kind of write (creates of each owner kind,
+/// deletes, setData with null and large data, setACL, closeSession, multis, reconfig, the
+/// system config node, restores over existing nodes): a write that forgot a node it
+/// changed (a parent's cversion/pzxid, an aversion) makes them differ at once.
+#[test]
+fn incremental_digest_equals_a_full_recomputation_after_random_writes() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let mut t = T::new();
+    assert_eq!(t.tree.digest(), t.tree.recompute_digest(), "fresh tree");
+    let names = ["a", "b", "c", "d"];
+    let mut kinds = [0u32; 10];
+    for step in 0..4000 {
+        // A random path of depth 1..=3 over a small alphabet, so ops hit existing nodes.
+        let depth = rng.gen_range(1..=3);
+        let path: String = (0..depth).map(|_| format!("/{}", names[rng.gen_range(0..names.len())])).collect();
+        let exists = t.tree.lookup(&path).is_some();
+        let data: Option<Vec<u8>> = match rng.gen_range(0..4) {
+            0 => None,
+            1 => Some(vec![rng.gen(); rng.gen_range(0..5000)]),
+            _ => Some(format!("v{step}").into_bytes()),
+        };
+        let kind = rng.gen_range(0..10);
+        match kind {
+            0..=2 if !exists => {
+                let owner = match rng.gen_range(0..4) {
+                    0 => S1.0,
+                    1 => S2.0,
+                    2 => CONTAINER_OWNER,
+                    _ => 0,
+                };
+                let mut op = t.create_op(&path, b"", owner);
+                if let TxnOp::Create { data: d, .. } = &mut op {
+                    *d = data;
+                }
+                t.run(if owner == S2.0 { S2 } else { S1 }, op);
+            }
+            3 if exists => {
+                t.delete(&path);
+            }
+            4 => {
+                t.run(S1, TxnOp::SetData { path: path.clone(), data, version: step });
+            }
+            5 => {
+                let acl = vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }];
+                t.run(S1, TxnOp::SetAcl { path: path.clone(), acl, version: step });
+            }
+            6 if step % 7 == 0 => {
+                t.run(if step % 2 == 0 { S1 } else { S2 }, TxnOp::CloseSession);
+            }
+            7 => {
+                let other = format!("{path}/m");
+                let ops = vec![t.create_op(&other, b"m", 0), TxnOp::SetData { path: path.clone(), data: Some(b"mm".to_vec()), version: 2 }];
+                t.run(S1, TxnOp::Multi(ops));
+            }
+            8 => {
+                t.run(S1, TxnOp::Reconfig { data: format!("server.1=127.0.0.1:{step}:1:participant\nversion=1").into_bytes() });
+                t.tree.set_system_data("/zookeeper/config", format!("cfg{step}").as_bytes());
+            }
+            9 if exists => {
+                // A restore over an existing node (what loading a snapshot over the fresh
+                // tree does), with a changed Stat and data.
+                let id = t.tree.lookup(&path).unwrap();
+                let raw = RawStat { mzxid: t.zxid + 5, version: 77, ..t.tree.raw_stat(id) };
+                let acl = t.tree.acl(id).to_vec();
+                t.tree.insert_restored(&path, Some(b"restored"), &acl, raw).unwrap();
+            }
+            _ => continue,
+        }
+        kinds[kind] += 1;
+        assert_eq!(t.tree.digest(), t.tree.recompute_digest(), "after step {step} (op kind {kind} on {path})");
+    }
+    assert!(kinds.iter().all(|&k| k > 20), "every kind of write ran: {kinds:?}");
+    assert!(t.tree.node_count() > 20, "the tree grew: {}", t.tree.node_count());
+
+    // A tree restored from the records of this one (a snapshot load) has the same digest.
+    let mut restored = DataTree::new();
+    t.tree.for_each_preorder(|path, v| restored.insert_restored(path, v.data, v.acl, v.raw).unwrap());
+    assert_eq!(restored.digest(), t.tree.digest());
+}
+
+#[test]
+fn digest_log_has_the_digest_after_each_128th_zxid() {
+    let mut t = T::new();
+    t.zxid = 0x2_0000_0000;
+    let mut want = Vec::new();
+    for i in 0..300 {
+        t.create(&format!("/n{i}"), b"x");
+        if t.zxid % 128 == 0 {
+            want.push(ZxidDigest { zxid: Zxid(t.zxid), digest: t.tree.digest() });
+        }
+    }
+    let got: Vec<ZxidDigest> = t.tree.digest_log().copied().collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 2);
+    assert_ne!(got[0].digest, got[1].digest, "writes in between change the digest");
+}

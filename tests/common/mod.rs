@@ -753,3 +753,30 @@ pub fn http_json(addr: &str, path: &str) -> serde_json::Value {
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
 }
+
+/// The jars of Debian's `zookeeper` package (ZooKeeper 3.8) the Java helpers in tests/java
+/// compile and run against.
+pub const ZK_JARS: [&str; 3] = ["/usr/share/java/zookeeper.jar", "/usr/share/java/zookeeper-jute.jar", "/usr/share/java/slf4j-api.jar"];
+
+/// Compiles tests/java/`file` against `ZK_JARS` into a temp dir and returns it with the
+/// classpath to run it by; None (after printing `SKIP test: why`) when javac or a jar is
+/// missing. CI sets ARBOR_REQUIRE_JAVA: there a missing toolchain fails the test instead.
+pub fn compile_java(test: &str, file: &str) -> Option<(tempfile::TempDir, String)> {
+    let required = std::env::var_os("ARBOR_REQUIRE_JAVA").is_some();
+    if let Some(j) = ZK_JARS.iter().find(|j| !Path::new(j).exists()) {
+        assert!(!required, "{test}: {j} not found (apt-get install zookeeper)");
+        eprintln!("SKIP {test}: {j} not found (apt-get install zookeeper)");
+        return None;
+    }
+    if Command::new("javac").arg("-version").output().is_err() {
+        assert!(!required, "{test}: javac not found (apt-get install default-jdk-headless)");
+        eprintln!("SKIP {test}: javac not found");
+        return None;
+    }
+    let classes = tempfile::Builder::new().prefix("arbor-java-").tempdir().expect("temp dir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java").join(file);
+    let out = Command::new("javac").arg("-cp").arg(ZK_JARS.join(":")).arg("-d").arg(classes.path()).arg(&src).output().expect("run javac");
+    assert!(out.status.success(), "javac {file} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let cp = format!("{}:{}", classes.path().display(), ZK_JARS.join(":"));
+    Some((classes, cp))
+}

@@ -24,6 +24,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("dirs", &[]),
     ("dump", &[]),
     ("environment", &["env", "envi"]),
+    ("hash", &[]),
     ("initial_configuration", &["icfg"]),
     ("is_read_only", &["isro"]),
     ("last_snapshot", &["lsnp"]),
@@ -71,6 +72,7 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
             "logdir_size": dir_size(&ev.cfg.data_log_dir),
         })),
         "environment" => environment(ev),
+        "hash" => hash(ev),
         "initial_configuration" => obj(json!({ "initial_configuration": ev.admin.settings.initial_config })),
         "is_read_only" => obj(json!({ "read_only": ev.service().mode() == crate::service::Mode::ReadOnly })),
         "last_snapshot" => last_snapshot(ev),
@@ -100,6 +102,18 @@ pub fn run(ev: &EventLoop, name: &str) -> Response {
         m.insert("error".into(), Value::Null);
     }
     Response::json(200, &Value::Object(m))
+}
+
+/// `hash` (`DigestCommand`): the tree digests logged every 128 zxids, oldest first, each as
+/// ZooKeeper's `ZxidDigest` bean (`zxid`, `digestVersion`, `digest`: Jackson's names).
+fn hash(ev: &EventLoop) -> Map<String, Value> {
+    let digests: Vec<Value> = ev
+        .service()
+        .tree()
+        .digest_log()
+        .map(|d| json!({ "zxid": d.zxid.0, "digestVersion": crate::tree::DIGEST_VERSION, "digest": d.digest }))
+        .collect();
+    obj(json!({ "digests": digests }))
 }
 
 /// The session id of a watcher (a client connection), 0 if it has none (yet).

@@ -135,6 +135,7 @@ pub fn collect(ev: &EventLoop) -> Vec<Metric<'_>> {
         sum("startup_txns_loaded", &lm.startup_txns_loaded, Count, Basic),
         sum("readlatency", &rm.read_latency, Millis, Advanced),
         sum("updatelatency", &rm.update_latency, Millis, Advanced),
+        sum("propagation_latency", &rm.propagation_latency, Millis, Advanced),
         sum("quorum_ack_latency", &lm.quorum_ack_latency, Millis, Advanced),
     ]);
     if let Some(sm) = ev.sink.metrics() {

@@ -6,7 +6,8 @@
 //! time, follower sync time and mode (DIFF/TRUNC/SNAP), quorum-ack latency (a proposal's
 //! `Proposed` to its `Committed` on the leader), proposal/commit/diff/snap/trunc counts, ZooKeeper's detailed peer state
 //! (`following - broadcast`), and a bounded ring of recent elections and syncs for the
-//! console. It decides nothing; the cores do not know it exists.
+//! console. It decides nothing; the cores do not know it exists. A follower's sync is
+//! followed with `sync_progress::SyncProgress`, the piece the operator log (`oplog`) uses too.
 //!
 //! Cost on the hot path: one `Instant::now()` per proposal and per commit on the leader,
 //! a bounded deque push/pop; no allocation once the deque has grown.
@@ -14,6 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::super::sync_progress::{role_name, SyncMode, SyncProgress};
 use crate::metrics::{Counter, Summary};
 use crate::peer::QuorumMsg;
 use crate::proto::{ServerId, Zxid};
@@ -53,24 +55,6 @@ pub struct LoopMetrics {
 }
 
 
-/// How a follower is being brought up to date (ZooKeeper's `SyncMode`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SyncMode {
-    Diff,
-    Trunc,
-    Snap,
-}
-
-impl SyncMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            SyncMode::Diff => "DIFF",
-            SyncMode::Trunc => "TRUNC",
-            SyncMode::Snap => "SNAP",
-        }
-    }
-}
-
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
@@ -93,10 +77,7 @@ pub struct Event {
 #[derive(Clone, Debug)]
 struct FollowerSync {
     leader: ServerId,
-    started: Instant,
-    mode: Option<SyncMode>,
-    txns: u64,
-    snap_bytes: u64,
+    progress: SyncProgress,
 }
 
 #[derive(Debug)]
@@ -171,7 +152,7 @@ impl Observer {
         match self.role {
             Role::Looking => "looking".into(),
             Role::Following { .. } if self.serving => "following - broadcast".into(),
-            Role::Following { .. } => match self.sync.as_ref().and_then(|s| s.mode) {
+            Role::Following { .. } => match self.sync.as_ref().and_then(|s| s.progress.mode) {
                 Some(m) => format!("following - synchronization - {}", m.name().to_ascii_lowercase()),
                 None => "following - discovery".into(),
             },
@@ -186,29 +167,15 @@ impl Observer {
     /// A quorum message arrived (from the leader, at a follower).
     pub fn on_quorum_msg(&mut self, msg: &QuorumMsg) {
         match msg {
-            QuorumMsg::Proposal(_) => {
-                self.metrics.learner_proposal_received_count.inc();
-                if let Some(s) = self.sync.as_mut() {
-                    if !self.serving {
-                        s.txns += 1;
-                    }
-                }
-            }
+            QuorumMsg::Proposal(_) => self.metrics.learner_proposal_received_count.inc(),
             QuorumMsg::Commit { .. } => self.metrics.learner_commit_received_count.inc(),
-            QuorumMsg::Diff { .. } => self.sync_mode(SyncMode::Diff, 0),
-            QuorumMsg::Trunc { .. } => self.sync_mode(SyncMode::Trunc, 0),
-            QuorumMsg::SnapBegin { size, .. } => self.sync_mode(SyncMode::Snap, *size),
             _ => {}
         }
-    }
-
-    fn sync_mode(&mut self, mode: SyncMode, bytes: u64) {
-        if let Some(s) = self.sync.as_mut() {
-            // TRUNC is followed by a DIFF of what comes after: the mode stays TRUNC.
-            if s.mode != Some(SyncMode::Trunc) || mode == SyncMode::Snap {
-                s.mode = Some(mode);
+        // Until serving: the sync's messages (`sync` is taken when serving starts).
+        if !self.serving {
+            if let Some(s) = self.sync.as_mut() {
+                s.progress.note(msg);
             }
-            s.snap_bytes += bytes;
         }
     }
 
@@ -253,7 +220,7 @@ impl Observer {
                 self.event(EventKind::Sync, format!("follower {to}: SNAP at 0x{:x}", zxid.0), None);
             }
             Output::ConnectQuorum { leader } => {
-                self.sync = Some(FollowerSync { leader: *leader, started: Instant::now(), mode: None, txns: 0, snap_bytes: 0 });
+                self.sync = Some(FollowerSync { leader: *leader, progress: SyncProgress::new(Instant::now()) });
             }
             Output::RoleChanged(role) => self.role_changed(*role),
             _ => {}
@@ -310,7 +277,7 @@ impl Observer {
         if let Some(t) = self.unavailable_since.take() {
             self.metrics.unavailable_time.record_duration(now.saturating_duration_since(t));
         }
-        if let (Role::Following { .. }, Some(s)) = (self.role, self.sync.take()) {
+        if let (Role::Following { .. }, Some(FollowerSync { leader, progress: s })) = (self.role, self.sync.take()) {
             let took = now.saturating_duration_since(s.started);
             self.metrics.follower_sync_time.record_duration(took);
             let how = match s.mode {
@@ -318,16 +285,8 @@ impl Observer {
                 Some(m) => format!("{} of {} txns", m.name(), s.txns),
                 None => format!("{} txns", s.txns),
             };
-            self.event(EventKind::Sync, format!("synced with leader {}: {how}", s.leader), Some(took));
+            self.event(EventKind::Sync, format!("synced with leader {leader}: {how}"), Some(took));
         }
-    }
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Looking => "looking",
-        Role::Following { .. } => "following",
-        Role::Leading { .. } => "leading",
     }
 }
 
