@@ -48,7 +48,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A server that wrote `WRITES` znodes (snapshots every 40 txns, so there are several
 /// snapshots and segments), then was SIGKILLed.
-fn written_data_dir() -> (Node, PathBuf) {
+/// Returns the node (killed), its dataDir and how many `/tNN` tail creates it wrote: at least
+/// `TAIL`, and more until three of them come after the last snapshot started (snapCount's
+/// random draw can put a snapshot at the very end; the damage tests need records after it).
+fn written_data_dir() -> (Node, PathBuf, usize) {
     let mut node = Node::start_standalone(&["snapCount=40"]);
     let mut c = RawClient::connect(&node.addr(), 30_000);
     for i in 0..WRITES {
@@ -58,8 +61,14 @@ fn written_data_dir() -> (Node, PathBuf) {
             c.set_data(&format!("/k{i:03}"), b"changed", 0).expect("set");
         }
     }
-    for i in 0..TAIL {
-        c.create(&format!("/t{i:02}"), Some(b"tail"), 0).expect("create");
+    let mut tail = 0;
+    let mut since_snapshot = 0;
+    while tail < TAIL || since_snapshot < 3 {
+        assert!(tail < 80, "no quiet stretch of 3 writes without a snapshot start");
+        let started = node.log().matches("snapshot started").count();
+        c.create(&format!("/t{tail:02}"), Some(b"tail"), 0).expect("create");
+        tail += 1;
+        since_snapshot = if node.log().matches("snapshot started").count() == started { since_snapshot + 1 } else { 0 };
     }
     // Let a snapshot being written finish, so the complete ones are known (recovery would
     // just delete a half-written one).
@@ -69,7 +78,7 @@ fn written_data_dir() -> (Node, PathBuf) {
     });
     node.kill9();
     let data = node.data_dir.clone();
-    (node, data)
+    (node, data, tail)
 }
 
 /// `arbor node 1` on a config whose dataDir is `data`: the child and its client port.
@@ -138,7 +147,7 @@ fn snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
 
 #[test]
 fn tools_read_a_real_data_dir_and_change_nothing() {
-    let (_node, data) = written_data_dir();
+    let (_node, data, tail) = written_data_dir();
     let before = files(&data);
     let d = data.to_str().expect("utf8 path");
 
@@ -152,7 +161,7 @@ fn tools_read_a_real_data_dir_and_change_nothing() {
     assert!(out.contains("setData /k003 data=\"changed\" version=1"), "{out}");
     // One createSession + the creates + WRITES/3 setData; no closeSession (kill9).
     let txns = out.lines().filter(|l| l.contains(" zxid 0x")).count();
-    assert_eq!(txns, 1 + WRITES + WRITES.div_ceil(3) + TAIL, "{out}");
+    assert_eq!(txns, 1 + WRITES + WRITES.div_ceil(3) + tail, "{out}");
 
     let json = arbor(&["log", "dump", "--json", d]);
     assert!(json.status.success(), "{}", text(&json));
@@ -226,7 +235,7 @@ fn record_offsets(data: &Path) -> (PathBuf, Vec<u64>) {
 
 #[test]
 fn damage_is_named_and_recovery_does_what_check_says() {
-    let (_node, data) = written_data_dir();
+    let (_node, data, tail) = written_data_dir();
     let work = tempfile::tempdir().expect("tmp");
 
     // 1. A byte flipped in the middle of the last segment, valid records after it: recovery
@@ -321,7 +330,7 @@ fn damage_is_named_and_recovery_does_what_check_says() {
         "check said {prev_zxid:#x} + {replay} txns; the server: {recovered}"
     );
     let mut c = RawClient::connect(&format!("127.0.0.1:{port}"), 30_000);
-    assert!(c.exists(&format!("/t{:02}", TAIL - 1), false).is_ok(), "the last write is back");
+    assert!(c.exists(&format!("/t{:02}", tail - 1), false).is_ok(), "the last write is back");
     stop(child);
 }
 
