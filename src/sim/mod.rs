@@ -126,7 +126,11 @@ mod tests {
     /// ephemeral outlived its session on every server. 106199 was arbor's (and is
     /// ZooKeeper's behaviour): a leader that had lost its only follower to a silent break
     /// answered a sync at once, within syncLimit, while a new leader had already committed
-    /// more; a leader now confirms itself with a quorum round first (`zab::syncs`).
+    /// more; a leader now confirms itself with a quorum round first (`zab::syncs`). 213172
+    /// was arbor's (and ZooKeeper's) election stall: two servers dialled a third as their
+    /// leader from its older votes while it kept looking in a later round, and they waited
+    /// initLimit; a Looking server dialled by a quorum now leads. 376 caught the first
+    /// version of that fix (the new leader kept answering with its old vote for another).
     #[test]
     fn seeds_that_failed_once() {
         let three = SimConfig { power_loss: 0.0, ..SimConfig::default() };
@@ -148,6 +152,8 @@ mod tests {
             (637, &three),
             (55978, &with_power_losses),
             (106199, &defaults),
+            (213172, &defaults),
+            (376, &defaults),
         ];
         for (seed, cfg) in seeds {
             if let Err(f) = run(seed, cfg) {

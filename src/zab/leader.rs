@@ -735,6 +735,19 @@ mod tests {
         assert_eq!(sync_done(&msg(&mut z, 1, reply(2))), ["1 /b"], "answered on follower 1's connection");
     }
 
+    /// A Looking server that a quorum has dialled as its leader leads at once, answering
+    /// with a vote for itself (simulator seeds 213172 and 376).
+    #[test]
+    fn a_looking_server_dialled_by_a_quorum_leads() {
+        let cfg = ZabConfig::for_test(5, 5, 10);
+        let mut z = Zab::new(cfg, DurableState::default(), vec![], 0);
+        let mut out = vec![];
+        z.step(1, Input::Quorum { from: ServerId(1), msg: info(1, 0) }, &mut out);
+        assert_eq!(z.role(), Role::Looking, "self + 1 of 5 is no quorum");
+        z.step(2, Input::Quorum { from: ServerId(2), msg: info(2, 0) }, &mut out);
+        assert!(matches!(z.role(), Role::Leading { .. }), "{:?}", z.role());
+    }
+
     /// Zab phase 1: a follower more up to date than the would-be leader makes it step down.
     #[test]
     fn steps_down_for_a_more_up_to_date_follower() {

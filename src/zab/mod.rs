@@ -403,7 +403,7 @@ impl Zab {
                 Next::Stay
             }
             (State::Looking, Input::Quorum { from, msg: msg @ QuorumMsg::FollowerInfo { .. } }) => {
-                self.hold(from, msg, out);
+                self.hold(now, from, msg, out);
                 Next::Stay
             }
             (State::Looking, Input::QuorumDisconnected { peer }) => {
@@ -575,7 +575,7 @@ impl Zab {
     }
 
     /// Looking: a peer decided I lead and sent FOLLOWERINFO; keep it for the decision.
-    fn hold(&mut self, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) {
+    fn hold(&mut self, now: Millis, from: ServerId, msg: QuorumMsg, out: &mut Vec<Action>) {
         let cfg = &self.core.cfg;
         let valid = matches!(msg, QuorumMsg::FollowerInfo { from: id, .. } if id == from);
         if !valid || from == cfg.me || !cfg.is_voter(from) {
@@ -584,6 +584,20 @@ impl Zab {
             return;
         }
         self.held.insert(from, msg);
+        // A quorum has already dialled me as its leader (each decided from votes for me,
+        // maybe older ones than my current vote, so the election would not count them):
+        // lead. Leading is always safe — discovery establishes the epoch only with a quorum
+        // of fresh promises and steps down for a more up-to-date follower — and waiting
+        // would cost them initLimit·tickTime (simulator seed 213172: 1 and 3 followed 2,
+        // which kept looking in a later round).
+        let cfg = &self.core.cfg;
+        if cfg.is_voter(cfg.me) && cfg.is_quorum(|id| id == cfg.me || self.held.contains_key(&id)) {
+            note!("looking: a quorum dialled me as leader; leading");
+            // What I answer others from now on: Leading, with a vote for me.
+            let mine = self.core.own_vote();
+            self.election.settle(mine);
+            self.decide(now, election::Decision::Lead, out);
+        }
     }
 
     fn decide(&mut self, now: Millis, d: election::Decision, out: &mut Vec<Action>) {
