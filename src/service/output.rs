@@ -45,16 +45,17 @@ impl Service {
     pub(super) fn send_held(&mut self, client: ClientId, zxid: i64, frame: &[u8], out: &mut dyn Outbox) {
         let Some(buf) = out.client_buf(client) else { return };
         buf.extend_from_slice(frame);
-        self.stats.packets_sent += 1;
-        if let Some(info) = self.clients.get_mut(&client) {
-            info.sent += 1;
-            info.last_zxid = zxid;
-        }
+        self.count_reply(client, zxid);
     }
 
     pub(super) fn reply_zxid(&mut self, client: ClientId, xid: i32, zxid: i64, err: ErrorCode, resp: &Response, out: &mut dyn Outbox) {
         let Some(buf) = out.client_buf(client) else { return };
         jute::encode_reply(buf, ReplyHeader { xid, zxid, err: err.code() }, resp);
+        self.count_reply(client, zxid);
+    }
+
+    /// A reply carrying `zxid` went to `client`: the counters and the client's last zxid.
+    fn count_reply(&mut self, client: ClientId, zxid: i64) {
         self.stats.packets_sent += 1;
         if let Some(info) = self.clients.get_mut(&client) {
             info.sent += 1;
