@@ -594,7 +594,7 @@ impl World {
             Output::RoleChanged(role) => {
                 self.note(|| format!("{me} role {role:?}"));
             }
-            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Membership(_) => {}
+            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Membership { .. } => {}
             Output::Committed(h) => {
                 let n = self.node_mut(me);
                 if h.zxid <= n.applied {
