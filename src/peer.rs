@@ -69,6 +69,20 @@ pub struct Notification {
     pub vote: Vote,
     /// The sender's election round (logicalclock); meaningful while Looking.
     pub round: u64,
+    /// The sender's last committed membership, when a reconfig made it (ZooKeeper's
+    /// notification carries its config too): a Looking server that missed the reconfig
+    /// adopts it, so it counts in the ensemble that exists (a joiner finds the leader
+    /// without a quorum of its own config answering). Filled in by the replica; the core
+    /// never looks at it.
+    #[serde(default)]
+    pub config: Option<ConfigGossip>,
+}
+
+/// A committed membership as election messages carry it (`/zookeeper/config`'s text).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigGossip {
+    pub version: i64,
+    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -205,6 +205,48 @@ fn a_restart_starts_from_the_committed_membership_on_disk() {
     assert!(c.exists("/before-restart", false).is_ok());
 }
 
+/// A server that was down through a reconfig, with its own zoo.cfg, learns the committed
+/// membership from the voters' election messages and follows: server 2 (or 3) records 4
+/// joining (voters 1, 2, 3, 4), then is down while 1 leaves (voters 2, 3, 4) and 1 is gone.
+/// It hears the other two only: 2 of its 4 voters, no quorum of its config, so without the
+/// membership the votes carry it would look forever. Then it and 4 are a quorum of the
+/// new voters with the third gone.
+#[test]
+fn a_server_that_missed_reconfigs_adopts_the_membership_from_election_messages() {
+    let mut cl = Cluster::start(3, &["reconfigEnabled=true"]);
+    let leader = cl.wait_leader(Duration::from_secs(30));
+    // 2 stays a follower (or the leader hands over) and is then down through the changes.
+    let down = if leader == 2 { 3 } else { 2 };
+    let keep = 5 - down; // the other of 2 and 3
+    let own = cl.own_config(down);
+    cl.kill9(down);
+    cl.start_node(down);
+    let spec = cl.add_server_line(4, false);
+    cl.start_node(4);
+    wait_for(Duration::from_secs(30), "server 4 following", || (cl.mode(4).as_deref() == Some("follower")).then_some(()));
+    let mut su = super_client(&cl.addr(leader));
+    let (added, _) = reconfig(&mut su, &reconfig_req(Some(&format!("server.4={spec}")), None, None, -1)).expect("4 joins as a voter");
+    // `down` records the first change beside its own config file, then misses the second.
+    let recorded = own.with_file_name(format!("zoo-{down}.cfg.dynamic.{:x}", version(&added)));
+    wait_for(Duration::from_secs(10), "the change recorded beside the copy", || recorded.exists().then_some(()));
+    cl.kill9(down);
+    let mut su = super_client(&cl.addr(keep));
+    let (after, _) = reconfig(&mut su, &reconfig_req(None, Some("1"), None, -1)).expect("1 leaves");
+    su.create("/while-down", Some(b"d"), 0).expect("create");
+    drop(su);
+    cl.kill9(1);
+    wait_for(Duration::from_secs(30), "a leader among the new voters", || (serving(&cl, keep) && serving(&cl, 4)).then_some(()));
+    cl.start_node(down);
+    wait_for(Duration::from_secs(30), "the server that missed the changes serving", || serving(&cl, down).then_some(()));
+    assert_eq!(config_on(&cl, down), after);
+    let mut c = RawClient::connect(&cl.addr(down), 30_000);
+    assert!(c.exists("/while-down", false).is_ok());
+    drop(c);
+    cl.kill9(keep);
+    wait_for(Duration::from_secs(30), "2 of the 3 new voters serving", || (serving(&cl, down) && serving(&cl, 4)).then_some(()));
+    assert!(write_ok(&cl.addr(down), "/two-of-the-new-three"));
+}
+
 /// The README's sample (`config/reconfig-3.cfg`) parses without warnings for each server,
 /// with reconfig on and a superuser to run it.
 #[test]

@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::peer::{Notification, QuorumMsg};
+use crate::peer::{ConfigGossip, Notification, QuorumMsg};
 use crate::proto::{Id, Millis, ServerId, Zxid};
 use crate::reconfig::Membership;
 use crate::service::{ClientId, Mode, Service};
@@ -246,7 +246,12 @@ impl Replica {
                 c.seal();
             }
             Input::ClientGone { client } => self.service.client_disconnected(client),
-            Input::Election(n) => self.zab_input(zab::Input::Election(n)),
+            Input::Election(mut n) => {
+                if let Some(gossip) = n.config.take() {
+                    self.adopt_gossiped_membership(gossip, out);
+                }
+                self.zab_input(zab::Input::Election(n))
+            }
             // A follower's answers to forwarded syncs go to the service, in stream order
             // with the commits before them.
             Input::Quorum { msg: QuorumMsg::SyncDone { session, cxid, path }, .. } => {
@@ -326,7 +331,12 @@ impl Replica {
     /// A `zab` action: the service's share is done here, the world's becomes an output.
     fn perform(&mut self, now: Now, action: Action, out: &mut Vec<Output>) {
         let o = match action {
-            Action::SendElection { to, msg } => Output::SendElection { to, msg },
+            Action::SendElection { to, mut msg } => {
+                // A membership a reconfig made travels with every vote, for servers that
+                // missed it (the static config's, version 0, everybody has).
+                msg.config = self.ens.as_ref().filter(|e| e.committed.version > 0).map(|e| ConfigGossip { version: e.committed.version, text: e.committed.render() });
+                Output::SendElection { to, msg }
+            }
             Action::SendQuorum { to, msg } => Output::SendQuorum { to, msg },
             Action::ConnectQuorum { leader } => Output::ConnectQuorum { leader },
             Action::CloseQuorum { peer } => Output::CloseQuorum { peer },
@@ -383,11 +393,33 @@ impl Replica {
         let m = self.service.membership().and_then(|t| Membership::parse(t).ok())?;
         let version = m.version;
         if let Some(out) = out {
-            ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
+            ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers(), version: Zxid(version) });
             out.push(Output::Membership { members: m.clone(), committed: true });
         }
         ens.committed = m;
         Some(version)
+    }
+
+    /// A peer's election message carries its committed membership. A Looking server whose
+    /// own is older takes it (ZooKeeper's FastLeaderElection does the same with the config
+    /// in a notification): it was committed, so counting in it is what every up-to-date
+    /// server does; the txn that made it arrives with the next sync. A server in a role
+    /// learns it from its leader instead.
+    fn adopt_gossiped_membership(&mut self, gossip: ConfigGossip, out: &mut Vec<Output>) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        if gossip.version <= ens.committed.version || ens.zab.role() != Role::Looking {
+            return;
+        }
+        let Ok(mut m) = Membership::parse(&gossip.text) else { return };
+        if m.members.is_empty() {
+            return;
+        }
+        m.version = gossip.version;
+        ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers(), version: Zxid(m.version) });
+        out.push(Output::Membership { members: m.clone(), committed: true });
+        ens.committed = m;
+        // Shown unless the state holds a newer one (a replayed change, still proposed).
+        self.service.set_membership(ens.committed.render());
     }
 
     /// Keep the service's mode in line with the core's role.

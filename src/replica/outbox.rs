@@ -7,7 +7,7 @@ use bytes::BytesMut;
 
 use super::Output;
 use crate::peer::QuorumMsg;
-use crate::proto::ServerId;
+use crate::proto::{ServerId, Zxid};
 use crate::reconfig::Membership;
 use crate::service::{ClientId, Outbox};
 use crate::txn::Txn;
@@ -83,7 +83,7 @@ impl Outbox for Collect<'_> {
         // The loop learns the new members' addresses before replication may use them.
         self.push(Output::Membership { members: members.clone(), committed: true });
         if let Some(q) = self.zab.as_mut() {
-            q.push_back(zab::Input::Membership { voters: members.voters(), observers: members.observers() });
+            q.push_back(zab::Input::Membership { voters: members.voters(), observers: members.observers(), version: Zxid(members.version) });
         }
     }
 }

@@ -98,7 +98,7 @@ mod tests {
     }
 
     fn note(from: u64, state: PeerState, leader: u64, round: u64) -> Notification {
-        Notification { sender: ServerId(from), state, vote: Vote { leader: ServerId(leader), zxid: Zxid::ZERO, epoch: 1 }, round }
+        Notification { sender: ServerId(from), state, vote: Vote { leader: ServerId(leader), zxid: Zxid::ZERO, epoch: 1 }, round, config: None }
     }
 
     /// Seed 36915's shape: my supporter now follows the incumbent, who leads.

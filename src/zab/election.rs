@@ -93,7 +93,7 @@ impl Election {
     }
 
     pub fn notification(&self, cfg: &ZabConfig, state: PeerState) -> Notification {
-        Notification { sender: cfg.me, state, vote: self.vote, round: self.round }
+        Notification { sender: cfg.me, state, vote: self.vote, round: self.round, config: None }
     }
 
     fn broadcast(&mut self, cfg: &ZabConfig, now: Millis, out: &mut Vec<Action>) {
@@ -294,7 +294,7 @@ mod tests {
         Vote { leader: ServerId(id), zxid: Zxid(z), epoch: e }
     }
     fn looking(from: u64, vote: Vote, round: u64) -> Notification {
-        Notification { sender: ServerId(from), state: PeerState::Looking, vote, round }
+        Notification { sender: ServerId(from), state: PeerState::Looking, vote, round, config: None }
     }
 
     #[test]
@@ -338,7 +338,7 @@ mod tests {
     }
 
     fn answer(from: u64, state: PeerState, vote: Vote, round: u64) -> Notification {
-        Notification { sender: ServerId(from), state, vote, round }
+        Notification { sender: ServerId(from), state, vote, round, config: None }
     }
 
     /// ZooKeeper's receivedFollowingNotification: a supporter that already decided in my
@@ -417,8 +417,8 @@ mod tests {
         let mut out = vec![];
         e.start(&c, 0, v(1, 100, 9), &mut out);
         let inc = v(3, 50, 2);
-        let lead = Notification { sender: ServerId(3), state: PeerState::Leading, vote: inc, round: 4 };
-        let fol = Notification { sender: ServerId(2), state: PeerState::Following, vote: inc, round: 4 };
+        let lead = Notification { sender: ServerId(3), state: PeerState::Leading, vote: inc, round: 4, config: None };
+        let fol = Notification { sender: ServerId(2), state: PeerState::Following, vote: inc, round: 4, config: None };
         assert_eq!(e.receive(&c, 1, fol, &mut out), None, "the leader itself has not confirmed yet");
         // Even though my own vote is "better", the incumbent keeps its place.
         assert_eq!(e.receive(&c, 2, lead, &mut out), Some(Decision::Follow(ServerId(3))));

@@ -346,7 +346,7 @@ mod tests {
         let mut out = vec![];
         let vote = Vote { leader: ServerId(3), zxid: durable.last_logged, epoch: durable.current_epoch };
         for s in [2, 3] {
-            let n = Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1 };
+            let n = Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1, config: None };
             z.step(1, Input::Election(n), &mut out);
         }
         z.step(30, Input::Tick, &mut out);

@@ -640,7 +640,7 @@ mod tests {
         let mut out = vec![];
         let vote = Vote { leader: ServerId(5), zxid: Zxid::ZERO, epoch: 0 };
         for s in [1, 2] {
-            z.step(1, Input::Election(Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1 }), &mut out);
+            z.step(1, Input::Election(Notification { sender: ServerId(s), state: PeerState::Looking, vote, round: 1, config: None }), &mut out);
         }
         z.step(30, Input::Tick, &mut out);
         assert!(matches!(z.role(), Role::Leading { .. }));
@@ -764,7 +764,7 @@ mod tests {
         let mut z = Zab::new(ZabConfig::for_test(3, 3, 100), DurableState::default(), vec![], 0);
         let mut out = vec![];
         let vote = Vote { leader: ServerId(3), zxid: Zxid::ZERO, epoch: 0 };
-        z.step(1, Input::Election(Notification { sender: ServerId(1), state: PeerState::Looking, vote, round: 1 }), &mut out);
+        z.step(1, Input::Election(Notification { sender: ServerId(1), state: PeerState::Looking, vote, round: 1, config: None }), &mut out);
         z.step(30, Input::Tick, &mut out);
         assert!(matches!(z.role(), Role::Leading { .. }));
         let learners: Vec<u64> = [1, 2].iter().chain(extra).copied().collect();
@@ -846,7 +846,7 @@ mod tests {
         ack(&mut z, 5, p);
         assert_eq!(z.last_committed(), p, "3 and 5 of the new voters; no old quorum is needed after the change");
         let mut out = vec![];
-        z.step(55, Input::Membership { voters: [3, 4, 5].map(ServerId).into(), observers: Default::default() }, &mut out);
+        z.step(55, Input::Membership { voters: [3, 4, 5].map(ServerId).into(), observers: Default::default(), version: r }, &mut out);
         assert_eq!(z.quorum_size(), 2);
         assert!(out.contains(&Action::CloseQuorum { peer: ServerId(2) }), "2 left: its connection is closed: {out:?}");
         assert!(z.synced_servers().eq([3, 4, 5].map(ServerId)));
@@ -867,13 +867,13 @@ mod tests {
         ack(&mut z, 4, p);
         assert_eq!(z.last_committed(), p);
         let mut out = vec![];
-        z.step(60, Input::Membership { voters: [1, 2, 4].map(ServerId).into(), observers: Default::default() }, &mut out);
+        z.step(60, Input::Membership { voters: [1, 2, 4].map(ServerId).into(), observers: Default::default(), version: r }, &mut out);
         assert_eq!(z.role(), Role::Looking);
         assert!(out.contains(&Action::CloseQuorum { peer: ServerId(1) }));
         // However many answers back it, a non-member never leads nor follows.
         for (s, st) in [(1, PeerState::Looking), (2, PeerState::Looking), (4, PeerState::Looking)] {
             let vote = Vote { leader: ServerId(3), zxid: p, epoch: 1 };
-            z.step(61, Input::Election(Notification { sender: ServerId(s), state: st, vote, round: 2 }), &mut out);
+            z.step(61, Input::Election(Notification { sender: ServerId(s), state: st, vote, round: 2, config: None }), &mut out);
         }
         z.step(1000, Input::Tick, &mut out);
         assert_eq!(z.role(), Role::Looking);

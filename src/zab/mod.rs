@@ -214,7 +214,8 @@ pub enum Input {
     /// A reconfig committed (or was recovered): the ensemble's members are now these. A
     /// proposed voter change at or below the applied point is settled; a leader that is no
     /// longer a voter steps down, and a server that is no longer a member stops taking part.
-    Membership { voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId> },
+    /// `version`: the membership's (the zxid of the reconfig that made it).
+    Membership { voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, version: Zxid },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -403,8 +404,8 @@ impl Zab {
             }
             return;
         }
-        if let Input::Membership { voters, observers } = input {
-            self.set_members(now, voters, observers, out);
+        if let Input::Membership { voters, observers, version } = input {
+            self.set_members(now, voters, observers, version, out);
             return;
         }
         if let Input::Restored { replayed, .. } = &input {
@@ -663,7 +664,7 @@ impl Zab {
     /// their connection to a leader; a leader that is no longer a voter steps down so the
     /// new voters elect one among themselves; a server that is no longer a member leaves its
     /// leader and takes no part from now on (it never decides in an election).
-    fn set_members(&mut self, now: Millis, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, out: &mut Vec<Action>) {
+    fn set_members(&mut self, now: Millis, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, version: Zxid, out: &mut Vec<Action>) {
         let cfg = &mut self.core.cfg;
         let before: BTreeSet<ServerId> = cfg.voters.union(&cfg.observers).copied().collect();
         let old_voters = std::mem::replace(&mut cfg.voters, voters);
@@ -674,8 +675,9 @@ impl Zab {
             tracing::info!(from = ?cfg.observers, to = ?observers, "observers changed by reconfig");
             cfg.observers = observers;
         }
-        let applied = self.core.hist.applied();
-        if cfg.proposed.as_ref().is_some_and(|p| p.zxid <= applied) {
+        // A change proposed at or before this membership is settled by it (a later one,
+        // logged after it, is still in flight).
+        if cfg.proposed.as_ref().is_some_and(|p| p.zxid <= version) {
             cfg.proposed = None;
         }
         let (me, voter, member) = (cfg.me, cfg.is_voter(cfg.me), cfg.is_member(cfg.me));

@@ -637,7 +637,7 @@ impl Sim {
                     if n.config_file.as_ref().is_none_or(|f| f.0 < zxid) {
                         n.config_file = Some((zxid, voters.clone()));
                     }
-                    self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone() });
+                    self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone(), version: zxid });
                 }
             }
             Ev::SnapshotWritten { node, incarnation, zxid } => {

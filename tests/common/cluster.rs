@@ -24,6 +24,8 @@ pub struct Cluster {
     children: BTreeMap<u64, Option<Child>>,
     /// Extra environment for every node (fault-injection knobs).
     env: Vec<(String, String)>,
+    /// Servers that start from a config file of their own (`own_config`).
+    own_cfg: BTreeMap<u64, PathBuf>,
 }
 
 impl Cluster {
@@ -86,7 +88,7 @@ impl Cluster {
         let cfg_path = dir.path().join("zoo.cfg");
         fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut cl = Cluster { dir, cfg_path, clients, admin_ports, children: BTreeMap::new(), env };
+        let mut cl = Cluster { dir, cfg_path, clients, admin_ports, children: BTreeMap::new(), env, own_cfg: BTreeMap::new() };
         for id in 1..=n {
             cl.start_node(id);
         }
@@ -131,7 +133,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_arbor"))
             .arg("node")
             .arg(id.to_string())
-            .arg(&self.cfg_path)
+            .arg(self.own_cfg.get(&id).unwrap_or(&self.cfg_path))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
@@ -237,6 +239,16 @@ impl Cluster {
         fs::write(&self.cfg_path, cfg).expect("write zoo.cfg");
         self.clients.insert(id, c);
         spec
+    }
+
+    /// From now on server `id` starts from its own copy of zoo.cfg as it is now (another
+    /// machine's config file: a committed reconfig rewrites the shared one, not this copy).
+    #[allow(dead_code)]
+    pub fn own_config(&mut self, id: u64) -> PathBuf {
+        let path = self.dir.path().join(format!("zoo-{id}.cfg"));
+        fs::copy(&self.cfg_path, &path).expect("copy zoo.cfg");
+        self.own_cfg.insert(id, path.clone());
+        path
     }
 
     /// Take server `id`'s line out of the shared zoo.cfg again (after `add_server_line` and
