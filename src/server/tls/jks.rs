@@ -390,15 +390,17 @@ mod tests {
             out.extend(chunk.iter().zip(&stream).map(|(c, s)| c ^ s));
         }
         out.extend(sha1_of(&[&pw, key]));
-        // EncryptedPrivateKeyInfo { { OID, NULL }, OCTET STRING } (short forms suffice here).
+        // EncryptedPrivateKeyInfo { { OID, NULL }, OCTET STRING }, two-byte long-form lengths.
         let mut alg = vec![0x06, JKS_PROTECTOR_OID.len() as u8];
         alg.extend(JKS_PROTECTOR_OID);
         alg.extend([0x05, 0x00]);
         let mut seq = vec![0x30, alg.len() as u8];
         seq.extend(alg);
-        seq.extend([0x04, 0x81, out.len() as u8]);
+        seq.extend([0x04, 0x82]);
+        seq.extend((out.len() as u16).to_be_bytes());
         seq.extend(out);
-        let mut der = vec![0x30, 0x81, seq.len() as u8];
+        let mut der = vec![0x30, 0x82];
+        der.extend((seq.len() as u16).to_be_bytes());
         der.extend(seq);
         der
     }

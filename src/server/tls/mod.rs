@@ -257,25 +257,27 @@ fn key_store(cfg: &Config, s: &TlsStores) -> Result<(Vec<CertificateDer<'static>
     }
     store.binary_as_pem(&bytes)?;
     let text = String::from_utf8_lossy(&bytes);
+    let form = pemkey::key_form(&text);
+    // Before the certificates: its header lines make the PEM unparseable.
+    if form == pemkey::KeyForm::LegacyEncrypted {
+        return Err(at.err(format!(
+            "the private key is encrypted the legacy OpenSSL way (Proc-Type: 4,ENCRYPTED), which ZooKeeper cannot read either; \
+             convert it to an encrypted PKCS#8 key with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8` \
+             (opened with {}.password)",
+            store.name
+        )));
+    }
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| at.err(format!("bad PEM: {e}")))?;
     if certs.is_empty() {
         return Err(at.err("no CERTIFICATE block (the PEM key store holds the key and the certificate chain)"));
     }
-    let key = match pemkey::key_form(&text) {
+    let key = match form {
         pemkey::KeyForm::Pkcs8Encrypted => {
             pemkey::decrypt(&text, store.password()).map_err(|e| store.open_err("encrypted private key", e))?
         }
-        pemkey::KeyForm::LegacyEncrypted => {
-            return Err(at.err(format!(
-                "the private key is encrypted the legacy OpenSSL way (Proc-Type: 4,ENCRYPTED), which ZooKeeper cannot read either; \
-                 convert it to an encrypted PKCS#8 key with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8` \
-                 (opened with {}.password)",
-                store.name
-            )))
-        }
-        pemkey::KeyForm::Plain => PrivateKeyDer::from_pem_slice(&bytes)
+        pemkey::KeyForm::LegacyEncrypted | pemkey::KeyForm::Plain => PrivateKeyDer::from_pem_slice(&bytes)
             .map_err(|e| at.err(format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM block): {e}")))?,
     };
     Ok((certs, key))
