@@ -685,7 +685,7 @@ fn jks_named_pkcs12_and_openssl_trust_stores_work() {
 }
 
 /// Store errors stop the server at start and name the key, the line and the file: a wrong
-/// or missing password, a trust store given as key store, a real JKS file, garbage.
+/// or missing password, a trust store given as key store, garbage.
 #[test]
 fn pkcs12_store_errors_name_the_key_and_the_file() {
     let pki = Pki::new();
