@@ -286,7 +286,7 @@ pub struct StorePassword {
 }
 
 impl StorePassword {
-    fn from_file(&self) -> bool {
+    fn is_from_file(&self) -> bool {
         self.key.ends_with("passwordPath")
     }
 }
@@ -1082,7 +1082,7 @@ impl Parser {
         let set = StorePassword { line: n, key: key.to_string(), secret: Secret(String::new()) };
         if !key.ends_with("passwordPath") {
             match slot {
-                Some(p) if p.from_file() => self.warn(n, format!("{key}: ignored, {} on line {} wins", p.key, p.line)),
+                Some(p) if p.is_from_file() => self.warn(n, format!("{key}: ignored, {} on line {} wins", p.key, p.line)),
                 _ => *slot = Some(StorePassword { secret: Secret(v.to_string()), ..set }),
             }
             return Ok(());

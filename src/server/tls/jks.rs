@@ -288,8 +288,8 @@ fn jceks_unprotect(data: &[u8], password: &str, salt: [u8; 8], iterations: u32) 
         }
         out.copy_from_slice(&x);
     }
-    let dec = cbc::Decryptor::<TdesEde3>::new_from_slices(&derived[..24], &derived[24..])
-        .map_err(|_| "bad DES-EDE3 key length".to_string())?;
+    let dec =
+        cbc::Decryptor::<TdesEde3>::new_from_slices(&derived[..24], &derived[24..]).map_err(|_| "bad DES-EDE3 key length".to_string())?;
     dec.decrypt_padded_vec::<Pkcs7>(data)
         .map_err(|_| "cannot decrypt it: its password is not the store password, or it is damaged".to_string())
 }

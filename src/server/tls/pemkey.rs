@@ -40,7 +40,8 @@ pub fn key_form(pem: &str) -> KeyForm {
 /// `WrongPassword`: it did not decrypt to a key (a wrong password, or a damaged block: PBES2
 /// has no MAC, so the two look alike).
 pub fn decrypt(pem: &str, password: &str) -> Result<PrivateKeyDer<'static>, OpenError> {
-    let der = block(pem).ok_or_else(|| OpenError::Unreadable("a damaged ENCRYPTED PRIVATE KEY block (bad base64 or no END line)".into()))?;
+    let der =
+        block(pem).ok_or_else(|| OpenError::Unreadable("a damaged ENCRYPTED PRIVATE KEY block (bad base64 or no END line)".into()))?;
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
         .map_err(|e| OpenError::Unreadable(format!("the ENCRYPTED PRIVATE KEY block is not PKCS#8: {e}")))?;
     let doc = info.decrypt(password.as_bytes()).map_err(|e| match e {
