@@ -56,18 +56,23 @@
 //! gives server N its own secure port (one file for an ensemble on one machine).
 //! `ssl.keyStore.location` holds the private key and the certificate chain,
 //! `ssl.trustStore.location` the CA certificates that client certificates must chain to.
-//! `ssl.keyStore.type` / `ssl.trustStore.type`: `PEM` (one PEM file; an unencrypted PKCS#8,
-//! PKCS#1 or SEC1 key) or `PKCS12` (opened with `ssl.keyStore.password` /
-//! `ssl.trustStore.password`); `JKS` is accepted for a file that is really PKCS#12 (what
-//! keytool writes since Java 9, and what Java's own JKS type then reads) and refused for a
-//! real JKS file, naming the keytool command that converts it. Without a type key the type
-//! comes from the file name as in ZooKeeper (`.pem`, `.p12`/`.pfx`, `.jks`), else PEM.
+//! `ssl.keyStore.type` / `ssl.trustStore.type`: `PEM` (one PEM file; a PKCS#8, PKCS#1 or
+//! SEC1 key, or an encrypted PKCS#8 key, `BEGIN ENCRYPTED PRIVATE KEY`, decrypted with
+//! `ssl.keyStore.password`), or a binary store opened with `ssl.keyStore.password` /
+//! `ssl.trustStore.password`: `PKCS12`, `JKS` or `JCEKS` (arbor's name; ZooKeeper 3.8 has
+//! none). A binary store is read by what its first bytes say it is, as Java 9+ reads a PKCS#12
+//! file under the JKS type and a JKS file under PKCS12. Without a type key the type comes
+//! from the file name as in ZooKeeper (`.pem`, `.p12`/`.pfx`, `.jks`, and `.jceks`), else
+//! PEM. `ssl.keyStore.passwordPath` / `ssl.trustStore.passwordPath` (ZooKeeper 3.8) name a
+//! file holding the password (one trailing newline is dropped, as ZooKeeper's
+//! `SecretUtils.readSecret` does); it wins over `*.password`, and a file that cannot be read
+//! is an error naming its line. An absent password is the empty one, as in ZooKeeper.
 //! `ssl.clientAuth` = `none` | `want` | `need`
 //! (ZooKeeper's default: `need`). `sslQuorum=true` puts the election and quorum ports under
 //! TLS with the same keys under `ssl.quorum.*` (both sides present and verify certificates);
 //! `ssl.quorum.hostnameVerification` (default true) checks the server certificate of a peer we
-//! dial against the host of its `server.N` line. A PEM key must be unencrypted (an encrypted
-//! one is refused when the store is loaded, naming the line).
+//! dial against the host of its `server.N` line. Stores are read when the server starts; a
+//! wrong password or a damaged store stops it with an error naming the key and its line.
 //! `X509AuthenticationProvider.superUser=DN` (ZooKeeper's
 //! `zookeeper.X509AuthenticationProvider.superUser`): a client whose certificate subject is DN
 //! is the superuser. Other
@@ -212,8 +217,11 @@ pub enum ClientAuth {
 pub enum StoreType {
     Pem,
     Pkcs12,
-    /// Java's own format; read only when the file is really PKCS#12 (see the module doc).
+    /// Java's own format (`server::tls::jks`); a file that is really PKCS#12 is read too,
+    /// as Java's JKS type does.
     Jks,
+    /// Java's JCEKS (arbor reads it; ZooKeeper 3.8 has no name for it).
+    Jceks,
 }
 
 impl StoreType {
@@ -223,6 +231,7 @@ impl StoreType {
             "PEM" => Some(StoreType::Pem),
             "PKCS12" => Some(StoreType::Pkcs12),
             "JKS" => Some(StoreType::Jks),
+            "JCEKS" => Some(StoreType::Jceks),
             _ => None,
         }
     }
@@ -234,6 +243,7 @@ impl StoreType {
             "pem" => Some(StoreType::Pem),
             "p12" | "pfx" => Some(StoreType::Pkcs12),
             "jks" => Some(StoreType::Jks),
+            "jceks" => Some(StoreType::Jceks),
             _ => None,
         }
     }
@@ -243,6 +253,7 @@ impl StoreType {
             StoreType::Pem => "PEM",
             StoreType::Pkcs12 => "PKCS12",
             StoreType::Jks => "JKS",
+            StoreType::Jceks => "JCEKS",
         }
     }
 }
@@ -263,6 +274,23 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A store password and where the config gave it: `*.password` on that line, or
+/// `*.passwordPath` (the file's contents, one trailing newline stripped, as ZooKeeper's
+/// `SecretUtils.readSecret` does), which wins over `*.password` as in ZooKeeper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorePassword {
+    pub line: usize,
+    /// The key that set it, as spelled in messages: `ssl.keyStore.passwordPath`, ...
+    pub key: String,
+    pub secret: Secret,
+}
+
+impl StorePassword {
+    fn is_from_file(&self) -> bool {
+        self.key.ends_with("passwordPath")
+    }
+}
+
 /// One set of `ssl.*` (client port) or `ssl.quorum.*` (election and quorum ports) keys.
 /// Paths carry the line they were set on, for the messages of loading them later.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,13 +301,13 @@ pub struct TlsStores {
     pub key_store: Option<(usize, PathBuf)>,
     /// `keyStore.type`, when set (else the type comes from the file name).
     pub key_store_type: Option<(usize, StoreType)>,
-    /// `keyStore.password`: opens a PKCS#12 store; for PEM it only lets the loader say why
-    /// an encrypted key is refused.
-    pub key_store_password: Option<(usize, Secret)>,
+    /// `keyStore.password` / `keyStore.passwordPath`: opens a PKCS#12, JKS or JCEKS store
+    /// and the keys in it, or decrypts an encrypted PEM key.
+    pub key_store_password: Option<StorePassword>,
     /// CA certificates the peer's certificate must chain to.
     pub trust_store: Option<(usize, PathBuf)>,
     pub trust_store_type: Option<(usize, StoreType)>,
-    pub trust_store_password: Option<(usize, Secret)>,
+    pub trust_store_password: Option<StorePassword>,
     pub client_auth: ClientAuth,
     /// Dialing side: check the peer's certificate names the host we dialed.
     pub hostname_verification: bool,
@@ -1027,15 +1055,17 @@ impl Parser {
         match sub {
             "keyStore.location" => stores.key_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
             "trustStore.location" => stores.trust_store = Some((n, PathBuf::from(self.non_empty(n, key, v)?))),
-            "keyStore.password" => stores.key_store_password = Some((n, Secret(v.to_string()))),
             // PEM trust stores are not encrypted; ZooKeeper ignores the password for them too.
-            "trustStore.password" => stores.trust_store_password = Some((n, Secret(v.to_string()))),
+            "keyStore.password" | "trustStore.password" | "keyStore.passwordPath" | "trustStore.passwordPath" => {
+                let slot = if sub.starts_with("keyStore") { &mut stores.key_store_password } else { &mut stores.trust_store_password };
+                self.password(n, key, v, slot)?
+            }
             "keyStore.type" | "trustStore.type" => {
                 // Empty: as if absent (ZooKeeper then goes by the file name).
                 let t = match v {
                     "" => None,
                     _ => Some(StoreType::from_name(v).ok_or_else(|| {
-                        self.bad(n, key, format!("{v:?} stores are not supported by arbor; PEM, PKCS12 or JKS"))
+                        self.bad(n, key, format!("{v:?} stores are not supported by arbor; PEM, PKCS12, JKS or JCEKS"))
                     })?),
                 };
                 let slot = if sub == "keyStore.type" { &mut stores.key_store_type } else { &mut stores.trust_store_type };
@@ -1057,7 +1087,7 @@ impl Parser {
         {
             // ZooKeeper infers the type from the extension when no type is set.
             if ext.eq_ignore_ascii_case("bcfks") {
-                return Err(self.bad(n, key, format!("{v:?} looks like a BCFKS store; arbor reads PEM and PKCS#12 files")));
+                return Err(self.bad(n, key, format!("{v:?} looks like a BCFKS store; arbor reads PEM, PKCS#12, JKS and JCEKS files")));
             }
         }
         if quorum {
@@ -1068,6 +1098,31 @@ impl Parser {
         Ok(())
     }
 
+    /// `*.password` or `*.passwordPath` (ZooKeeper's `getPasswordFromConfigPropertyOrFile`:
+    /// a non-empty path wins, whichever line comes first). The file is read now, so that a
+    /// missing one is an error naming its line.
+    fn password(&mut self, n: usize, key: &str, v: &str, slot: &mut Option<StorePassword>) -> Result<(), ConfigError> {
+        let set = StorePassword { line: n, key: key.to_string(), secret: Secret(String::new()) };
+        if !key.ends_with("passwordPath") {
+            match slot {
+                Some(p) if p.is_from_file() => self.warn(n, format!("{key}: ignored, {} on line {} wins", p.key, p.line)),
+                _ => *slot = Some(StorePassword { secret: Secret(v.to_string()), ..set }),
+            }
+            return Ok(());
+        }
+        if v.is_empty() {
+            return Ok(()); // ZooKeeper: an empty path is no path
+        }
+        let bytes = std::fs::read(v).map_err(|e| self.bad(n, key, format!("cannot read the password file {v:?}: {e}")))?;
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        // SecretUtils strips System.lineSeparator() once: "\n" on the systems arbor runs on.
+        if text.ends_with('\n') {
+            text.pop();
+        }
+        *slot = Some(StorePassword { secret: Secret(text), ..set });
+        Ok(())
+    }
+
     /// Cross-key checks of the TLS keys: a TLS listener needs a key store; verifying peers
     /// needs a trust store.
     fn check_tls(&self, tls: &TlsConfig, secure_line: Option<usize>) -> Result<(), ConfigError> {
@@ -1075,7 +1130,7 @@ impl Parser {
         let check = |s: &TlsStores, why: &str| -> Result<(), ConfigError> {
             let p = s.prefix;
             if s.key_store.is_none() {
-                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM or PKCS#12 file with the key and certificate)")));
+                return Err(invalid(format!("{why} needs {p}.keyStore.location (a PEM, PKCS#12, JKS or JCEKS file with the key and certificate)")));
             }
             if s.client_auth != ClientAuth::None && s.trust_store.is_none() {
                 return Err(invalid(format!(
@@ -1603,11 +1658,41 @@ mod tests {
         assert_eq!(c.tls.client.key_store_kind(), StoreType::Pkcs12);
         assert_eq!(c.tls.client.trust_store_kind(), StoreType::Pkcs12, "the type key wins over .pem");
         assert_eq!(c.tls.client.trust_store_type, Some((7, StoreType::Pkcs12)));
-        assert_eq!(c.tls.client.key_store_password.as_ref().map(|(l, p)| (*l, p.expose())), Some((5, "s3cret")));
-        assert_eq!(c.tls.client.trust_store_password.as_ref().map(|(l, p)| (*l, p.expose())), Some((8, "")));
+        assert_eq!(c.tls.client.key_store_password.as_ref().map(|p| (p.line, p.secret.expose())), Some((5, "s3cret")));
+        assert_eq!(c.tls.client.trust_store_password.as_ref().map(|p| (p.line, p.secret.expose())), Some((8, "")));
         assert_eq!(c.tls.quorum.key_store_kind(), StoreType::Jks, "an empty type is absent");
         assert_eq!(c.tls.quorum.trust_store_kind(), StoreType::Pem, "no extension: PEM");
         assert!(!format!("{c:?}").contains("s3cret"), "a password in Debug output");
+    }
+
+    /// ZooKeeper 3.8's `*.passwordPath`: the file's contents less one trailing newline,
+    /// winning over `*.password` on either side of it; an unreadable file names its line.
+    #[test]
+    fn password_path_is_read_and_wins_over_the_password() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p.display().to_string()
+        };
+        let (ks, ts, qk) = (f("ks", "s3cret\n"), f("ts", "two\n\n"), f("qk", "plain"));
+        let (c, w) = ok(
+            &format!(
+                "dataDir=/d\nclientPort=2181\nssl.keyStore.passwordPath={ks}\nssl.keyStore.password=other\n\
+                 ssl.trustStore.password=x\nssl.trustStore.passwordPath={ts}\nssl.quorum.keyStore.passwordPath={qk}\n\
+                 ssl.quorum.trustStore.passwordPath=\nssl.quorum.trustStore.password=tp\n"
+            ),
+            Some(1),
+        );
+        let pw = |p: &Option<StorePassword>| p.as_ref().map(|p| (p.line, p.key.clone(), p.secret.expose().to_string()));
+        assert_eq!(pw(&c.tls.client.key_store_password), Some((3, "ssl.keyStore.passwordPath".into(), "s3cret".into())));
+        assert_eq!(pw(&c.tls.client.trust_store_password), Some((6, "ssl.trustStore.passwordPath".into(), "two\n".into())), "one newline stripped");
+        assert_eq!(pw(&c.tls.quorum.key_store_password), Some((7, "ssl.quorum.keyStore.passwordPath".into(), "plain".into())));
+        assert_eq!(pw(&c.tls.quorum.trust_store_password), Some((9, "ssl.quorum.trustStore.password".into(), "tp".into())), "an empty path is none");
+        assert!(w.iter().any(|w| w.contains("t.cfg:4: ssl.keyStore.password: ignored, ssl.keyStore.passwordPath on line 3 wins")), "{w:?}");
+        assert!(!format!("{c:?}").contains("s3cret"), "a password in Debug output");
+        let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.passwordPath=/nonexistent/pw\n", Some(1));
+        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.passwordPath") && e.contains("cannot read the password file"), "{e}");
     }
 
     #[test]
@@ -1615,7 +1700,7 @@ mod tests {
         let e = err("dataDir=/d\nclientPort=2181\nssl.clientAuth=maybe\n", Some(1));
         assert!(e.contains("t.cfg:3: ssl.clientAuth: expected none, want or need"), "{e}");
         let e = err("dataDir=/d\nclientPort=2181\nssl.quorum.trustStore.type=BCFKS\n", Some(1));
-        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("PEM, PKCS12 or JKS"), "{e}");
+        assert!(e.contains("t.cfg:3: ssl.quorum.trustStore.type") && e.contains("PEM, PKCS12, JKS or JCEKS"), "{e}");
         let e = err("dataDir=/d\nclientPort=2181\nssl.keyStore.location=/x/keystore.bcfks\n", Some(1));
         assert!(e.contains("t.cfg:3: ssl.keyStore.location") && e.contains("BCFKS"), "{e}");
         let e = err("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n", Some(1));

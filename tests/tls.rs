@@ -362,11 +362,11 @@ fn bad_tls_settings_are_refused_naming_the_line() {
     // Line 4 (after dataDir, clientPort, admin.enableServer).
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location=/nonexistent/key.pem\nssl.clientAuth=none\n"));
     assert!(err.contains("zoo.cfg:5: ssl.keyStore.location: /nonexistent/key.pem: cannot read"), "{err}");
-    // An encrypted key.
+    // A damaged encrypted key.
     let enc = pki.path("encrypted.pem");
     std::fs::write(&enc, format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n{}", std::fs::read_to_string(pki.path("server-cert.pem")).expect("cert"))).expect("write");
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=secret\nssl.clientAuth=none\n", enc.display()));
-    assert!(err.contains("zoo.cfg:5: ssl.keyStore.location") && err.contains("encrypted") && err.contains("line 6"), "{err}");
+    assert!(err.contains("zoo.cfg:5: ssl.keyStore.location") && err.contains("encrypted private key") && err.contains("not PKCS#8"), "{err}");
     // A key store without a certificate.
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.clientAuth=none\n", pki.p("server-key.pem")));
     assert!(err.contains("no CERTIFICATE block"), "{err}");
@@ -375,7 +375,7 @@ fn bad_tls_settings_are_refused_naming_the_line() {
     assert!(err.contains("ssl.trustStore.location"), "{err}");
     // Not PEM.
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.type=BKS\n", pki.p("server.pem")));
-    assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("PEM, PKCS12 or JKS"), "{err}");
+    assert!(err.contains("zoo.cfg:6: ssl.keyStore.type") && err.contains("PEM, PKCS12, JKS or JCEKS"), "{err}");
 }
 
 /// Whether a TLS connection to a peer port with `cfg` is kept open (the server accepted our
@@ -685,7 +685,7 @@ fn jks_named_pkcs12_and_openssl_trust_stores_work() {
 }
 
 /// Store errors stop the server at start and name the key, the line and the file: a wrong
-/// or missing password, a trust store given as key store, a real JKS file, garbage.
+/// or missing password, a trust store given as key store, garbage.
 #[test]
 fn pkcs12_store_errors_name_the_key_and_the_file() {
     let pki = Pki::new();
@@ -697,7 +697,7 @@ fn pkcs12_store_errors_name_the_key_and_the_file() {
     // Lines: 4 secureClientPort, 5 location, 6 password.
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.password=wrong-pw\nssl.clientAuth=none\n"));
     assert!(
-        err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {ks}: cannot open the PKCS12 store: wrong password (ssl.keyStore.password on line 6)")),
+        err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {ks}: cannot open the PKCS#12 store: wrong password (ssl.keyStore.password on line 6)")),
         "{err}"
     );
     assert!(!err.contains("right-pw") && !err.contains("wrong-pw"), "a password in the message: {err}");
@@ -719,9 +719,247 @@ fn pkcs12_store_errors_name_the_key_and_the_file() {
     // A PKCS#12 file declared PEM.
     let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.type=PEM\nssl.clientAuth=none\n"));
     assert!(err.contains("set ssl.keyStore.type=PKCS12"), "{err}");
-    // Java's own JKS format: refused with the conversion command.
-    if pki.keytool_trust("real.jks", "JKS", "jks-pw") {
-        let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.password=right-pw\nssl.trustStore.location={}\nssl.trustStore.password=jks-pw\n", pki.p("real.jks")));
-        assert!(err.contains("zoo.cfg:7: ssl.trustStore.location") && err.contains("keytool -importkeystore"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Java's JKS and JCEKS stores (keytool), encrypted PEM keys (openssl), passwordPath
+// ---------------------------------------------------------------------------------------
+
+/// The magic numbers of Java's own formats: a test must know it has the real thing, since
+/// keytool writes PKCS#12 unless told otherwise (and arbor would read that too).
+const JKS_MAGIC: [u8; 4] = [0xfe, 0xed, 0xfe, 0xed];
+const JCEKS_MAGIC: [u8; 4] = [0xce, 0xce, 0xce, 0xce];
+
+fn magic(path: &Path) -> [u8; 4] {
+    let b = std::fs::read(path).expect("store");
+    b.get(..4).and_then(|m| m.try_into().ok()).unwrap_or([0; 4])
+}
+
+impl Pki {
+    /// `NAME`'s key and chain in a Java store of `store_type` (JKS or JCEKS), converted by
+    /// keytool from the PKCS#12 file openssl makes; the key password is the store password.
+    fn java_key_store(&self, name: &str, out: &str, store_type: &str, password: &str) -> bool {
+        let p12 = format!("{name}-for-{out}.p12");
+        self.p12(name, &p12, password)
+            && tool(
+                "keytool",
+                &[
+                    "-importkeystore", "-noprompt", "-srckeystore", &self.p(&p12), "-srcstoretype", "PKCS12", "-srcstorepass", password,
+                    "-destkeystore", &self.p(out), "-deststoretype", store_type, "-deststorepass", password, "-destkeypass", password,
+                ],
+            )
     }
+
+    /// `NAME-key.pem` encrypted as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it, with
+    /// `NAME`'s certificate after it: `OUT`.
+    fn encrypted_pem(&self, name: &str, out: &str, password: &str) -> bool {
+        let key = format!("{out}.key");
+        if !tool(
+            "openssl",
+            &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", &self.p(&format!("{name}-key.pem")), "-passout", &format!("pass:{password}"), "-out", &self.p(&key)],
+        ) {
+            return false;
+        }
+        let text = std::fs::read_to_string(self.path(&key)).expect("key") + &std::fs::read_to_string(self.path(&format!("{name}-cert.pem"))).expect("cert");
+        assert!(text.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{text}");
+        std::fs::write(self.path(out), text).expect("write");
+        true
+    }
+}
+
+/// Real JKS key and trust stores (magic FEEDFEED), the key store's password read from a
+/// file (`ssl.keyStore.passwordPath`, trailing newline dropped), clientAuth=need: a rustls
+/// client gets its x509 id and does a create/get; zkCli with its own JKS stores too.
+#[test]
+fn jks_stores_serve_rustls_and_zkcli_clients() {
+    let pki = Pki::new();
+    if !(pki.java_key_store("server", "server.jks", "JKS", "server-pw") && pki.keytool_trust("trust.jks", "JKS", "trust-pw")) {
+        return;
+    }
+    assert_eq!(magic(&pki.path("server.jks")), JKS_MAGIC, "keytool did not write a real JKS key store");
+    assert_eq!(magic(&pki.path("trust.jks")), JKS_MAGIC, "keytool did not write a real JKS trust store");
+    std::fs::write(pki.path("ks.pw"), "server-pw\n").expect("password file");
+    let sport = common::free_port();
+    let node = start_node(&[
+        format!("secureClientPort={sport}"),
+        // No type: ".jks" says JKS, as in ZooKeeper.
+        format!("ssl.keyStore.location={}", pki.p("server.jks")),
+        format!("ssl.keyStore.passwordPath={}", pki.p("ks.pw")),
+        format!("ssl.trustStore.location={}", pki.p("trust.jks")),
+        "ssl.trustStore.type=JKS".into(),
+        "ssl.trustStore.password=trust-pw".into(),
+        "ssl.clientAuth=need".into(),
+    ]);
+    assert!(TlsZk::connect(pki.client_config(false), sport).is_err(), "served without a client certificate");
+    let mut tls = TlsZk::connect(pki.client_config(true), sport).expect("TLS session against JKS stores");
+    assert!(tls.whoami().contains(&("x509".to_string(), CLIENT_DN.to_string())), "the JKS trust store did not verify the client");
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/jks", Some(b"rustls"), Acl::open_unsafe(), 0))).expect("create");
+    match tls.call(&Request::GetData { path: "/jks".into(), watch: false }) {
+        Ok(Response::GetData { data, .. }) => assert_eq!(data.as_deref(), Some(&b"rustls"[..])),
+        r => panic!("get over TLS: {r:?}"),
+    }
+
+    let Some(jar) = zookeeper_jar() else {
+        eprintln!("SKIP zkCli part: zkCli not found (apt-get install zookeeper)");
+        return;
+    };
+    assert!(pki.java_key_store("client", "client.jks", "JKS", "client-pw"));
+    assert_eq!(magic(&pki.path("client.jks")), JKS_MAGIC);
+    let stores = [
+        format!("-Dzookeeper.ssl.keyStore.location={}", pki.p("client.jks")),
+        "-Dzookeeper.ssl.keyStore.password=client-pw".to_string(),
+        "-Dzookeeper.ssl.keyStore.type=JKS".to_string(),
+        format!("-Dzookeeper.ssl.trustStore.location={}", pki.p("trust.jks")),
+        "-Dzookeeper.ssl.trustStore.password=trust-pw".to_string(),
+        "-Dzookeeper.ssl.trustStore.type=JKS".to_string(),
+    ];
+    let out = zkcli_tls_with(&jar, sport, &stores, "ls /\nwhoami\nget /jks\ncreate /jks/zkcli from-java\nquit\n");
+    assert!(out.contains(&format!("x509: {CLIENT_DN}")), "whoami over TLS with JKS stores:\n{out}");
+    assert!(out.contains("rustls") && out.contains("Created /jks/zkcli"), "{out}");
+    let mut plain = RawClient::connect(&node.addr(), 10_000);
+    assert_eq!(plain.get_data("/jks/zkcli", false).expect("get").0.as_deref(), Some(&b"from-java"[..]));
+}
+
+/// A JCEKS key store made by `keytool -genkeypair` (a self-signed RSA key, protected with
+/// PBEWithMD5AndTripleDES) and a JCEKS trust store: the client trusts the exported
+/// certificate and presents one the trust store's CA signed.
+#[test]
+fn jceks_stores_from_keytool_genkeypair_serve_clients() {
+    let pki = Pki::new();
+    let ks = pki.p("server.jceks");
+    let made = tool(
+        "keytool",
+        &[
+            "-genkeypair", "-storetype", "JCEKS", "-keystore", &ks, "-storepass", "jceks-pw", "-keypass", "jceks-pw", "-alias", "server",
+            "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=arbor-jceks", "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-validity", "2",
+        ],
+    ) && tool("keytool", &["-exportcert", "-rfc", "-keystore", &ks, "-storetype", "JCEKS", "-storepass", "jceks-pw", "-alias", "server", "-file", &pki.p("jceks-cert.pem")])
+        && pki.keytool_trust("trust.jceks", "JCEKS", "trust-pw");
+    if !made {
+        return;
+    }
+    assert_eq!(magic(&pki.path("server.jceks")), JCEKS_MAGIC);
+    assert_eq!(magic(&pki.path("trust.jceks")), JCEKS_MAGIC);
+    let sport = common::free_port();
+    let _node = start_node(&[
+        format!("secureClientPort={sport}"),
+        format!("ssl.keyStore.location={ks}"),
+        "ssl.keyStore.type=JCEKS".into(),
+        "ssl.keyStore.password=jceks-pw".into(),
+        // No type: ".jceks" says JCEKS.
+        format!("ssl.trustStore.location={}", pki.p("trust.jceks")),
+        "ssl.trustStore.password=trust-pw".into(),
+        "ssl.clientAuth=need".into(),
+    ]);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.path("jceks-cert.pem")).expect("exported cert") {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    let certs: Vec<_> = CertificateDer::pem_file_iter(pki.path("client.pem")).expect("certs").map(|c| c.expect("cert")).collect();
+    let key = PrivateKeyDer::from_pem_file(pki.path("client.pem")).expect("key");
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .expect("client auth");
+    let mut tls = TlsZk::connect(Arc::new(cfg), sport).expect("TLS session against JCEKS stores");
+    assert!(tls.whoami().contains(&("x509".to_string(), CLIENT_DN.to_string())), "the JCEKS trust store did not verify the client");
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/jceks", Some(b"v"), Acl::open_unsafe(), 0))).expect("create");
+    assert!(matches!(tls.call(&Request::GetData { path: "/jceks".into(), watch: false }), Ok(Response::GetData { .. })));
+}
+
+/// An encrypted PKCS#8 PEM key (`openssl pkcs8 -topk8 -v2 aes-256-cbc`) opened with
+/// ssl.keyStore.password; a wrong password, and the legacy `Proc-Type: 4,ENCRYPTED` form,
+/// are refused naming the key and line.
+#[test]
+fn encrypted_pem_keys_are_decrypted_with_the_key_store_password() {
+    let pki = Pki::new();
+    if !pki.encrypted_pem("server", "server-enc.pem", "pem-pw") {
+        return;
+    }
+    let sport = common::free_port();
+    let _node = start_node(&[
+        format!("secureClientPort={sport}"),
+        format!("ssl.keyStore.location={}", pki.p("server-enc.pem")),
+        "ssl.keyStore.password=pem-pw".into(),
+        format!("ssl.trustStore.location={}", pki.p("ca.pem")),
+        "ssl.clientAuth=need".into(),
+    ]);
+    let mut tls = TlsZk::connect(pki.client_config(true), sport).expect("TLS session with an encrypted PEM key");
+    tls.call(&Request::Create(create_req(arbor::jute::CreateKind::Create, "/pem", Some(b"enc"), Acl::open_unsafe(), 0))).expect("create");
+    assert!(matches!(tls.call(&Request::GetData { path: "/pem".into(), watch: false }), Ok(Response::GetData { .. })));
+
+    let port = common::free_port();
+    let enc = pki.p("server-enc.pem");
+    // Lines: 4 secureClientPort, 5 location, 6 password.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={enc}\nssl.keyStore.password=wrong-pw\nssl.clientAuth=none\n"));
+    assert!(
+        err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {enc}: cannot open the encrypted private key: wrong password (ssl.keyStore.password on line 6)")),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-pw") && !err.contains("pem-pw"), "a password in the message: {err}");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={enc}\nssl.clientAuth=none\n"));
+    assert!(err.contains("encrypted private key without a password: set ssl.keyStore.password"), "{err}");
+    // OpenSSL's legacy encryption: refused with the conversion command.
+    if tool("openssl", &["ec", "-in", &pki.p("server-key.pem"), "-aes256", "-passout", "pass:legacy-pw", "-out", &pki.p("legacy-key.pem")]) {
+        let text = std::fs::read_to_string(pki.path("legacy-key.pem")).expect("key");
+        assert!(text.contains("Proc-Type: 4,ENCRYPTED"), "{text}");
+        std::fs::write(pki.path("legacy.pem"), text + &std::fs::read_to_string(pki.path("server-cert.pem")).expect("cert")).expect("write");
+        let err = refused_config(&format!(
+            "secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=legacy-pw\nssl.clientAuth=none\n",
+            pki.p("legacy.pem")
+        ));
+        assert!(err.contains("zoo.cfg:5: ssl.keyStore.location") && err.contains("openssl pkcs8 -topk8 -v2 aes-256-cbc"), "{err}");
+    }
+}
+
+/// JKS/JCEKS errors stop the server at start, naming the key, the line and the file and
+/// never the password: a wrong password (given inline or by passwordPath), a missing
+/// password file, a damaged or truncated store (no panic), a trust store as key store.
+#[test]
+fn java_store_errors_name_the_key_and_the_line() {
+    let pki = Pki::new();
+    if !(pki.java_key_store("server", "server.jks", "JKS", "right-pw") && pki.java_key_store("server", "server.jceks", "JCEKS", "right-pw")) {
+        return;
+    }
+    let port = common::free_port();
+    for (ks, kind) in [(pki.p("server.jks"), "JKS"), (pki.p("server.jceks"), "JCEKS")] {
+        // Lines: 4 secureClientPort, 5 location, 6 password.
+        let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.password=wrong-pw\nssl.clientAuth=none\n"));
+        assert!(
+            err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {ks}: cannot open the {kind} store: wrong password (ssl.keyStore.password on line 6)")),
+            "{err}"
+        );
+        assert!(!err.contains("right-pw") && !err.contains("wrong-pw"), "a password in the message: {err}");
+    }
+    let ks = pki.p("server.jks");
+    // By passwordPath: the file's line is named.
+    std::fs::write(pki.path("bad.pw"), "wrong-pw\n").expect("write");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.passwordPath={}\nssl.clientAuth=none\n", pki.p("bad.pw")));
+    assert!(err.contains("wrong password (ssl.keyStore.passwordPath on line 6)") && !err.contains("wrong-pw"), "{err}");
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.passwordPath=/nonexistent/ks.pw\nssl.clientAuth=none\n"));
+    assert!(err.contains("zoo.cfg:6: ssl.keyStore.passwordPath") && err.contains("cannot read the password file"), "{err}");
+    // No password: ZooKeeper's empty one, which does not open it.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.clientAuth=none\n"));
+    assert!(err.contains("cannot open the JKS store without a password: set ssl.keyStore.password"), "{err}");
+    // Damaged: one byte flipped (the digest catches it), and truncated.
+    let bytes = std::fs::read(pki.path("server.jks")).expect("store");
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() - 30] ^= 0x5a; // inside the last certificate, under the digest
+    std::fs::write(pki.path("flipped.jks"), &flipped).expect("write");
+    std::fs::write(pki.path("short.jks"), &bytes[..bytes.len() / 3]).expect("write");
+    for (name, want) in [("flipped.jks", "or the file is damaged"), ("short.jks", "truncated or damaged")] {
+        let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=right-pw\nssl.clientAuth=none\n", pki.p(name)));
+        assert!(err.contains(&format!("zoo.cfg:5: ssl.keyStore.location: {}", pki.p(name))) && err.contains(want), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    // A trust store where the key store belongs.
+    if pki.keytool_trust("trust.jks", "JKS", "trust-pw") {
+        let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={}\nssl.keyStore.password=trust-pw\nssl.clientAuth=none\n", pki.p("trust.jks")));
+        assert!(err.contains("trust.jks") && err.contains("no private key entry"), "{err}");
+    }
+    // A JKS file declared PEM.
+    let err = refused_config(&format!("secureClientPort={port}\nssl.keyStore.location={ks}\nssl.keyStore.type=PEM\nssl.clientAuth=none\n"));
+    assert!(err.contains("set ssl.keyStore.type=JKS"), "{err}");
 }

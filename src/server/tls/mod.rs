@@ -15,11 +15,19 @@
 //! certificate, a protocol violation) ends that one connection: the alert rustls queued is
 //! written if the socket takes it, then the connection is closed like any other.
 //!
-//! Stores: ZooKeeper's PEM key store is one file holding the private key and the
-//! certificate chain; the trust store holds the CA certificates; either may instead be a
-//! PKCS#12 file (`pkcs12`). `config` documents the keys.
+//! Stores: ZooKeeper's PEM key store is one file holding the private key (plain, or
+//! PKCS#8-encrypted: `pemkey`) and the certificate chain; the trust store holds the CA
+//! certificates. Either may instead be a binary store opened with its password: PKCS#12
+//! (`pkcs12`), or Java's JKS or JCEKS (`jks`). Which reader opens a binary store is decided
+//! by its first bytes, not by the type key, as Java 9+ does for JKS and PKCS#12 (a `.jks`
+//! file written by keytool since Java 9 is really PKCS#12). Every store is read once, at
+//! start; any failure stops the server with a `TlsSetupError` naming the config key and line
+//! (and, for a wrong password, the password's key and line, never the password).
+//! `config` documents the keys.
 
 pub mod dn;
+pub mod jks;
+pub mod pemkey;
 pub mod pkcs12;
 pub mod probe;
 
@@ -41,12 +49,21 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 
 use super::peers::{PeerKind, PeerLink};
 use super::{ConnRole, EventLoop, SECURE_LISTENER};
-use crate::config::{ClientAuth, Config, StoreType, TlsStores};
+use crate::config::{ClientAuth, Config, StorePassword, StoreType, TlsStores};
 use crate::proto::{Id, ServerId};
 use crate::replica::Input;
 
 /// Unsent ciphertext (and, during the handshake, plaintext) rustls buffers per connection.
 const TLS_BUFFER_LIMIT: usize = 64 << 10;
+
+/// Why a binary store (or an encrypted key) cannot be opened, in words for the operator.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// The integrity check (PKCS#12 MAC, JKS digest, PKCS#8 padding) fails with this
+    /// password: it is wrong, or the file was changed.
+    WrongPassword,
+    Unreadable(String),
+}
 
 /// A key or trust store that cannot be used. Names the config file, line and key that
 /// pointed at it.
@@ -139,8 +156,8 @@ fn invalid(cfg: &Config, reason: String) -> TlsSetupError {
 struct Store<'a> {
     at: StoreRef<'a>,
     kind: StoreType,
-    /// `*.password` and its line.
-    password: Option<(usize, &'a str)>,
+    /// `*.password` or `*.passwordPath`, and its line.
+    password: Option<&'a StorePassword>,
     /// `ssl.keyStore` or `ssl.quorum.trustStore`, ...: what the password key is called.
     name: String,
 }
@@ -153,7 +170,7 @@ impl<'a> Store<'a> {
         Ok(Store {
             at: StoreRef { cfg, line: *line, key: format!("{}.keyStore.location", s.prefix), path },
             kind: s.key_store_kind(),
-            password: s.key_store_password.as_ref().map(|(l, p)| (*l, p.expose())),
+            password: s.key_store_password.as_ref(),
             name: format!("{}.keyStore", s.prefix),
         })
     }
@@ -165,71 +182,104 @@ impl<'a> Store<'a> {
         Ok(Store {
             at: StoreRef { cfg, line: *line, key: format!("{}.trustStore.location", s.prefix), path },
             kind: s.trust_store_kind(),
-            password: s.trust_store_password.as_ref().map(|(l, p)| (*l, p.expose())),
+            password: s.trust_store_password.as_ref(),
             name: format!("{}.trustStore", s.prefix),
         })
     }
 
-    /// A PKCS#12 reader's complaint, naming the password key for a wrong password.
-    fn pkcs12_err(&self, e: pkcs12::OpenError) -> TlsSetupError {
+    /// A store reader's complaint, naming the password key for a wrong password. `what`:
+    /// "JKS store", "encrypted private key", ...
+    fn open_err(&self, what: &str, e: OpenError) -> TlsSetupError {
         let p = &self.name;
         match e {
-            pkcs12::OpenError::WrongPassword => match self.password {
-                Some((line, _)) => self.at.err(format!(
-                    "cannot open the {} store: wrong password ({p}.password on line {line}), or the file is damaged",
-                    self.kind.name()
+            OpenError::WrongPassword => match self.password {
+                Some(pw) if !pw.secret.expose().is_empty() => self.at.err(format!(
+                    "cannot open the {what}: wrong password ({} on line {}), or the file is damaged",
+                    pw.key, pw.line
+                )),
+                Some(pw) => self.at.err(format!(
+                    "cannot open the {what} with the empty password ({} on line {}): set {p}.password or {p}.passwordPath, or the file is damaged",
+                    pw.key, pw.line
                 )),
                 None => self.at.err(format!(
-                    "cannot open the {} store without a password: set {p}.password",
-                    self.kind.name()
+                    "cannot open the {what} without a password: set {p}.password or {p}.passwordPath (or the file is damaged)"
                 )),
             },
-            pkcs12::OpenError::JavaFormat => self.at.err(format!(
-                "a Java JKS/JCEKS store, which arbor cannot read; convert it to PKCS#12 with `keytool -importkeystore -srckeystore {} -destkeystore NEW.p12 -deststoretype PKCS12` and point {p}.location at it",
-                self.at.path.display()
-            )),
-            pkcs12::OpenError::Unreadable(why) => self.at.err(format!("{} store ({p}.type): {why}", self.kind.name())),
+            OpenError::Unreadable(why) => self.at.err(format!("{what}: {why}")),
         }
     }
 
+    /// ZooKeeper passes the empty password when none is set.
     fn password(&self) -> &str {
-        self.password.map(|(_, p)| p).unwrap_or("")
+        self.password.map(|p| p.secret.expose()).unwrap_or("")
+    }
+
+    /// What a binary store is, by its first bytes, in words: JKS, JCEKS or PKCS#12 (the
+    /// type key only says it is not PEM).
+    fn binary_kind(&self, bytes: &[u8]) -> &'static str {
+        match jks::sniff(bytes) {
+            Some(jks::Kind::Jks) => "JKS store",
+            Some(jks::Kind::Jceks) => "JCEKS store",
+            None => "PKCS#12 store",
+        }
+    }
+
+    /// A PEM file that is really a binary store: the type key (or the file name) is wrong.
+    fn binary_as_pem(&self, bytes: &[u8]) -> Result<(), TlsSetupError> {
+        if pkcs12::sniff(bytes) == pkcs12::Format::Other {
+            return Ok(());
+        }
+        let t = match jks::sniff(bytes) {
+            Some(k) => k.name(),
+            None => "PKCS12",
+        };
+        Err(self.at.err(format!(
+            "a binary {} read as PEM ({p}.type, or the file name); set {p}.type={t}",
+            self.binary_kind(bytes),
+            p = self.name
+        )))
     }
 }
 
-/// The key store: a PEM file with an unencrypted private key and its certificate chain, or
-/// a PKCS#12 file opened with the password.
+/// The key store: a PEM file with a private key (plain or PKCS#8-encrypted) and its
+/// certificate chain, or a PKCS#12, JKS or JCEKS file opened with the password.
 fn key_store(cfg: &Config, s: &TlsStores) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsSetupError> {
     let store = Store::key(cfg, s)?;
     let at = &store.at;
-    let pem = at.read()?;
+    let bytes = at.read()?;
     if store.kind != StoreType::Pem {
-        return pkcs12::key_store(&pem, store.password()).map_err(|e| store.pkcs12_err(e));
-    }
-    let text = String::from_utf8_lossy(&pem);
-    if text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
-        let why = match store.password {
-            Some((l, _)) => format!(" ({}.keyStore.password on line {l} cannot be used)", s.prefix),
-            None => String::new(),
+        let what = store.binary_kind(&bytes);
+        let opened = match jks::sniff(&bytes) {
+            Some(_) => jks::key_store(&bytes, store.password()),
+            None => pkcs12::key_store(&bytes, store.password()),
         };
+        return opened.map_err(|e| store.open_err(what, e));
+    }
+    store.binary_as_pem(&bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let form = pemkey::key_form(&text);
+    // Before the certificates: its header lines make the PEM unparseable.
+    if form == pemkey::KeyForm::LegacyEncrypted {
         return Err(at.err(format!(
-            "the private key is encrypted; arbor reads only unencrypted PEM keys{why}: decrypt it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.plain`, or use a PKCS#12 store"
+            "the private key is encrypted the legacy OpenSSL way (Proc-Type: 4,ENCRYPTED), which ZooKeeper cannot read either; \
+             convert it to an encrypted PKCS#8 key with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8` \
+             (opened with {}.password)",
+            store.name
         )));
     }
-    if pkcs12::sniff(&pem) != pkcs12::Format::Other {
-        return Err(at.err(format!(
-            "a binary key store read as PEM ({}.keyStore.type, or the file name); set {}.keyStore.type=PKCS12",
-            s.prefix, s.prefix
-        )));
-    }
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| at.err(format!("bad PEM: {e}")))?;
     if certs.is_empty() {
         return Err(at.err("no CERTIFICATE block (the PEM key store holds the key and the certificate chain)"));
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| at.err(format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM block): {e}")))?;
+    let key = match form {
+        pemkey::KeyForm::Pkcs8Encrypted => {
+            pemkey::decrypt(&text, store.password()).map_err(|e| store.open_err("encrypted private key", e))?
+        }
+        pemkey::KeyForm::LegacyEncrypted | pemkey::KeyForm::Plain => PrivateKeyDer::from_pem_slice(&bytes)
+            .map_err(|e| at.err(format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM block): {e}")))?,
+    };
     Ok((certs, key))
 }
 
@@ -238,14 +288,14 @@ fn trust_store(cfg: &Config, s: &TlsStores) -> Result<Arc<RootCertStore>, TlsSet
     let at = &store.at;
     let bytes = at.read()?;
     let certs = if store.kind != StoreType::Pem {
-        pkcs12::trust_store(&bytes, store.password()).map_err(|e| store.pkcs12_err(e))?
+        let what = store.binary_kind(&bytes);
+        let opened = match jks::sniff(&bytes) {
+            Some(_) => jks::trust_store(&bytes, store.password()),
+            None => pkcs12::trust_store(&bytes, store.password()),
+        };
+        opened.map_err(|e| store.open_err(what, e))?
     } else {
-        if pkcs12::sniff(&bytes) != pkcs12::Format::Other {
-            return Err(at.err(format!(
-                "a binary trust store read as PEM ({}.trustStore.type, or the file name); set {}.trustStore.type=PKCS12",
-                s.prefix, s.prefix
-            )));
-        }
+        store.binary_as_pem(&bytes)?;
         CertificateDer::pem_slice_iter(&bytes)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| at.err(format!("bad PEM: {e}")))?

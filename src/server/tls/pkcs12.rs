@@ -4,15 +4,18 @@
 //! schemes, and the MAC is checked with the password before anything is decrypted, so a
 //! wrong password is told apart from a damaged file.
 //!
-//! Java's own JKS/JCEKS format (magic `FEEDFEED` / `CECECECE`) is not read: no well-kept
-//! pure-Rust crate reads it. Java itself writes PKCS#12 by default since Java 9, also for a
-//! `.jks` name, and its JKS type reads such a file (`keystore.type.compat`); so does arbor.
+//! Java's own JKS/JCEKS formats (magic `FEEDFEED` / `CECECECE`) are read by `jks`. Java
+//! writes PKCS#12 by default since Java 9, also for a `.jks` name, and its JKS type reads
+//! such a file (`keystore.type.compat`): the loader picks the reader by the file's first
+//! bytes (`sniff`), whatever the type key says.
 //!
 //! Every function returns a reason (for `TlsSetupError::Store`) instead of panicking: the
 //! bytes come from a file an operator pointed at.
 
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::OpenError;
 
 /// What the first bytes of a store say it is.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -32,19 +35,9 @@ pub fn sniff(bytes: &[u8]) -> Format {
     }
 }
 
-/// Why a store cannot be opened, in words for the operator.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OpenError {
-    /// The integrity MAC does not match: the password is wrong (or the file was changed).
-    WrongPassword,
-    /// A JKS/JCEKS file.
-    JavaFormat,
-    Unreadable(String),
-}
-
 fn open(bytes: &[u8], password: &str, policy: Pkcs12ImportPolicy) -> Result<KeyStore, OpenError> {
     match sniff(bytes) {
-        Format::Java => return Err(OpenError::JavaFormat),
+        Format::Java => return Err(OpenError::Unreadable("a JKS/JCEKS store, not PKCS#12".into())),
         Format::Other => return Err(OpenError::Unreadable("not a PKCS#12 file (it does not start with a DER SEQUENCE)".into())),
         Format::Pkcs12 => {}
     }
@@ -108,7 +101,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_never_a_panic() {
-        assert_eq!(key_store(&[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2], "x").err(), Some(OpenError::JavaFormat));
+        assert!(matches!(key_store(&[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2], "x"), Err(OpenError::Unreadable(_))));
         for bad in [&[][..], &[0x30], &[0x30, 0x03, 2, 1, 3], &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], b"hello"] {
             assert!(matches!(key_store(bad, "pw"), Err(OpenError::Unreadable(_))), "{bad:?}");
             assert!(matches!(trust_store(bad, "pw"), Err(OpenError::Unreadable(_))), "{bad:?}");
