@@ -51,7 +51,7 @@ mod client;
 mod node;
 mod world;
 
-pub use world::{run, Failure, Outcome, SimConfig};
+pub use world::{run, Failure, Outcome, SimConfig, STALE_CONFIG_GAP};
 
 #[cfg(test)]
 mod tests {

@@ -74,6 +74,14 @@ pub struct SimConfig {
     pub reconfig: bool,
 }
 
+/// How a liveness failure names arbor's known reconfig gap: a member that missed a
+/// reconfig (a commit lost to a silent break, a crash before it arrived) keeps its older
+/// config, and arbor's election notifications carry no config (ZooKeeper 3.5's carry the
+/// sender's, and a Looking server takes a newer one), so it never learns the new voters:
+/// a quorum of its old voters backs no leader (the removed ones never lead), or backs a
+/// removed server that will not lead.
+pub const STALE_CONFIG_GAP: &str = "known gap: members with an older config, which elections do not carry";
+
 /// Servers a reconfig run has beyond the initial membership (ids after it).
 pub const SPARES: u64 = 2;
 /// The reconfig client never removes a voter below this many (ZooKeeper's floor is 2; 3
@@ -396,10 +404,15 @@ impl World {
         let healed = self.now;
         let bound = healed + self.cfg.liveness_ms;
         if !self.run_until(bound, |w| w.all_serving())? {
+            let gap = self.stale_config_members();
             return Err(format!(
-                "liveness: {} ms after the last fault healed, the ensemble is not serving: {}",
+                "liveness: {} ms after the last fault healed, the ensemble is not serving: {}{}",
                 self.cfg.liveness_ms,
-                self.roles()
+                self.roles(),
+                match gap {
+                    Some(ids) => format!(" [{STALE_CONFIG_GAP}: {ids:?}]"),
+                    None => String::new(),
+                }
             ));
         }
         // Phase 3: the clients finish what they have in flight (bounded), then stop.
@@ -836,6 +849,24 @@ impl World {
     /// The newest config a reconfig committed (the initial one before any).
     fn committed_config(&self) -> &Membership {
         self.configs.values().next_back().unwrap_or(&self.initial)
+    }
+
+    /// The config the checks hold the ensemble to: the newest one a reconfig committed, or
+    /// the newest in a serving leader's history if that is newer. (A reconfig logged by a
+    /// quorum and replayed after a crash is committed by the next leader's sync without
+    /// any server applying it as a commit.)
+    fn final_config(&self) -> std::borrow::Cow<'_, Membership> {
+        let committed = self.committed_config();
+        let in_leader = self.serving_leader().and_then(|l| {
+            self.node(l).history.iter().rev().find_map(|(z, id)| match self.logged.get(&(*z, id.0, id.1, id.2)).map(|t| &t.op) {
+                Some(crate::txn::TxnOp::Reconfig { data }) => Membership::parse(&String::from_utf8_lossy(data)).ok(),
+                _ => None,
+            })
+        });
+        match in_leader {
+            Some(m) if m.version > committed.version => std::borrow::Cow::Owned(m),
+            _ => std::borrow::Cow::Borrowed(committed),
+        }
     }
 
     fn serving_leader(&self) -> Option<ServerId> {
@@ -1478,13 +1509,37 @@ impl World {
             .join(", ")
     }
 
+    /// The members of the newest committed config that do not serve with its leader, if
+    /// each of them holds an older config (it missed a reconfig): the known gap
+    /// `STALE_CONFIG_GAP`. None if some other member is stuck, or none is.
+    fn stale_config_members(&self) -> Option<Vec<ServerId>> {
+        if !self.cfg.reconfig {
+            return None;
+        }
+        let config = self.final_config();
+        let leader = self.serving_leader().filter(|l| config.voters().contains(l))?;
+        let stuck: Vec<ServerId> = self
+            .members()
+            .into_iter()
+            .filter(|&id| {
+                let z = self.node(id).replica.as_ref().and_then(|r| r.zab());
+                !z.is_some_and(|z| z.serving() && (id == leader || matches!(z.role(), Role::Following { leader: l, .. } if l == leader)))
+            })
+            .collect();
+        let stale = |id: ServerId| {
+            let shown = self.node(id).replica.as_ref().and_then(|r| r.service().membership());
+            node::membership_version(shown) < config.version
+        };
+        (!stuck.is_empty() && stuck.iter().all(|&id| stale(id))).then_some(stuck)
+    }
+
     /// The servers the checks expect serving, caught up and equal: every server, or in a
     /// reconfig run the members of the newest committed config.
     fn members(&self) -> Vec<ServerId> {
         if !self.cfg.reconfig {
             return (1..=self.total).map(ServerId).collect();
         }
-        self.committed_config().members.keys().copied().collect()
+        self.final_config().members.keys().copied().collect()
     }
 
     /// One serving leader, every other member serving as its follower. In a reconfig run:
@@ -1517,14 +1572,14 @@ impl World {
         if !self.cfg.reconfig {
             return true;
         }
-        let config = self.committed_config();
+        let config = self.final_config();
         if !config.voters().contains(&leader) {
             return false;
         }
         let taken = |id: ServerId| {
             self.node(id).replica.as_ref().and_then(|r| r.service().membership()).and_then(|t| Membership::parse(t).ok())
         };
-        if !members.iter().all(|&id| taken(id).as_ref() == Some(config)) {
+        if !members.iter().all(|&id| taken(id).as_ref() == Some(&*config)) {
             return false;
         }
         (1..=self.total).map(ServerId).filter(|id| !config.members.contains_key(id)).all(|id| {
@@ -1610,10 +1665,10 @@ impl World {
         let Some(&(_, history)) = histories.first() else { return Err("no server alive at the end".into()) };
         if self.cfg.reconfig {
             // Every member shows the newest committed config.
-            let config = self.committed_config();
+            let config = self.final_config();
             for n in &members {
                 let shown = n.replica.as_ref().and_then(|r| r.service().membership()).and_then(|t| Membership::parse(t).ok());
-                if shown.as_ref() != Some(config) {
+                if shown.as_ref() != Some(&*config) {
                     return Err(format!("server {} ends with config {:?}, not the committed {:?}", n.id, shown.map(|m| m.render()), config.render()));
                 }
             }
