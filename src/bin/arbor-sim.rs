@@ -55,6 +55,9 @@ struct Args {
     /// removing voters (the leader too) and observers during the faults.
     #[arg(long)]
     reconfig: bool,
+    /// Go on after a failing seed (print its first line), and count the failures.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 fn main() {
@@ -88,6 +91,7 @@ fn main() {
     let (mut runs, mut ops, mut sim_ms, mut faults, mut snaps, mut truncs) = (0u64, 0usize, 0i64, 0usize, 0usize, 0usize);
     let (mut expired, mut closed, mut notes, mut multis, mut syncs) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let (mut reconfigs, mut acked, mut refused, mut configs) = (0usize, 0usize, 0usize, 0usize);
+    let (mut failed, mut gaps) = (Vec::new(), 0usize);
     for seed in seeds {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -113,6 +117,13 @@ fn main() {
                     println!("{o:?}");
                 }
             }
+            Err(f) if args.keep_going => {
+                failed.push(f.seed);
+                if f.reason.contains(arbor::sim::STALE_CONFIG_GAP) {
+                    gaps += 1;
+                }
+                eprintln!("seed {} failed at {} ms: {}", f.seed, f.at_ms, f.reason);
+            }
             Err(f) => {
                 eprintln!("{f}");
                 std::process::exit(1);
@@ -129,5 +140,9 @@ fn main() {
     );
     if args.reconfig {
         println!("reconfigs: {reconfigs} issued, {acked} acknowledged, {refused} refused as expected, {configs} configs committed");
+    }
+    if !failed.is_empty() {
+        println!("{} seeds failed ({gaps} of them the known stale-config gap): {failed:?}", failed.len());
+        std::process::exit(1);
     }
 }
