@@ -440,6 +440,10 @@ pub struct Config {
     pub min_session_timeout_ms: Millis,
     pub max_session_timeout_ms: Millis,
     pub servers: BTreeMap<ServerId, ServerSpec>,
+    /// The membership's version (ZooKeeper's config version: the zxid of the reconfig that
+    /// made it): a dynamic file's `version=` line, else the hex suffix of its name
+    /// (`zoo.cfg.dynamic.100000003`); 0 for server lines in the static file.
+    pub config_version: i64,
     pub admin: AdminConfig,
     pub tls: TlsConfig,
 }
@@ -641,7 +645,18 @@ pub fn load(path: &Path, id: Option<ServerId>) -> Result<(Config, Vec<String>), 
         reason,
     })?;
     let dyn_text = read_file(&dyn_path)?;
-    parse_with_dynamic(&text, &file, Some((&dyn_text, &dyn_path.display().to_string())), id)
+    let (mut config, warnings) = parse_with_dynamic(&text, &file, Some((&dyn_text, &dyn_path.display().to_string())), id)?;
+    if config.config_version == 0 {
+        config.config_version = dyn_path.to_str().and_then(dynamic_file_version).unwrap_or(0);
+    }
+    Ok((config, warnings))
+}
+
+/// The config version a dynamic file's name carries (`<anything>.dynamic.<hex>`, ZooKeeper's
+/// `getVersionFromFilename`).
+pub fn dynamic_file_version(name: &str) -> Option<i64> {
+    let (_, hex) = name.rsplit_once(".dynamic.")?;
+    i64::from_str_radix(hex, 16).ok()
 }
 
 /// A relative `dynamicConfigFile` is looked for next to the config file, then in the
@@ -829,6 +844,7 @@ struct Raw {
     min_session_timeout_ms: Option<(usize, Millis)>,
     max_session_timeout_ms: Option<(usize, Millis)>,
     servers: BTreeMap<ServerId, ServerSpec>,
+    config_version: Option<i64>,
     admin: AdminConfig,
     tls: TlsConfig,
     secure_client_port_line: Option<usize>,
@@ -861,6 +877,13 @@ impl Parser {
         let (key, _) = split_property(line);
         let membership = key.starts_with("server.") || key.starts_with("group.") || key.starts_with("weight.");
         if key == "version" {
+            let (_, value) = split_property(line);
+            let v = i64::from_str_radix(value.trim(), 16).map_err(|_| ConfigError::BadLine {
+                file: self.file.clone(),
+                line: n,
+                reason: format!("version: {value:?} is not a hexadecimal config version"),
+            })?;
+            self.raw.config_version = Some(v);
             return Ok(());
         }
         if !membership {
@@ -1406,6 +1429,7 @@ impl Parser {
             min_session_timeout_ms: min_session,
             max_session_timeout_ms: max_session,
             servers: raw.servers,
+            config_version: raw.config_version.unwrap_or(0),
             admin: raw.admin,
             tls: raw.tls,
         };

@@ -45,6 +45,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod dynconfig;
 pub mod jute;
 pub mod lincheck;
 pub mod local;

@@ -181,15 +181,28 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
     let (mut replica, ens) = match (peers, peer_listeners) {
         (Some((mut election, mut quorum)), Some(listeners)) => {
-            service.set_membership(membership(&cfg));
-            recovered_members(service.membership(), id, &mut election, &mut quorum);
-            let zab = replication_core(&cfg, id, last_logged)?;
+            // The committed membership is the config files'; the log may have replayed a
+            // newer one that never committed (`reconfig::Recovered`).
+            let committed = committed_membership(&cfg);
+            service.set_membership(committed.render());
+            let logged = service.membership().and_then(|t| reconfig::Membership::parse(t).ok());
+            let recovered = reconfig::recovered(committed, logged);
+            recovered_members(Some(&recovered.committed), id, &mut election, &mut quorum);
+            recovered_members(recovered.replayed.as_ref(), id, &mut election, &mut quorum);
+            if let Some(r) = &recovered.replayed {
+                tracing::warn!(
+                    committed_version = %format_args!("{:x}", recovered.committed.version),
+                    logged_version = %format_args!("{:x}", r.version),
+                    "the log holds a reconfig not known to have committed: quorums count both memberships until a leader commits it"
+                );
+            }
+            let zab = replication_core(&cfg, id, last_logged, &recovered)?;
             let ens = Ensemble::new(id, election, quorum, listeners).map_err(NodeError::Loop)?;
             // ZooKeeper's QuorumPeer waits max(2 s, tickTime) before going read-only.
             let read_only_after = cfg.read_only_mode.then(|| cfg.tick_time_ms.max(2000));
             // What recovery loaded is a snapshot a SNAP can send as it is.
             let snapshot = TxnSink::newest_snapshot(&storage);
-            (Replica::ensemble(service, zab, snapshot, read_only_after), Some(ens))
+            (Replica::ensemble(service, zab, recovered.committed, snapshot, read_only_after), Some(ens))
         }
         _ => (Replica::standalone(service), None),
     };
@@ -264,7 +277,7 @@ fn admin_settings(cfg: &config::Config, id: ServerId, path: &Path, startup: Star
         servers,
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
-        membership: (!cfg.is_standalone()).then(|| membership(cfg)),
+        membership: (!cfg.is_standalone()).then(|| membership(cfg).render()),
         startup: Some(startup),
     }
 }
@@ -334,8 +347,8 @@ fn peer_addrs(cfg: &config::Config) -> Result<(PeerAddrs, PeerAddrs), NodeError>
 /// A reconfig recovered from the log or a snapshot may name members the static config does
 /// not (an observer let in later): the loop must be able to reach them too. Members the
 /// reconfig removed stay reachable until the next reconfig; replication refuses them.
-fn recovered_members(text: Option<&str>, me: ServerId, election: &mut PeerAddrs, quorum: &mut PeerAddrs) {
-    let Some(m) = text.and_then(|t| reconfig::Membership::parse(t).ok()) else { return };
+fn recovered_members(m: Option<&reconfig::Membership>, me: ServerId, election: &mut PeerAddrs, quorum: &mut PeerAddrs) {
+    let Some(m) = m else { return };
     for member in m.members.values().filter(|x| x.id != me) {
         if election.contains_key(&member.id) {
             continue;
@@ -351,16 +364,16 @@ fn recovered_members(text: Option<&str>, me: ServerId, election: &mut PeerAddrs,
 }
 
 /// The replication core: the ensemble's members, durable epochs, the log's tail.
-fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Result<Zab, NodeError> {
+fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid, members: &reconfig::Recovered) -> Result<Zab, NodeError> {
     let (accepted, current) = storage::read_epochs(&cfg.data_dir)?;
     // The in-memory history the core syncs followers from: the log's tail.
     let history = cfg.commit_log_count as usize;
     let recent = storage::recent_txns(&cfg.data_log_dir, Zxid::ZERO, history)?;
     let zab_cfg = ZabConfig {
         me,
-        voters: cfg.voters().map(|(id, _)| id).collect(),
-        proposed: None,
-        observers: cfg.servers.iter().filter(|(_, s)| s.role == config::Role::Observer).map(|(id, _)| *id).collect(),
+        voters: members.committed.voters(),
+        proposed: members.replayed.as_ref().map(crate::replica::replayed_config),
+        observers: members.committed.observers(),
         tick_ms: cfg.tick_time_ms,
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
@@ -374,15 +387,28 @@ fn replication_core(cfg: &config::Config, me: ServerId, last_logged: Zxid) -> Re
         current_epoch = current,
         last_zxid = %last_logged,
         history_txns = recent.len(),
-        voters = cfg.voters().count(),
+        voters = members.committed.voters().len(),
         "replication state loaded; looking for a leader"
     );
     Ok(Zab::new(zab_cfg, durable, recent, 0))
 }
 
+/// The last committed membership: the config file's (its dynamic file's, with its version),
+/// or a newer one recorded beside it (`dynconfig::newest_committed`).
+fn committed_membership(cfg: &config::Config) -> reconfig::Membership {
+    let own = membership(cfg);
+    match crate::dynconfig::newest_committed(std::path::Path::new(&cfg.file_name)) {
+        Some(m) if m.version > own.version => {
+            tracing::info!(version = %format_args!("{:x}", m.version), "a newer committed membership is recorded beside the config file; starting from it");
+            m
+        }
+        _ => own,
+    }
+}
+
 /// `/zookeeper/config` as ZooKeeper 3.8 shows it: one `server.N=` line per member, then the
 /// config version (0 for the static config; a reconfig's zxid later).
-fn membership(cfg: &config::Config) -> String {
+fn membership(cfg: &config::Config) -> reconfig::Membership {
     let members = cfg
         .servers
         .iter()
@@ -402,5 +428,5 @@ fn membership(cfg: &config::Config) -> String {
             (*id, member)
         })
         .collect();
-    reconfig::Membership { members, version: 0 }.render()
+    reconfig::Membership { members, version: cfg.config_version }
 }

@@ -410,6 +410,29 @@ pub fn newer(given: String, tree: &DataTree) -> String {
     }
 }
 
+/// The membership a restarting member starts from.
+///
+/// ZooKeeper keeps the last *committed* configuration in its config files (written when a
+/// reconfig commits) apart from the last one *seen* (logged): a reconfig in the log may never
+/// have committed, and counting quorums in it as if it had could elect a leader, or commit a
+/// txn, with a majority of voters that never agreed to the change. arbor's recovery replays
+/// the whole log into the tree, so the tree shows the newest logged membership; the config
+/// files show the committed one. A newer logged one is `replayed`: a proposed change (joint
+/// quorums) until a leader's commit covers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub committed: Membership,
+    /// A membership the log holds, newer than `committed`, not known to have committed.
+    pub replayed: Option<Membership>,
+}
+
+/// See [`Recovered`]. `committed`: from the config files; `logged`: the tree's, after the
+/// log was replayed (or a state was restored).
+pub fn recovered(committed: Membership, logged: Option<Membership>) -> Recovered {
+    let replayed = logged.filter(|l| l.version > committed.version);
+    Recovered { committed, replayed }
+}
+
 /// `newMembers`: lines separated by newlines or commas (ZooKeeper turns commas into
 /// newlines and reads the result as properties).
 fn bulk_members(text: &str) -> Result<BTreeMap<ServerId, Member>, SpecError> {

@@ -141,7 +141,15 @@ fn a_reconfig_survives_restarts_of_every_voter() {
     let (text, _) = reconfig(&mut su, &reconfig_req(Some(&format!("server.4={spec}")), None, None, -1)).expect("observer 4 joins");
     cl.start_node(4);
     wait_for(Duration::from_secs(30), "server 4 observing", || (cl.mode(4).as_deref() == Some("observer")).then_some(()));
-    // From now on the voters know server 4 only from the reconfig in their logs.
+    // The committed membership is recorded beside zoo.cfg, which now names it (server
+    // lines out, `dynamicConfigFile=` in), as ZooKeeper's editStaticConfig does.
+    let dynamic = cl.cfg_path.with_file_name(format!("zoo.cfg.dynamic.{:x}", version(&text)));
+    let cfg = wait_for(Duration::from_secs(5), "zoo.cfg naming the dynamic file", || {
+        std::fs::read_to_string(&cl.cfg_path).ok().filter(|c| c.contains("dynamicConfigFile="))
+    });
+    assert!(!cfg.contains("server."), "{cfg}");
+    assert!(cfg.contains(&format!("dynamicConfigFile={}\n", std::fs::canonicalize(&dynamic).expect("dynamic file").display())), "{cfg}");
+    assert!(std::fs::read_to_string(cl.cfg_path.with_file_name("zoo.cfg.bak")).expect("zoo.cfg.bak").contains("server.1="));
     cl.remove_server_line(4);
     for id in 1..=3 {
         cl.kill9(id);
@@ -156,6 +164,45 @@ fn a_reconfig_survives_restarts_of_every_voter() {
     }
     let mut o = RawClient::connect(&cl.addr(4), 30_000);
     o.create("/after-restart", Some(b"x"), 0).expect("a write through observer 4 after the voters restarted");
+}
+
+/// A committed voter change is what a restart starts from, even when the old voters are
+/// gone for good. Server 4 joins and server 1 leaves (voters 2, 3, 4); then every server
+/// is killed and only 3 and 4 come back: 2 of the 3 committed voters elect a leader and
+/// take writes. Their logs alone cannot say the removal committed (a restart counts a logged
+/// change jointly with the previous voters until a commit covers it, and 3 and 4 are no
+/// majority of 1, 2, 3, 4): the record of the commit is the dynamic file zoo.cfg names.
+#[test]
+fn a_restart_starts_from_the_committed_membership_on_disk() {
+    let mut cl = Cluster::start(3, &["reconfigEnabled=true"]);
+    let leader = cl.wait_leader(Duration::from_secs(30));
+    let spec = cl.add_server_line(4, false);
+    cl.start_node(4);
+    wait_for(Duration::from_secs(30), "server 4 following", || (cl.mode(4).as_deref() == Some("follower")).then_some(()));
+    let mut su = super_client(&cl.addr(leader));
+    reconfig(&mut su, &reconfig_req(Some(&format!("server.4={spec}")), None, None, -1)).expect("4 joins as a voter");
+    let target = if leader == 1 { 2 } else { leader };
+    let mut su = super_client(&cl.addr(target));
+    let (after, _) = reconfig(&mut su, &reconfig_req(None, Some("1"), None, -1)).expect("1 leaves");
+    assert!(!after.contains("server.1="), "{after}");
+    su.create("/before-restart", Some(b"b"), 0).expect("create");
+    let dynamic = cl.cfg_path.with_file_name(format!("zoo.cfg.dynamic.{:x}", version(&after)));
+    wait_for(Duration::from_secs(10), "the committed membership on disk", || {
+        let cfg = std::fs::read_to_string(&cl.cfg_path).ok()?;
+        (dynamic.exists() && cfg.contains(&format!(".dynamic.{:x}\n", version(&after)))).then_some(())
+    });
+    drop(su);
+    for id in cl.ids() {
+        cl.kill9(id);
+    }
+    for id in [3, 4] {
+        cl.start_node(id);
+    }
+    wait_for(Duration::from_secs(30), "3 and 4 serving", || (serving(&cl, 3) && serving(&cl, 4)).then_some(()));
+    assert_eq!(config_on(&cl, 3), after);
+    assert!(write_ok(&cl.addr(3), "/two-of-three-after-restart"), "2 of the 3 committed voters");
+    let mut c = RawClient::connect(&cl.addr(4), 30_000);
+    assert!(c.exists("/before-restart", false).is_ok());
 }
 
 /// The README's sample (`config/reconfig-3.cfg`) parses without warnings for each server,

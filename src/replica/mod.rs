@@ -113,9 +113,12 @@ pub enum Output {
     Proposed { zxid: Zxid },
     /// A committed txn was applied here (every role; metrics, and the simulator's checks).
     Committed(TxnHeader),
-    /// The ensemble's members changed (a reconfig committed): the loop learns the peer
-    /// addresses of new members and forgets those of members that left.
-    Membership(Membership),
+    /// The ensemble's members: the loop learns the peer addresses of new members. When
+    /// `committed` (a reconfig committed, or a replayed one became known committed), the
+    /// loop also records it durably as the committed configuration (the dynamic config
+    /// file ZooKeeper writes, which a restart starts from); otherwise it is a newer
+    /// membership the state holds that may not have committed (`reconfig::Recovered`).
+    Membership { members: Membership, committed: bool },
 }
 
 /// The replication side of a replica.
@@ -127,6 +130,9 @@ struct Ensemble {
     not_serving_since: Option<Millis>,
     /// Highest zxid known durable.
     synced: Zxid,
+    /// The last committed membership (what the config files hold). The service shows the
+    /// newest its state holds, which may be a replayed change not yet known committed.
+    committed: Membership,
     /// Inputs for `zab` made inside this step (proposals, forwards, sync reports).
     inputs: VecDeque<zab::Input>,
 }
@@ -149,9 +155,17 @@ impl Replica {
         Replica { service, ens: None, scratch: BytesMut::new(), actions: Vec::new() }
     }
 
-    /// An ensemble member. `snapshot`: the newest snapshot on disk, which a SNAP can send
-    /// as it is. `read_only_after`: `readonlymode.enabled`'s wait.
-    pub fn ensemble(mut service: Service, zab: Zab, snapshot: Option<Zxid>, read_only_after: Option<Millis>) -> Replica {
+    /// An ensemble member. `committed`: the last committed membership, from the config
+    /// files; `zab`'s configuration holds it, with any newer change the log replayed as
+    /// proposed (see `replayed_config`). `snapshot`: the newest snapshot on disk, which a
+    /// SNAP can send as it is. `read_only_after`: `readonlymode.enabled`'s wait.
+    pub fn ensemble(
+        mut service: Service,
+        zab: Zab,
+        committed: Membership,
+        snapshot: Option<Zxid>,
+        read_only_after: Option<Millis>,
+    ) -> Replica {
         // Until the election settles nobody serves clients.
         service.set_initial_mode(Mode::NotServing);
         let synced = zab.last_logged();
@@ -159,11 +173,7 @@ impl Replica {
         if let Some(zxid) = snapshot {
             inputs.push_back(zab::Input::SnapshotWritten { zxid });
         }
-        // A reconfig recovered from the log outranks the static config's observers.
-        if let Some(m) = service.membership().and_then(|t| Membership::parse(t).ok()) {
-            inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
-        }
-        let ens = Ensemble { zab, read_only_after, not_serving_since: Some(0), synced, inputs };
+        let ens = Ensemble { zab, read_only_after, not_serving_since: Some(0), synced, committed, inputs };
         Replica { service, ens: Some(ens), scratch: BytesMut::new(), actions: Vec::new() }
     }
 
@@ -259,15 +269,20 @@ impl Replica {
             },
             Input::Restored { tree, sessions } => {
                 let last = tree.last_applied();
-                self.service.restore(tree, sessions);
+                // Shown from here: the committed membership, unless the new state holds a
+                // newer one (which a TRUNC may just have cut away from what was shown).
+                let base = self.ens.as_ref().map(|e| e.committed.render());
+                self.service.restore(tree, sessions, base);
                 if let Some(ens) = self.ens.as_mut() {
                     ens.synced = last;
-                    // A snapshot from the leader may carry a reconfig this server never applied.
-                    if let Some(m) = self.service.membership().and_then(|t| Membership::parse(t).ok()) {
-                        out.push(Output::Membership(m.clone()));
-                        ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
-                    }
-                    ens.inputs.push_back(zab::Input::Restored { last_zxid: last });
+                    // A snapshot from the leader may carry a reconfig this server never
+                    // applied; a TRUNC may keep one it replayed. Proposed until committed.
+                    let logged = self.service.membership().and_then(|t| Membership::parse(t).ok());
+                    let replayed = crate::reconfig::recovered(ens.committed.clone(), logged).replayed.map(|m| {
+                        out.push(Output::Membership { members: m.clone(), committed: false });
+                        replayed_config(&m)
+                    });
+                    ens.inputs.push_back(zab::Input::Restored { last_zxid: last, replayed });
                 }
             }
             Input::SnapshotWritten { zxid } => self.zab_input(zab::Input::SnapshotWritten { zxid }),
@@ -325,9 +340,18 @@ impl Replica {
             Action::RoleChanged(role) => Output::RoleChanged(role),
             Action::Apply(txn) => {
                 out.push(Output::Committed(txn.header.clone()));
+                let reconfig = matches!(txn.op, crate::txn::TxnOp::Reconfig { .. });
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
                 self.service.apply_committed(now, txn, &mut c);
                 c.seal();
+                if reconfig {
+                    self.membership_committed(None);
+                }
+                return;
+            }
+            Action::ReplayedConfigCommitted { zxid } => {
+                let m = self.membership_committed(Some(out));
+                debug_assert!(m.is_none_or(|v| v >= zxid.0), "a replayed change is the newest the state holds");
                 return;
             }
             Action::Forwarded { from, msg } => {
@@ -348,6 +372,22 @@ impl Replica {
             }
         };
         out.push(o);
+    }
+
+    /// The membership the service shows has committed: keep it as the committed one. For a
+    /// replayed change (`out` given) the service applied it long ago, so the loop and the
+    /// core hear of it here; an applied reconfig told them itself (`membership_changed`).
+    /// Returns its version.
+    fn membership_committed(&mut self, out: Option<&mut Vec<Output>>) -> Option<i64> {
+        let ens = self.ens.as_mut()?;
+        let m = self.service.membership().and_then(|t| Membership::parse(t).ok())?;
+        let version = m.version;
+        if let Some(out) = out {
+            ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers() });
+            out.push(Output::Membership { members: m.clone(), committed: true });
+        }
+        ens.committed = m;
+        Some(version)
     }
 
     /// Keep the service's mode in line with the core's role.
@@ -400,6 +440,12 @@ impl Replica {
     pub fn tree_for_snapshot(&mut self) -> (&mut DataTree, &SessionTable) {
         self.service.tree_for_snapshot()
     }
+}
+
+/// A membership the state holds that is not known committed, as the core counts it: a
+/// proposed change (joint quorums) whose commit the core will announce.
+pub fn replayed_config(m: &Membership) -> zab::Proposed {
+    zab::Proposed { zxid: Zxid(m.version), voters: m.voters(), replayed: true }
 }
 
 impl Ensemble {

@@ -81,7 +81,7 @@ impl Outbox for Collect<'_> {
 
     fn membership_changed(&mut self, members: &Membership) {
         // The loop learns the new members' addresses before replication may use them.
-        self.push(Output::Membership(members.clone()));
+        self.push(Output::Membership { members: members.clone(), committed: true });
         if let Some(q) = self.zab.as_mut() {
             q.push_back(zab::Input::Membership { voters: members.voters(), observers: members.observers() });
         }

@@ -653,7 +653,7 @@ impl EventLoop {
                     ens.oplog.role_changed(role, zab, ens.me);
                 }
             }
-            Output::Membership(m) => self.membership_changed(&m),
+            Output::Membership { members, committed } => self.membership_changed(&members, committed),
             // Client, log and metrics outputs are the loop's (`EventLoop::perform`).
             Output::ToClient { .. }
             | Output::CloseClient { .. }
@@ -664,11 +664,14 @@ impl EventLoop {
         }
     }
 
-    /// A reconfig committed: dial new members' election ports from now on (resolved here,
-    /// once), forget members that left and close our election connection to them. Their
-    /// quorum connections are the replica's to close.
-    fn membership_changed(&mut self, m: &Membership) {
-        self.write_dynamic_config(m);
+    /// A membership to know: dial new members' election ports from now on (resolved here,
+    /// once). If it `committed`, record it on disk and forget members that left, closing
+    /// our election connection to them (their quorum connections are the replica's to
+    /// close); one not known committed keeps every member of the committed one reachable.
+    fn membership_changed(&mut self, m: &Membership, committed: bool) {
+        if committed {
+            self.write_dynamic_config(m);
+        }
         let Some(ens) = self.ens.as_mut() else { return };
         let resolve = |host: &str, port: u16| (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
         for member in m.members.values().filter(|x| x.id != ens.me) {
@@ -678,6 +681,9 @@ impl EventLoop {
             };
             ens.election_addrs.insert(member.id, e);
             ens.quorum_addrs.insert(member.id, q);
+        }
+        if !committed {
+            return;
         }
         let gone: Vec<ServerId> = ens.election_addrs.keys().copied().filter(|id| *id != ens.me && !m.members.contains_key(id)).collect();
         let mut close = Vec::new();
@@ -696,24 +702,15 @@ impl EventLoop {
         }
     }
 
-    /// `<zoo.cfg>.dynamic.<hex version>` (ZooKeeper's `writeDynamicConfig`), written once
-    /// per version and atomically; every node of a shared zoo.cfg writes the same bytes, so
-    /// each uses its own temp file. Only informative: arbor recovers the membership from
-    /// its log, and the static file is not rewritten to point at it. A failure is logged.
+    /// The committed membership on disk (`dynconfig`): the record a restart starts from,
+    /// written durably here, on the loop (a reconfig is rare; nothing may reveal the commit
+    /// to a restart's recovery out of order). A failure is logged: a restart then treats the
+    /// change as proposed until a leader's commit covers it again, which is safe.
     fn write_dynamic_config(&self, m: &Membership) {
         let Some(base) = self.cfg.dynamic_config_base.as_ref().filter(|_| m.version != 0) else { return };
-        let path = std::path::PathBuf::from(format!("{}.dynamic.{:x}", base.display(), m.version));
-        if path.exists() {
-            return;
-        }
-        let tmp = std::path::PathBuf::from(format!("{}.{}.tmp", path.display(), self.cfg.server_id));
-        let r = std::fs::write(&tmp, m.dynamic_file_text()).and_then(|()| std::fs::rename(&tmp, &path));
-        match r {
-            Ok(()) => tracing::info!(file = %path.display(), "reconfig: dynamic config written"),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                tracing::warn!(file = %path.display(), error = %e, "reconfig: cannot write the dynamic config file");
-            }
+        match crate::dynconfig::write_committed(base, m, ServerId(self.cfg.server_id)) {
+            Ok(path) => tracing::info!(file = %path.display(), "reconfig: committed membership written; the config file names it"),
+            Err(e) => tracing::warn!(config = %base.display(), error = %e, "reconfig: cannot record the committed membership"),
         }
     }
 

@@ -263,8 +263,10 @@ impl Service {
 
     /// Replace the state wholesale (a follower that received a snapshot, or rebuilt its
     /// tree after a truncation).
-    pub fn restore(&mut self, mut tree: DataTree, sessions: SessionTable) {
-        if let Some(m) = self.membership.take() {
+    /// `base`: the membership to show unless the new state holds a newer one (default: what
+    /// was shown).
+    pub fn restore(&mut self, mut tree: DataTree, sessions: SessionTable, base: Option<String>) {
+        if let Some(m) = base.or(self.membership.take()) {
             let m = crate::reconfig::newer(m, &tree);
             tree.set_system_data("/zookeeper/config", m.as_bytes());
             self.membership = Some(m);

@@ -196,6 +196,15 @@ impl Node {
         };
         let mut cfg = zab_cfg.clone();
         cfg.me = self.id;
+        // As node::run: the committed membership is the config's; a newer one the log
+        // replayed stays proposed until a leader commits it.
+        let membership = self.config_text().to_string();
+        let committed = crate::reconfig::Membership::parse(&membership).map_err(|e| format!("sim membership: {e}"))?;
+        let logged = crate::reconfig::newer(membership.clone(), &tree);
+        let recovered = crate::reconfig::recovered(committed, crate::reconfig::Membership::parse(&logged).ok());
+        cfg.voters = recovered.committed.voters();
+        cfg.observers = recovered.committed.observers();
+        cfg.proposed = recovered.replayed.as_ref().map(crate::replica::replayed_config);
         let zab = Zab::new(cfg, durable, recent, now.ms);
         let svc_cfg = ServiceConfig {
             server_id: self.id,
@@ -208,10 +217,10 @@ impl Node {
             planted: zab_cfg.planted,
         };
         let mut service = Service::new(svc_cfg, tree, sessions, now.ms);
-        service.set_membership(self.config_text().to_string());
-        self.config_version = membership_version(service.membership());
+        service.set_membership(membership);
+        self.config_version = recovered.committed.version;
         let snapshot = self.disk.snapshot.as_ref().map(|s| s.0);
-        self.replica = Some(Replica::ensemble(service, zab, snapshot, None));
+        self.replica = Some(Replica::ensemble(service, zab, recovered.committed, snapshot, None));
         self.fsync_pending = false;
         self.receiving = None;
         self.peers.clear();

@@ -677,7 +677,7 @@ impl World {
                 self.note(|| format!("{me} role {role:?}"));
             }
             Output::ServingChanged(_) | Output::Proposed { .. } => {}
-            Output::Membership(m) => self.membership_taken(me, m),
+            Output::Membership { members, committed } => self.membership_taken(me, members, committed),
             Output::Committed(h) => {
                 let key = (h.zxid, h.session.0, h.cxid, h.time_ms);
                 if let Some(crate::txn::TxnOp::Reconfig { data }) = self.logged.get(&key).map(|t| &t.op) {
@@ -807,7 +807,14 @@ impl World {
     /// reconfig is the same config on every server that applies it; a server's config
     /// version never goes down within a life; and the real server writes the dynamic config
     /// file, which a crash may pre-empt.
-    fn membership_taken(&mut self, me: ServerId, m: Membership) {
+    fn membership_taken(&mut self, me: ServerId, m: Membership, committed: bool) {
+        if !committed {
+            // A newer membership the state holds (replayed, or carried by a SNAP) that may
+            // not have committed: proposed, neither checked nor recorded here.
+            let v = m.version;
+            self.note(|| format!("{me} holds config {v:#x}, not known committed"));
+            return;
+        }
         let applied = self.applying_reconfig.take().filter(|(who, _, _)| *who == me);
         // A server that holds a config as new as a reconfig it applies keeps it, as
         // ZooKeeper does (one readied to join replays older reconfigs in its DIFF).

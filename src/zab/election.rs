@@ -229,7 +229,8 @@ impl Election {
         Some(decision)
     }
 
-    /// A quorum of Following/Leading peers names L, and L itself says it is Leading.
+    /// A quorum (of either configuration: `ZabConfig::is_quorum_of_either`) of
+    /// Following/Leading peers names L, and L itself says it is Leading.
     fn out_of_election(&mut self, cfg: &ZabConfig) -> Option<Decision> {
         // The leader's own Leading answer, or, for a leader no config of mine lists (a
         // reconfig I missed while down added it: I neither send to nor hear from it), the
@@ -246,7 +247,7 @@ impl Election {
             .collect();
         for (leader, ln) in leading {
             let backs = |id| self.heard.get(&id).is_some_and(|h| h.state != PeerState::Looking && h.vote.leader == leader);
-            if cfg.is_quorum(backs) {
+            if cfg.is_quorum_of_either(backs) {
                 let Some(decision) = self.decision_for(cfg, leader) else { continue };
                 self.vote = ln.vote;
                 self.round = self.round.max(ln.round);

@@ -146,7 +146,7 @@ impl Follower {
                 self.maybe_ack(core, out);
                 Next::Stay
             }
-            Input::Restored { last_zxid } => self.on_restored(core, last_zxid, out),
+            Input::Restored { last_zxid, .. } => self.on_restored(core, last_zxid, out),
             Input::Forward(msg) => {
                 if self.phase == Phase::Broadcast {
                     out.push(Action::SendQuorum { to: self.leader, msg });

@@ -134,6 +134,14 @@ impl ZabConfig {
     pub fn is_quorum(&self, counted: impl Fn(ServerId) -> bool) -> bool {
         majority(&self.voters, &counted) && self.proposed.as_ref().is_none_or(|p| majority(&p.voters, &counted))
     }
+    /// Whether `counted` is a quorum of the committed voters or of the proposed ones. Enough
+    /// to *follow* a leader that is already established (a Looking server joining it): the
+    /// leader counted its own quorums, jointly where it must, so following it adds no
+    /// decision; requiring both would leave a server that replayed a change its leader
+    /// never had (it will be truncated away) waiting for voters that will never join.
+    pub fn is_quorum_of_either(&self, counted: impl Fn(ServerId) -> bool) -> bool {
+        majority(&self.voters, &counted) || self.proposed.as_ref().is_some_and(|p| majority(&p.voters, &counted))
+    }
 }
 
 /// A majority of `voters` is `counted`.
@@ -147,6 +155,11 @@ pub struct Proposed {
     /// The reconfig txn's zxid.
     pub zxid: Zxid,
     pub voters: BTreeSet<ServerId>,
+    /// The service applied it before its commit was known: replayed from the log at
+    /// recovery, or rebuilt by a TRUNC or carried by a SNAP (`reconfig::Recovered`). No
+    /// `Apply` will announce its commit, so the core does, with
+    /// `Action::ReplayedConfigCommitted`, once a leader's commit covers it.
+    pub replayed: bool,
 }
 
 /// The voters a reconfig txn sets, if `txn` is one (its data is `/zookeeper/config`'s text,
@@ -181,7 +194,9 @@ pub enum Input {
     /// The local log is durable up to `zxid`.
     LogSynced { zxid: Zxid },
     /// After `TruncateLog` or `LoadSnapshot`: the state now ends at `last_zxid`.
-    Restored { last_zxid: Zxid },
+    /// `replayed`: a voter change the rebuilt state holds that is newer than the committed
+    /// membership (`Proposed::replayed`), which stays proposed until a commit covers it.
+    Restored { last_zxid: Zxid, replayed: Option<Proposed> },
     /// Leader only: a prepared txn to replicate (zxid from `next_zxid()`).
     Propose(Txn),
     /// Follower: forward this to the leader (client request, session open, sync). Leader:
@@ -237,6 +252,9 @@ pub enum Action {
     SyncDone { session: crate::proto::SessionId, cxid: i32, path: String },
     /// The role changed; on `Looking` the loop drops all client connections.
     RoleChanged(Role),
+    /// A replayed voter change (`Proposed::replayed`) is now known committed: the
+    /// replica makes it the membership (as an applied reconfig does, `Input::Membership`).
+    ReplayedConfigCommitted { zxid: Zxid },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -284,6 +302,16 @@ impl Core {
     }
     fn apply_upto(&mut self, z: Zxid, out: &mut Vec<Action>) {
         out.extend(self.hist.apply_upto(z).into_iter().map(Action::Apply));
+        self.note_committed(z, out);
+    }
+    /// Everything up to `z` is known committed (a leader's count, or its COMMIT). A
+    /// replayed voter change it covers is committed: announce it once (its `Apply` was at
+    /// recovery, before anybody knew).
+    fn note_committed(&mut self, z: Zxid, out: &mut Vec<Action>) {
+        if let Some(p) = self.cfg.proposed.as_mut().filter(|p| p.replayed && p.zxid <= z) {
+            p.replayed = false;
+            out.push(Action::ReplayedConfigCommitted { zxid: p.zxid });
+        }
     }
     /// How far this server may claim its log durable, in its own acks and in the leader's
     /// count of itself: what the fsync covered (`LogSynced`), never what was only appended.
@@ -301,7 +329,7 @@ impl Core {
     fn append(&mut self, txn: Txn) {
         if let Some(voters) = reconfig_voters(&txn).filter(|v| *v != self.cfg.voters) {
             tracing::info!(zxid = %txn.header.zxid, from = ?self.cfg.voters, to = ?voters, "voter change proposed: joint quorums until it commits");
-            self.cfg.proposed = Some(Proposed { zxid: txn.header.zxid, voters });
+            self.cfg.proposed = Some(Proposed { zxid: txn.header.zxid, voters, replayed: false });
         }
         self.hist.append(txn);
     }
@@ -379,11 +407,11 @@ impl Zab {
             self.set_members(now, voters, observers, out);
             return;
         }
-        if let Input::Restored { .. } = input {
+        if let Input::Restored { replayed, .. } = &input {
             // The state was rebuilt from the log that is left (TRUNC) or replaced (SNAP):
-            // everything logged is applied, and the loop fed the membership it holds just
-            // before this; a proposed change was either applied or cut away.
-            self.core.cfg.proposed = None;
+            // everything logged is applied. A proposed change was cut away, or is in the
+            // rebuilt state, where it stays proposed until a commit covers it.
+            self.core.cfg.proposed = replayed.clone();
         }
         if let (Input::Tick, State::Leading(l), Some(cv)) = (&input, &self.state, self.canvass.as_mut()) {
             if l.discovering() {

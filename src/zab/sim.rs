@@ -72,6 +72,10 @@ struct Node {
     snaps: Vec<Zxid>,
     /// A SNAP arriving: its zxid and the bytes so far.
     receiving: Option<(Zxid, Vec<u8>)>,
+    /// The committed membership recorded on disk (the dynamic config file): written when
+    /// the service applies a reconfig or the core announces a replayed one committed, in
+    /// an event of its own that a crash can pre-empt. `None`: the static config.
+    config_file: Option<(Zxid, BTreeSet<ServerId>)>,
 }
 
 #[derive(Debug)]
@@ -88,8 +92,9 @@ enum Ev {
     /// The leader's loop handed the last chunk of `to`'s snapshot to the socket.
     SnapshotSent { node: ServerId, incarnation: u64, to: ServerId },
     Client,
-    /// The service applied a reconfig: the core takes its members.
-    Membership { node: ServerId, incarnation: u64, voters: BTreeSet<ServerId> },
+    /// The service applied a reconfig (or a replayed one is known committed): it goes to
+    /// the config file, and the core takes its members.
+    Membership { node: ServerId, incarnation: u64, zxid: Zxid, voters: BTreeSet<ServerId> },
 }
 
 #[derive(Debug)]
@@ -114,6 +119,13 @@ enum SyncKind {
     Diff,
     Trunc,
     Snap,
+}
+
+/// The newest voter change in `state` (the replayed log, or a rebuilt state) if it is newer
+/// than the config file's: proposed, not known committed (`reconfig::Recovered`).
+fn replayed(state: &[Txn], file: Option<Zxid>) -> Option<super::Proposed> {
+    let (zxid, voters) = state.iter().rev().find_map(|t| super::reconfig_voters(t).map(|v| (t.header.zxid, v)))?;
+    file.is_none_or(|f| zxid > f).then_some(super::Proposed { zxid, voters, replayed: true })
 }
 
 struct Sim {
@@ -188,6 +200,7 @@ impl Sim {
                 fsync_pending: false,
                 snaps: vec![],
                 receiving: None,
+                config_file: None,
             })
             .collect();
         Sim {
@@ -287,9 +300,14 @@ impl Sim {
         if self.joiners.contains(&id) {
             cfg.voters.insert(id);
         }
-        if let Some(v) = self.node(id).disk.log.iter().rev().find_map(super::reconfig_voters) {
-            cfg.voters = v;
+        // As node::run: the committed voters are the config file's; a newer change the
+        // log replays stays proposed until a commit covers it.
+        let file = self.node(id).config_file.clone();
+        if let Some((_, v)) = &file {
+            cfg.voters = v.clone();
         }
+        let log = self.node(id).disk.log.clone();
+        cfg.proposed = replayed(&log, file.as_ref().map(|f| f.0));
         let now = self.now;
         let n = self.node(id);
         if n.core.is_some() {
@@ -378,6 +396,14 @@ impl Sim {
                 }
             }
             Action::SendQuorum { to, msg } => self.send_quorum(me, to, msg),
+            Action::ReplayedConfigCommitted { zxid } => {
+                let seed = self.seed;
+                let n = self.node(me);
+                let voters = n.tree.iter().rev().find(|t| t.header.zxid == zxid).and_then(super::reconfig_voters);
+                let voters = voters.unwrap_or_else(|| panic!("seed {seed}: {me} announced {zxid} committed, not a reconfig it holds"));
+                let inc = n.incarnation;
+                self.schedule(self.now, Ev::Membership { node: me, incarnation: inc, zxid, voters });
+            }
             Action::ConnectQuorum { leader } => self.connect(me, leader),
             Action::CloseQuorum { peer } => {
                 self.closes.push((self.now, me, peer));
@@ -493,7 +519,7 @@ impl Sim {
             self.schedule(self.now + d, Ev::SnapshotWritten { node: me, incarnation: inc, zxid: t.header.zxid });
         }
         if let Some(voters) = super::reconfig_voters(&t) {
-            self.schedule(self.now, Ev::Membership { node: me, incarnation: inc, voters });
+            self.schedule(self.now, Ev::Membership { node: me, incarnation: inc, zxid: t.header.zxid, voters });
         }
         if leading {
             self.acked.insert(t.header.zxid, t);
@@ -598,15 +624,19 @@ impl Sim {
             }
             Ev::Restored { node, incarnation, last } => {
                 if self.node(node).incarnation == incarnation {
-                    // The rebuilt state's membership first, as the replica feeds it.
-                    if let Some(voters) = self.node(node).tree.iter().rev().find_map(super::reconfig_voters) {
-                        self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone() });
-                    }
-                    self.step_node(node, Input::Restored { last_zxid: last });
+                    // A newer change the rebuilt state holds is proposed, as the replica
+                    // tells the core.
+                    let tree = self.node(node).tree.clone();
+                    let file = self.node(node).config_file.as_ref().map(|f| f.0);
+                    self.step_node(node, Input::Restored { last_zxid: last, replayed: replayed(&tree, file) });
                 }
             }
-            Ev::Membership { node, incarnation, voters } => {
-                if self.node(node).incarnation == incarnation {
+            Ev::Membership { node, incarnation, zxid, voters } => {
+                let n = self.node(node);
+                if n.incarnation == incarnation {
+                    if n.config_file.as_ref().is_none_or(|f| f.0 < zxid) {
+                        n.config_file = Some((zxid, voters.clone()));
+                    }
                     self.step_node(node, Input::Membership { voters, observers: self.cfg.observers.clone() });
                 }
             }
@@ -986,6 +1016,93 @@ fn far_behind_follower_gets_snap() {
     assert_eq!(stable(&mut sim), l);
     assert_eq!(sim.syncs, vec![(f, SyncKind::Snap)]);
     sim.heal_and_check(BOUND);
+}
+
+/// A voter change that was logged but never committed (the leader and the two joiners
+/// logged it, then everyone went down) is not a configuration after a restart: the servers
+/// that replay it count quorums in the old voters AND the new ones until a leader commits it.
+/// Counting in the new voters alone, 1, 4 and 5 (3 of 5) would elect a leader while 2 and
+/// 3 (2 of the committed 3) elect another: two serving leaders, two histories.
+#[test]
+fn a_replayed_uncommitted_voter_change_counts_jointly_after_a_restart() {
+    let mut sim = Sim::new(17, 5, 100);
+    sim.cfg.voters = (1..=3).map(ServerId).collect();
+    sim.joiners = [ServerId(4), ServerId(5)].into();
+    let all: BTreeSet<ServerId> = (1..=5).map(ServerId).collect();
+    let r = reconfig_txn(Zxid::new(1, 2), &all);
+    for id in [1, 4, 5] {
+        sim.preload(id, vec![txn(Zxid::new(1, 1), 1), r.clone()], 1);
+    }
+    for id in [2, 3] {
+        sim.preload(id, vec![txn(Zxid::new(1, 1), 1)], 1);
+    }
+    for a in [ServerId(1), ServerId(4), ServerId(5)] {
+        for b in [ServerId(2), ServerId(3)] {
+            sim.partition(a, b);
+        }
+    }
+    sim.start_all();
+    // A joiner's config file lists the voters and itself (it joins as a non-counting learner).
+    let own = |s: &Sim, id: u64| -> BTreeSet<ServerId> { s.cfg.voters.iter().copied().chain((id > 3).then_some(ServerId(id))).collect() };
+    for id in [1, 4, 5] {
+        let cfg = &sim.core(ServerId(id)).expect("up").core.cfg;
+        assert_eq!(cfg.voters, own(&sim, id), "{id}: the committed voters are the config file's");
+        assert_eq!(cfg.proposed.as_ref().map(|p| (p.zxid, p.replayed)), Some((r.header.zxid, true)), "{id}");
+    }
+    let serving = |s: &Sim, ids: &[u64]| ids.iter().any(|&i| s.core(ServerId(i)).is_some_and(|c| c.serving()));
+    // 2 and 3 are a majority of the committed voters: they elect a leader and serve.
+    assert!(sim.run_until(BOUND, |s| serving(s, &[2, 3])), "the committed majority serves");
+    sim.run_for(3 * sim.cfg.init_limit as Millis * TICK);
+    assert!(!serving(&sim, &[1, 4, 5]), "1, 4 and 5 are no majority of the committed voters");
+    // Healed, the change that never committed is truncated away: the voters stay 1, 2, 3.
+    let l = sim.heal_and_check(BOUND);
+    assert!(l == ServerId(2) || l == ServerId(3), "leader {l}");
+    for id in 1..=5 {
+        let n = &sim.nodes[id - 1];
+        assert!(!n.tree.contains(&r), "{id} still holds the uncommitted change");
+        let cfg = &n.core.as_ref().expect("up").core.cfg;
+        assert_eq!((&cfg.voters, &cfg.proposed), (&own(&sim, id as u64), &None), "{id}");
+    }
+}
+
+/// The same change, replayed by a majority of both memberships (1, 2, 4, 5): it may have
+/// committed, so a leader among them commits it, announces it (`ReplayedConfigCommitted`)
+/// and records it; from then on the new voters alone count, after another restart too.
+#[test]
+fn a_replayed_voter_change_becomes_the_committed_one_once_a_leader_commits_it() {
+    let mut sim = Sim::new(18, 5, 100);
+    sim.cfg.voters = (1..=3).map(ServerId).collect();
+    sim.joiners = [ServerId(4), ServerId(5)].into();
+    let all: BTreeSet<ServerId> = (1..=5).map(ServerId).collect();
+    let r = reconfig_txn(Zxid::new(1, 2), &all);
+    for id in [1, 2, 4, 5] {
+        sim.preload(id, vec![txn(Zxid::new(1, 1), 1), r.clone()], 1);
+    }
+    sim.preload(3, vec![txn(Zxid::new(1, 1), 1)], 1);
+    sim.start_all();
+    let committed = |s: &Sim| {
+        s.nodes.iter().all(|n| {
+            n.config_file.as_ref().is_some_and(|f| f.0 == r.header.zxid && f.1 == all)
+                && n.core.as_ref().is_some_and(|c| c.core.cfg.voters == all && c.core.cfg.proposed.is_none())
+        })
+    };
+    assert!(sim.run_until(BOUND, committed), "the change is committed and recorded everywhere");
+    let l = stable(&mut sim);
+    // 2 and 3 down: 1, 4 and 5 are a majority of the new voters, after a restart as well.
+    for id in [2, 3] {
+        sim.crash(ServerId(id));
+    }
+    if l == ServerId(2) || l == ServerId(3) {
+        assert!(sim.run_until(BOUND, |s| s.stable_leader().is_some()), "the new voters elect a leader");
+    }
+    for id in [1, 4, 5] {
+        sim.crash(ServerId(id));
+        sim.restart(ServerId(id));
+    }
+    assert!(sim.run_until(BOUND, |s| s.stable_leader().is_some()), "3 of the 5 committed voters lead after a restart");
+    sim.start_client();
+    sim.run_for(10 * TICK);
+    assert!(sim.acked.keys().any(|z| *z > r.header.zxid), "and commit");
 }
 
 /// A minority never commits: the leader cut off with a minority steps down, and what it
