@@ -51,6 +51,13 @@ struct Args {
     /// lost-watch.
     #[arg(long)]
     plant: Option<String>,
+    /// Dynamic reconfiguration: two spare servers, and a superuser client adding and
+    /// removing voters (the leader too) and observers during the faults.
+    #[arg(long)]
+    reconfig: bool,
+    /// Go on after a failing seed (print its first line), and count the failures.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 fn main() {
@@ -71,6 +78,7 @@ fn main() {
         big_value: args.big_value,
         power_loss: args.power_loss,
         trace: args.trace,
+        reconfig: args.reconfig,
         ..SimConfig::default()
     };
     let started = Instant::now();
@@ -82,6 +90,8 @@ fn main() {
     };
     let (mut runs, mut ops, mut sim_ms, mut faults, mut snaps, mut truncs) = (0u64, 0usize, 0i64, 0usize, 0usize, 0usize);
     let (mut expired, mut closed, mut notes, mut multis, mut syncs) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut reconfigs, mut acked, mut refused, mut configs) = (0usize, 0usize, 0usize, 0usize);
+    let (mut failed, mut gaps) = (Vec::new(), 0usize);
     for seed in seeds {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -99,9 +109,20 @@ fn main() {
                 notes += o.model.notifications;
                 multis += o.model.multis_checked;
                 syncs += o.model.syncs_checked;
+                reconfigs += o.reconfigs;
+                acked += o.model.reconfigs_acked;
+                refused += o.model.reconfigs_refused;
+                configs += o.configs;
                 if args.seed.is_some() {
                     println!("{o:?}");
                 }
+            }
+            Err(f) if args.keep_going => {
+                failed.push(f.seed);
+                if f.reason.contains(arbor::sim::STALE_CONFIG_GAP) {
+                    gaps += 1;
+                }
+                eprintln!("seed {} failed at {} ms: {}", f.seed, f.at_ms, f.reason);
             }
             Err(f) => {
                 eprintln!("{f}");
@@ -117,4 +138,11 @@ fn main() {
         runs as f64 / secs * 60.0,
         sim_ms as f64 / 1000.0
     );
+    if args.reconfig {
+        println!("reconfigs: {reconfigs} issued, {acked} acknowledged, {refused} refused as expected, {configs} configs committed");
+    }
+    if !failed.is_empty() {
+        println!("{} seeds failed ({gaps} of them the known stale-config gap): {failed:?}", failed.len());
+        std::process::exit(1);
+    }
 }

@@ -322,11 +322,30 @@ impl Service {
         if let TxnOp::Reconfig { data } = &txn.op {
             self.reconfig_in_flight = None;
             let text = String::from_utf8_lossy(data).into_owned();
+            let held = self.membership.as_deref().and_then(|t| crate::reconfig::Membership::parse(t).ok());
             match crate::reconfig::Membership::parse(&text) {
-                Ok(m) => out.membership_changed(&m),
-                Err(e) => tracing::error!(%zxid, error = %e, "committed reconfig does not parse; replication keeps its members"),
+                // ZooKeeper's `setQuorumVerifier`: a config no newer than the one this server
+                // has is not taken. A server readied to join (the current config plus
+                // itself) replays older reconfigs in its DIFF; taking one made it a
+                // non-member, and it left its leader for good (simulator seed 125, with
+                // --reconfig). Replication still hears of the held one: a voter change
+                // proposed at that zxid is settled.
+                Ok(m) if held.as_ref().is_some_and(|h| m.version <= h.version) => {
+                    let held = held.expect("checked above");
+                    tracing::info!(%zxid, version = %format!("{:x}", m.version), held = %format!("{:x}", held.version), "reconfig older than the config held; keeping the held one");
+                    let shown = held.render();
+                    self.tree.set_system_data(crate::reconfig::CONFIG_NODE, shown.as_bytes());
+                    out.membership_changed(&held);
+                }
+                Ok(m) => {
+                    out.membership_changed(&m);
+                    self.membership = Some(text);
+                }
+                Err(e) => {
+                    tracing::error!(%zxid, error = %e, "committed reconfig does not parse; replication keeps its members");
+                    self.membership = Some(text);
+                }
             }
-            self.membership = Some(text);
         }
         match &txn.op {
             TxnOp::CreateSession { timeout_ms } => self.sessions.add(session, *timeout_ms, now.ms),

@@ -22,6 +22,9 @@ pub enum OpKind {
     /// One transaction; its sub-ops name distinct paths.
     Multi(Vec<SubOp>),
     CloseSession,
+    /// An incremental reconfig (superuser): `joining` a `server.N=` line, `leaving` an id,
+    /// from config `version` (-1: any).
+    Reconfig { joining: Option<String>, leaving: Option<String>, version: i64 },
 }
 
 /// One op of a multi.
@@ -44,7 +47,15 @@ impl SubOp {
 impl OpKind {
     /// Whether it takes a zxid of its own (a txn, possibly an error txn).
     pub fn is_write(&self) -> bool {
-        matches!(self, OpKind::Create { .. } | OpKind::SetData { .. } | OpKind::Delete { .. } | OpKind::Multi(_) | OpKind::CloseSession)
+        matches!(
+            self,
+            OpKind::Create { .. }
+                | OpKind::SetData { .. }
+                | OpKind::Delete { .. }
+                | OpKind::Multi(_)
+                | OpKind::CloseSession
+                | OpKind::Reconfig { .. }
+        )
     }
 
     /// The watch a successful answer registers: (path, child watch?).
@@ -249,11 +260,17 @@ pub struct ModelStats {
     /// Watches registered and notifications checked.
     pub watches: usize,
     pub notifications: usize,
+    /// Reconfigs acknowledged, and refused for one of the expected reasons
+    /// (ReconfigInProgress, NewConfigNoQuorum, BadVersion).
+    pub reconfigs_acked: usize,
+    pub reconfigs_refused: usize,
 }
 
 const NO_NODE: i32 = -101;
 const NODE_EXISTS: i32 = -110;
 const BAD_VERSION: i32 = -103;
+const NEW_CONFIG_NO_QUORUM: i32 = -13;
+const RECONFIG_IN_PROGRESS: i32 = -14;
 
 /// Whether a write of this shape fails with `code` for a reason the state before it gives
 /// (`before`), or (`code` 0) succeeds there.
@@ -471,6 +488,10 @@ fn check_write(
                 (OpKind::Delete { path, .. }, _) => after(path).is_none(),
                 (OpKind::CloseSession, _) => !t.keys().any(|p| after(p).is_some_and(|n| n.owner == op.session)),
                 (OpKind::Multi(subs), Answer::Multi(results)) => return check_multi(op, z, subs, results, txns, t, stats),
+                (OpKind::Reconfig { version, .. }, Answer::Data { data, .. }) => {
+                    stats.reconfigs_acked += 1;
+                    return check_reconfig(op, z, *version, Ok(data), txns);
+                }
                 _ => false,
             };
             if !ok {
@@ -481,6 +502,12 @@ fn check_write(
                     op.session,
                     states.join("; ")
                 ));
+            }
+        }
+        Outcome::Err(code) if matches!(kind, OpKind::Reconfig { .. }) => {
+            if let OpKind::Reconfig { version, .. } = kind {
+                stats.reconfigs_refused += 1;
+                return check_reconfig(op, z, *version, Err(*code), txns);
             }
         }
         Outcome::Err(code) if ours(op, z) => {
@@ -498,6 +525,50 @@ fn check_write(
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// The config version in force just before `z`: the zxid of the last reconfig txn below it
+/// (0: the static config).
+fn config_version_before(txns: &BTreeMap<Zxid, Txn>, z: i64) -> i64 {
+    txns.range(..Zxid(z)).rev().find(|(_, t)| matches!(t.op, TxnOp::Reconfig { .. })).map_or(0, |(zz, _)| zz.0)
+}
+
+/// A reconfig's answer: an acknowledged one is the committed reconfig txn at its zxid (no
+/// lost acknowledged reconfig), returns what that txn set, at version = its zxid, and was
+/// asked of the version in force before it; a refusal is one of the expected ones (in
+/// flight, no synced quorum of the new voters, a stale version) and a BadVersion one named
+/// a version other than the one in force when it was refused (only checkable if it took a
+/// zxid of its own, as an error txn does).
+fn check_reconfig(op: &HistOp, z: i64, asked: i64, answer: Result<&[u8], i32>, txns: &BTreeMap<Zxid, Txn>) -> Result<(), String> {
+    let fail = |why: String| Err(format!("{:?} by session {:#x} xid {} answered at zxid {z:#x}: {why}", op.kind, op.session, op.xid));
+    let txn = txns.get(&Zxid(z)).filter(|t| t.header.session.0 == op.session && t.header.cxid == op.xid);
+    let in_force = config_version_before(txns, z);
+    match answer {
+        Ok(data) => {
+            let Some(TxnOp::Reconfig { data: logged }) = txn.map(|t| &t.op) else {
+                return fail(format!("acknowledged reconfig lost: the committed txn there is {:?}", txns.get(&Zxid(z)).map(|t| &t.header)));
+            };
+            if logged.as_slice() != data {
+                return fail("the reply's config is not the one committed".into());
+            }
+            let text = String::from_utf8_lossy(data);
+            match crate::reconfig::Membership::parse(&text) {
+                Ok(m) if m.version == z => {}
+                other => return fail(format!("the new config's version is not the txn's zxid: {other:?}")),
+            }
+            if asked != -1 && asked != in_force {
+                return fail(format!("it asked for version {asked:#x}, but {in_force:#x} was in force"));
+            }
+        }
+        Err(NEW_CONFIG_NO_QUORUM | RECONFIG_IN_PROGRESS) => {}
+        Err(BAD_VERSION) => {
+            if txn.is_some() && (asked == -1 || asked == in_force) {
+                return fail(format!("BadVersion, but it asked for {asked:#x} and {in_force:#x} was in force"));
+            }
+        }
+        Err(code) => return fail(format!("refused with {code}, not one of the expected refusals")),
     }
     Ok(())
 }
@@ -571,7 +642,7 @@ fn kind_paths(k: &OpKind) -> Vec<&str> {
         | OpKind::GetChildren { path, .. }
         | OpKind::Sync { path } => vec![path],
         OpKind::Multi(subs) => subs.iter().map(SubOp::path).collect(),
-        OpKind::CloseSession => vec![],
+        OpKind::CloseSession | OpKind::Reconfig { .. } => vec![],
     }
 }
 

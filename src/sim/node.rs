@@ -107,13 +107,29 @@ pub(super) struct Node {
     pub history: History,
     /// Quorum peers this node has a current connection with (for loud breaks on crash).
     pub peers: BTreeSet<ServerId>,
+    /// The config file the operator wrote (`server.N=` lines and a version): the static
+    /// config, or for a server joining by reconfig the membership then plus itself.
+    pub static_config: String,
+    /// The newest dynamic config file written durably (`<zoo.cfg>.dynamic.<version>`, the
+    /// real server's answer to `Output::Membership`): the membership text, version last.
+    pub config_file: Option<String>,
+    /// Ghost state: the highest config version this life has taken (it must never go down).
+    pub config_version: i64,
+}
+
+/// `super:test` (the digest kazoo's suite and the reconfig tests log in with).
+pub(super) const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+
+/// The version of a membership text (-1 if it does not parse).
+pub(super) fn membership_version(text: Option<&str>) -> i64 {
+    text.and_then(|t| crate::reconfig::Membership::parse(t).ok()).map_or(-1, |m| m.version)
 }
 
 /// Wall clock of the simulated world at global time 0 (an arbitrary recent date).
 pub(super) const WALL_BASE: i64 = 1_780_000_000_000;
 
 impl Node {
-    pub fn new(id: ServerId, rate: i64, offset: Millis, wall_skew: i64) -> Node {
+    pub fn new(id: ServerId, rate: i64, offset: Millis, wall_skew: i64, static_config: String) -> Node {
         Node {
             id,
             replica: None,
@@ -128,6 +144,9 @@ impl Node {
             applied: Zxid::ZERO,
             history: History::new(),
             peers: BTreeSet::new(),
+            static_config,
+            config_file: None,
+            config_version: 0,
         }
     }
 
@@ -157,8 +176,16 @@ impl Node {
         Ok((tree, sessions))
     }
 
-    /// Start (or restart) from what the disk holds, as `node::run` does after recovery.
-    pub fn start(&mut self, global: Millis, zab_cfg: &ZabConfig, membership: &str) -> Result<(), String> {
+    /// The membership a start reads from disk: the newest dynamic config file written,
+    /// else the operator's config.
+    pub fn config_text(&self) -> &str {
+        self.config_file.as_deref().unwrap_or(&self.static_config)
+    }
+
+    /// Start (or restart) from what the disk holds, as `node::run` does after recovery:
+    /// the config file (`config_text`) and the log. `reconfig`: reconfigEnabled, with a
+    /// superuser (`super:test`) that may issue them.
+    pub fn start(&mut self, global: Millis, zab_cfg: &ZabConfig, reconfig: bool) -> Result<(), String> {
         let now = self.now(global);
         let (tree, sessions) = self.rebuild(global)?;
         let last_logged = self.disk.last();
@@ -171,8 +198,9 @@ impl Node {
         cfg.me = self.id;
         // As node::run: the committed membership is the config's; a newer one the log
         // replayed stays proposed until a leader commits it.
-        let committed = crate::reconfig::Membership::parse(membership).map_err(|e| format!("sim membership: {e}"))?;
-        let logged = crate::reconfig::newer(membership.to_string(), &tree);
+        let membership = self.config_text().to_string();
+        let committed = crate::reconfig::Membership::parse(&membership).map_err(|e| format!("sim membership: {e}"))?;
+        let logged = crate::reconfig::newer(membership.clone(), &tree);
         let recovered = crate::reconfig::recovered(committed, crate::reconfig::Membership::parse(&logged).ok());
         cfg.voters = recovered.committed.voters();
         cfg.observers = recovered.committed.observers();
@@ -183,13 +211,14 @@ impl Node {
             tick_ms: zab_cfg.tick_ms as i32,
             min_session_timeout_ms: 2 * zab_cfg.tick_ms as i32,
             max_session_timeout_ms: 20 * zab_cfg.tick_ms as i32,
-            super_digest: None,
-            reconfig_enabled: false,
+            super_digest: reconfig.then(|| SUPER_DIGEST.to_string()),
+            reconfig_enabled: reconfig,
             container_check_ms: 60_000,
             planted: zab_cfg.planted,
         };
         let mut service = Service::new(svc_cfg, tree, sessions, now.ms);
-        service.set_membership(membership.to_string());
+        service.set_membership(membership);
+        self.config_version = recovered.committed.version;
         let snapshot = self.disk.snapshot.as_ref().map(|s| s.0);
         self.replica = Some(Replica::ensemble(service, zab, recovered.committed, snapshot, None));
         self.fsync_pending = false;

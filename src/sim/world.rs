@@ -12,6 +12,7 @@ use crate::client::{Directive, Event, Input as ClientInput};
 use crate::jute;
 use crate::peer::{Notification, QuorumMsg};
 use crate::proto::{Millis, ServerId, Zxid};
+use crate::reconfig::{Member, Membership, Role as MemberRole};
 use crate::replica::{Input, Output};
 use crate::service::ClientId;
 use crate::storage::snapshot;
@@ -68,7 +69,24 @@ pub struct SimConfig {
     pub trace: bool,
     /// Known bugs planted in every server (to show the checks catch them).
     pub planted: crate::planted::Planted,
+    /// Dynamic reconfiguration: `SPARES` more servers, outside the initial membership,
+    /// and a superuser client that adds and removes voters and observers during the faults.
+    pub reconfig: bool,
 }
+
+/// How a liveness failure names arbor's known reconfig gap: a member that missed a
+/// reconfig (a commit lost to a silent break, a crash before it arrived) keeps its older
+/// config, and arbor's election notifications carry no config (ZooKeeper 3.5's carry the
+/// sender's, and a Looking server takes a newer one), so it never learns the new voters:
+/// a quorum of its old voters backs no leader (the removed ones never lead), or backs a
+/// removed server that will not lead.
+pub const STALE_CONFIG_GAP: &str = "known gap: members with an older config, which elections do not carry";
+
+/// Servers a reconfig run has beyond the initial membership (ids after it).
+pub const SPARES: u64 = 2;
+/// The reconfig client never removes a voter below this many (ZooKeeper's floor is 2; 3
+/// keeps one crash survivable, so runs stay meaningful).
+pub const MIN_VOTERS: usize = 3;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -84,6 +102,7 @@ impl Default for SimConfig {
             power_loss: 0.2,
             trace: false,
             planted: Default::default(),
+            reconfig: false,
         }
     }
 }
@@ -103,6 +122,9 @@ pub struct Outcome {
     /// Client sessions that expired / that their clients closed.
     pub expired: usize,
     pub closed: usize,
+    /// Reconfigs the reconfig client issued, and the configs committed (applied somewhere).
+    pub reconfigs: usize,
+    pub configs: usize,
 }
 
 /// A run that broke an invariant: what, when, and the last events before it.
@@ -112,6 +134,8 @@ pub struct Failure {
     pub at_ms: Millis,
     pub reason: String,
     pub trace: Vec<String>,
+    /// `arbor-sim` flags beyond the seed that replay it (`--reconfig`).
+    pub flags: String,
 }
 
 impl std::fmt::Display for Failure {
@@ -121,7 +145,7 @@ impl std::fmt::Display for Failure {
         for l in &self.trace {
             writeln!(f, "  {l}")?;
         }
-        write!(f, "replay: cargo run --release --bin arbor-sim -- --seed {} --trace", self.seed)
+        write!(f, "replay: cargo run --release --bin arbor-sim -- --seed {}{} --trace", self.seed, self.flags)
     }
 }
 
@@ -144,6 +168,8 @@ enum Ev {
     Fault,
     Restart(ServerId),
     Resume(ServerId),
+    /// A dynamic config file reaches the disk (unless the node crashed since).
+    ConfigWrite { node: ServerId, incarnation: u64, text: String },
 }
 
 #[derive(Debug)]
@@ -152,12 +178,14 @@ struct QConn {
     open: bool,
     /// Last scheduled delivery time per direction (0: to the leader, 1: to the follower).
     last_at: [Millis; 2],
+    /// The end whose core closed it: what that end sent before still arrives (the real
+    /// loop writes out a closing connection's queued output before it closes the socket).
+    closed_by: Option<ServerId>,
 }
 
 struct World {
     cfg: SimConfig,
     zab_cfg: ZabConfig,
-    membership: String,
     rng: Rng,
     /// Draws for fault kinds added after the regression seeds were found: a seed in which
     /// they do not fire plays exactly the history it played before they existed.
@@ -201,6 +229,23 @@ struct World {
     events: u64,
     trace: VecDeque<String>,
     failure: Option<String>,
+    /// Servers (the initial members, then the spares of a reconfig run).
+    total: u64,
+    /// Draws of the reconfig runs (none in others: their seeds replay as before).
+    recfg_rng: Rng,
+    /// Ghost state: every config a reconfig committed (applied by some server), by version.
+    configs: BTreeMap<i64, Membership>,
+    initial: Membership,
+    /// Servers some committed config listed.
+    ever_member: BTreeSet<ServerId>,
+    /// The reconfig client (an index into `clients`).
+    admin: Option<usize>,
+    /// A server the operator provisioned to join; the reconfig client adds it next.
+    planned_add: Option<(ServerId, MemberRole)>,
+    reconfigs: usize,
+    /// A reconfig txn a server is applying in this step, and the config it sets (its
+    /// `Output::Membership` follows).
+    applying_reconfig: Option<(ServerId, Zxid, Membership)>,
 }
 
 const TRACE_KEEP: usize = 80;
@@ -209,6 +254,8 @@ const EVENTS_MAX: u64 = 3_000_000;
 const SNAP_CHUNK: usize = 256 << 10;
 /// Tells `World::later_rng` apart from the main stream of the same seed.
 const LATER_STREAM: u64 = 0x6C61_7465_7200_0000 /* "later" */;
+/// Tells `World::recfg_rng` apart.
+const RECONFIG_STREAM: u64 = 0x7265_636F_6E66_0000 /* "reconf" */;
 
 /// Play one history from `seed`; check it.
 pub fn run(seed: u64, cfg: &SimConfig) -> Result<Outcome, Failure> {
@@ -216,7 +263,10 @@ pub fn run(seed: u64, cfg: &SimConfig) -> Result<Outcome, Failure> {
     let r = w.play();
     match r {
         Ok(o) => Ok(o),
-        Err(reason) => Err(Failure { seed, at_ms: w.now, reason, trace: w.trace.into_iter().collect() }),
+        Err(reason) => {
+            let flags = if cfg.reconfig { " --reconfig" } else { "" }.to_string();
+            Err(Failure { seed, at_ms: w.now, reason, trace: w.trace.into_iter().collect(), flags })
+        }
     }
 }
 
@@ -236,20 +286,27 @@ impl World {
             committed_log_max: cfg.committed_log_max,
             planted: cfg.planted,
         };
-        let mut membership = String::new();
-        for id in &voters {
-            membership.push_str(&format!("server.{id}=sim{id}:2888:3888:participant;0.0.0.0:2181\n"));
-        }
-        membership.push_str("version=0");
-        let nodes = voters
-            .iter()
-            .map(|&id| Node::new(id, rng.range(980, 1020), rng.range(0, 10_000), rng.range(-3_000, 3_000)))
+        let initial = Membership { members: voters.iter().map(|&id| (id, member(id, MemberRole::Participant))).collect(), version: 0 };
+        let membership = initial.render();
+        let total = cfg.servers + if cfg.reconfig { SPARES } else { 0 };
+        let mut recfg_rng = Rng::new(seed ^ RECONFIG_STREAM);
+        let nodes = (1..=total)
+            .map(ServerId)
+            .map(|id| {
+                // A spare starts with the initial membership plus itself, as an operator
+                // configures a server that is to join: it follows without counting.
+                let config = if id.0 <= cfg.servers { membership.clone() } else { joining_config(&initial, id, spare_role(&mut recfg_rng)) };
+                Node::new(id, rng.range(980, 1020), rng.range(0, 10_000), rng.range(-3_000, 3_000), config)
+            })
             .collect();
         let timeout = (cfg.tick_ms * 10) as i32;
-        let clients = (0..cfg.clients).map(|i| SimClient::new(i, timeout)).collect();
+        let mut clients: Vec<SimClient> = (0..cfg.clients).map(|i| SimClient::new(i, timeout)).collect();
+        let admin = cfg.reconfig.then(|| {
+            clients.push(SimClient::new(cfg.clients, timeout));
+            cfg.clients
+        });
         World {
             zab_cfg,
-            membership,
             rng,
             later_rng: Rng::new(seed ^ LATER_STREAM),
             now: 0,
@@ -281,6 +338,15 @@ impl World {
             events: 0,
             trace: VecDeque::new(),
             failure: None,
+            total,
+            recfg_rng,
+            configs: BTreeMap::new(),
+            ever_member: voters,
+            initial,
+            admin,
+            planned_add: None,
+            reconfigs: 0,
+            applying_reconfig: None,
             cfg,
         }
     }
@@ -338,10 +404,15 @@ impl World {
         let healed = self.now;
         let bound = healed + self.cfg.liveness_ms;
         if !self.run_until(bound, |w| w.all_serving())? {
+            let gap = self.stale_config_members();
             return Err(format!(
-                "liveness: {} ms after the last fault healed, the ensemble is not serving: {}",
+                "liveness: {} ms after the last fault healed, the ensemble is not serving: {}{}",
                 self.cfg.liveness_ms,
-                self.roles()
+                self.roles(),
+                match gap {
+                    Some(ids) => format!(" [{STALE_CONFIG_GAP}: {ids:?}]"),
+                    None => String::new(),
+                }
             ));
         }
         // Phase 3: the clients finish what they have in flight (bounded), then stop.
@@ -444,9 +515,14 @@ impl World {
     // ---- servers ---------------------------------------------------------------------
 
     fn start(&mut self, id: ServerId) -> Result<(), String> {
-        let (now, zab_cfg, membership) = (self.now, self.zab_cfg.clone(), self.membership.clone());
-        self.node_mut(id).start(now, &zab_cfg, &membership)?;
-        self.note(|| format!("START {id}"));
+        let (now, zab_cfg, reconfig) = (self.now, self.zab_cfg.clone(), self.cfg.reconfig);
+        self.node_mut(id).start(now, &zab_cfg, reconfig)?;
+        if reconfig {
+            let v = self.node(id).config_version;
+            self.note(|| format!("START {id} (config version {v:#x})"));
+        } else {
+            self.note(|| format!("START {id}"));
+        }
         Ok(())
     }
 
@@ -541,7 +617,13 @@ impl World {
             Output::ConnectQuorum { leader } => self.connect_quorum(me, leader),
             Output::CloseQuorum { peer } => {
                 let key = self.qkey(me, peer);
-                self.break_qconn(key, true, Some(me));
+                if self.cfg.reconfig {
+                    self.close_qconn(key, me);
+                } else {
+                    // (Runs without reconfig keep the histories their seeds always played:
+                    // a close there drops what is in flight both ways.)
+                    self.break_qconn(key, true, Some(me));
+                }
             }
             Output::SendSnapshot { to, zxid } => {
                 let Some(r) = self.node(me).replica.as_ref() else { return };
@@ -594,8 +676,16 @@ impl World {
             Output::RoleChanged(role) => {
                 self.note(|| format!("{me} role {role:?}"));
             }
-            Output::ServingChanged(_) | Output::Proposed { .. } | Output::Membership { .. } => {}
+            Output::ServingChanged(_) | Output::Proposed { .. } => {}
+            Output::Membership { members, committed } => self.membership_taken(me, members, committed),
             Output::Committed(h) => {
+                let key = (h.zxid, h.session.0, h.cxid, h.time_ms);
+                if let Some(crate::txn::TxnOp::Reconfig { data }) = self.logged.get(&key).map(|t| &t.op) {
+                    match Membership::parse(&String::from_utf8_lossy(data)) {
+                        Ok(m) => self.applying_reconfig = Some((me, h.zxid, m)),
+                        Err(e) => self.fail(format!("server {me} applied a reconfig at {} that does not parse: {e}", h.zxid)),
+                    }
+                }
                 let n = self.node_mut(me);
                 if h.zxid <= n.applied {
                     let why = format!("server {me} applied {} after {}: zxids must increase", h.zxid, n.applied);
@@ -652,11 +742,11 @@ impl World {
         // closes the old one on the new FollowerInfo without telling the core).
         let reachable = self.node(l).alive() && self.linked(f, l) && self.linked(l, f) && f != l;
         if !reachable {
-            self.qconns.insert(key, QConn { gen, open: false, last_at: [0; 2] });
+            self.qconns.insert(key, QConn { gen, open: false, last_at: [0; 2], closed_by: None });
             self.schedule(self.now + d * 5, Ev::QuorumDown { key, gen, to: f });
             return;
         }
-        self.qconns.insert(key, QConn { gen, open: true, last_at: [self.now + d; 2] });
+        self.qconns.insert(key, QConn { gen, open: true, last_at: [self.now + d; 2], closed_by: None });
         self.schedule(self.now + d, Ev::QuorumUp { key, gen });
     }
 
@@ -664,6 +754,8 @@ impl World {
     /// closed it itself).
     fn break_qconn(&mut self, key: QKey, loud: bool, quiet_end: Option<ServerId>) {
         let Some(c) = self.qconns.get_mut(&key) else { return };
+        // (A crash or a cut also ends what a closing end still had on its way.)
+        c.closed_by = None;
         if !c.open {
             return;
         }
@@ -681,6 +773,186 @@ impl World {
 
     fn qconn_current(&self, key: QKey, gen: u64) -> bool {
         self.qconns.get(&key).is_some_and(|c| c.gen == gen && c.open)
+    }
+
+    /// `me`'s core closed the connection: what it sent before still arrives, then the FIN
+    /// (`QuorumDown` at the peer); what was on its way to `me` is lost. (A leader that a
+    /// reconfig removed sends the COMMIT of that reconfig and then closes: its followers
+    /// must still learn of it.)
+    fn close_qconn(&mut self, key: QKey, me: ServerId) {
+        let d = self.delay();
+        let Some(c) = self.qconns.get_mut(&key) else { return };
+        if !c.open {
+            return;
+        }
+        c.open = false;
+        c.closed_by = Some(me);
+        let peer = if me == key.0 { key.1 } else { key.0 };
+        let dir = usize::from(peer == key.0);
+        let at = c.last_at[dir].max(self.now + d);
+        c.last_at[dir] = at;
+        let gen = c.gen;
+        self.schedule(at, Ev::QuorumDown { key, gen, to: peer });
+    }
+
+    /// Whether a quorum message on `key` reaches `to`: the connection is open, or its other
+    /// end closed it after sending it.
+    fn qconn_delivers(&self, key: QKey, gen: u64, to: ServerId) -> bool {
+        self.qconns.get(&key).is_some_and(|c| c.gen == gen && (c.open || c.closed_by.is_some_and(|b| b != to)))
+    }
+
+    // ---- membership ------------------------------------------------------------------
+
+    /// `me` took membership `m` (a reconfig applied, or a restored state's): a committed
+    /// reconfig is the same config on every server that applies it; a server's config
+    /// version never goes down within a life; and the real server writes the dynamic config
+    /// file, which a crash may pre-empt.
+    fn membership_taken(&mut self, me: ServerId, m: Membership, committed: bool) {
+        if !committed {
+            // A newer membership the state holds (replayed, or carried by a SNAP) that may
+            // not have committed: proposed, neither checked nor recorded here.
+            let v = m.version;
+            self.note(|| format!("{me} holds config {v:#x}, not known committed"));
+            return;
+        }
+        let applied = self.applying_reconfig.take().filter(|(who, _, _)| *who == me);
+        // A server that holds a config as new as a reconfig it applies keeps it, as
+        // ZooKeeper does (one readied to join replays older reconfigs in its DIFF).
+        let taken = applied.as_ref().is_some_and(|(_, _, txn)| *txn == m);
+        if let Some((_, zxid, txn)) = applied.filter(|_| !taken) {
+            if m.version < zxid.0 {
+                self.fail(format!("server {me} applied the reconfig at {zxid} as {:?}, not as {:?}", m.render(), txn.render()));
+            }
+        }
+        if taken {
+            match self.configs.get(&m.version) {
+                Some(seen) if *seen != m => {
+                    let why = format!("server {me} applied config version {:#x} as {:?}, another server as {:?}", m.version, m.render(), seen.render());
+                    self.fail(why);
+                }
+                Some(_) => {}
+                None => {
+                    self.note(|| format!("{me} COMMITTED CONFIG {:#x}: {}", m.version, m.render().replace('\n', " ")));
+                    self.ever_member.extend(m.members.keys().copied());
+                    self.configs.insert(m.version, m.clone());
+                }
+            }
+        }
+        let n = self.node_mut(me);
+        if m.version < n.config_version {
+            let why = format!("server {me}: its config version went down from {:#x} to {:#x} within a life", n.config_version, m.version);
+            self.fail(why);
+        }
+        let n = self.node_mut(me);
+        n.config_version = n.config_version.max(m.version);
+        // The real server writes `<zoo.cfg>.dynamic.<version>` (never for the static 0).
+        if m.version != 0 && self.cfg.reconfig {
+            let (incarnation, text) = (self.node(me).incarnation, m.render());
+            let at = self.now + self.recfg_rng.range(1, 8);
+            self.schedule(at, Ev::ConfigWrite { node: me, incarnation, text });
+        }
+    }
+
+    /// The newest config a reconfig committed (the initial one before any).
+    fn committed_config(&self) -> &Membership {
+        self.configs.values().next_back().unwrap_or(&self.initial)
+    }
+
+    /// The config the checks hold the ensemble to: the newest one a reconfig committed, or
+    /// the newest in a serving leader's history if that is newer. (A reconfig logged by a
+    /// quorum and replayed after a crash is committed by the next leader's sync without
+    /// any server applying it as a commit.)
+    fn final_config(&self) -> std::borrow::Cow<'_, Membership> {
+        let committed = self.committed_config();
+        let in_leader = self.serving_leader().and_then(|l| {
+            self.node(l).history.iter().rev().find_map(|(z, id)| match self.logged.get(&(*z, id.0, id.1, id.2)).map(|t| &t.op) {
+                Some(crate::txn::TxnOp::Reconfig { data }) => Membership::parse(&String::from_utf8_lossy(data)).ok(),
+                _ => None,
+            })
+        });
+        match in_leader {
+            Some(m) if m.version > committed.version => std::borrow::Cow::Owned(m),
+            _ => std::borrow::Cow::Borrowed(committed),
+        }
+    }
+
+    fn serving_leader(&self) -> Option<ServerId> {
+        self.nodes.iter().find_map(|n| {
+            let z = n.replica.as_ref()?.zab()?;
+            (matches!(z.role(), Role::Leading { .. }) && z.serving()).then_some(n.id)
+        })
+    }
+
+    /// Whether `id` runs with a config that lists it as `role` at `version` or later (the
+    /// operator provisioned it to join, and nothing since made it leave).
+    fn provisioned(&self, id: ServerId, version: i64, role: MemberRole) -> bool {
+        let Some(r) = self.node(id).replica.as_ref() else { return false };
+        r.service()
+            .membership()
+            .and_then(|t| Membership::parse(t).ok())
+            .is_some_and(|m| m.version >= version && m.members.get(&id).is_some_and(|x| x.role == role))
+    }
+
+    /// The operator readies `id` to join as `role`: it stops the server (an orderly stop:
+    /// the log stays), writes it a config of the current membership plus itself, and starts
+    /// it again (its data kept).
+    fn provision(&mut self, id: ServerId, role: MemberRole) {
+        let config = joining_config(self.committed_config(), id, role);
+        self.note(|| format!("PROVISION {id} to join as {role:?}"));
+        if self.node(id).alive() {
+            let unsynced = self.node(id).disk.log.len() - self.node(id).disk.synced;
+            self.crash(id, unsynced);
+        }
+        let n = self.node_mut(id);
+        n.static_config = config;
+        n.config_file = None;
+        let at = self.now + self.recfg_rng.range(20, 200);
+        self.schedule(at, Ev::Restart(id));
+    }
+
+    /// The reconfig client's next request: add a server that is not a member (readied by
+    /// the operator first), remove a voter (the leader now and then; never below
+    /// `MIN_VOTERS`), or remove an observer. Mostly from the version it knows, so that a
+    /// change it missed makes it BadVersion; adds sometimes from any version (-1).
+    fn next_reconfig(&mut self) -> Option<(jute::Request, check::OpKind)> {
+        let current = self.committed_config().clone();
+        let v = current.version;
+        let version = |rng: &mut Rng| if rng.chance(0.8) { v } else { -1 };
+        if let Some((id, role)) = self.planned_add.take() {
+            if !current.members.contains_key(&id) && self.provisioned(id, v, role) {
+                let line = format!("server.{id}={}", member(id, role).spec());
+                return Some(reconfig_op(Some(line), None, version(&mut self.recfg_rng)));
+            }
+        }
+        let outsiders: Vec<ServerId> = (1..=self.total).map(ServerId).filter(|id| !current.members.contains_key(id)).collect();
+        let voters: Vec<ServerId> = current.voters().into_iter().collect();
+        let observers: Vec<ServerId> = current.observers().into_iter().collect();
+        match self.recfg_rng.below(4) {
+            0 | 1 if !outsiders.is_empty() => {
+                let id = outsiders[self.recfg_rng.below(outsiders.len() as u64) as usize];
+                let role = spare_role(&mut self.recfg_rng);
+                if self.provisioned(id, v, role) {
+                    let line = format!("server.{id}={}", member(id, role).spec());
+                    return Some(reconfig_op(Some(line), None, version(&mut self.recfg_rng)));
+                }
+                self.provision(id, role);
+                self.planned_add = Some((id, role));
+                None
+            }
+            2 if voters.len() > MIN_VOTERS => {
+                let leader = self.serving_leader().filter(|l| voters.contains(l));
+                let id = match leader {
+                    Some(l) if self.recfg_rng.chance(0.4) => l,
+                    _ => voters[self.recfg_rng.below(voters.len() as u64) as usize],
+                };
+                Some(reconfig_op(None, Some(id.to_string()), v))
+            }
+            3 if !observers.is_empty() => {
+                let id = observers[self.recfg_rng.below(observers.len() as u64) as usize];
+                Some(reconfig_op(None, Some(id.to_string()), v))
+            }
+            _ => None,
+        }
     }
 
     // ---- events ----------------------------------------------------------------------
@@ -702,7 +974,7 @@ impl World {
                 }
             }
             Ev::Quorum { key, gen, to, msg } => {
-                if !self.qconn_current(key, gen) {
+                if !self.qconn_delivers(key, gen, to) {
                     return;
                 }
                 let from = if to == key.0 { key.1 } else { key.0 };
@@ -805,6 +1077,12 @@ impl World {
                 }
             }
             Ev::Resume(id) => self.resume(id),
+            Ev::ConfigWrite { node, incarnation, text } => {
+                let n = self.node_mut(node);
+                if n.incarnation == incarnation && node::membership_version(Some(&text)) > node::membership_version(n.config_file.as_deref()) {
+                    n.config_file = Some(text);
+                }
+            }
         }
     }
 
@@ -813,7 +1091,7 @@ impl World {
         match ev {
             Ev::Election { to, .. } | Ev::Quorum { to, .. } | Ev::QuorumDown { to, .. } => Some(*to),
             Ev::QuorumUp { key, .. } => Some(key.0),
-            Ev::Fsync { node, .. } => Some(*node),
+            Ev::Fsync { node, .. } | Ev::ConfigWrite { node, .. } => Some(*node),
             Ev::ToServer { gen, .. } | Ev::ClientUp { gen, .. } => self.cconns.get(gen).map(|c| c.1),
             _ => None,
         }
@@ -837,7 +1115,7 @@ impl World {
 
     fn dial(&mut self, c: usize) {
         self.clients[c].redial_at = None;
-        let server = ServerId(1 + self.rng.below(self.cfg.servers));
+        let server = ServerId(1 + self.rng.below(self.total));
         let gen = self.next_gen;
         self.next_gen += 1;
         if !self.node(server).alive() || self.isolated.contains(&server) {
@@ -926,6 +1204,12 @@ impl World {
     fn client_events(&mut self, c: usize, events: Vec<Event>) {
         for ev in events {
             match ev {
+                Event::Reply(r) if r.xid == jute::xid::AUTH => {
+                    // (A lost connection fails it too: the next connection logs in again.)
+                    if r.err == crate::proto::ErrorCode::AuthFailed.code() {
+                        self.fail(format!("client {c}: the superuser's auth failed with {}", r.err));
+                    }
+                }
                 Event::Reply(r) => {
                     let Some(i) = self.clients[c].in_flight.take() else { continue };
                     let (conn, now) = (self.conn_of(c), self.now);
@@ -947,11 +1231,18 @@ impl World {
                     if matches!((&op.kind, &op.outcome), (check::OpKind::CloseSession, check::Outcome::Ok(_))) {
                         self.clients[c].closed = true;
                     }
-                    let think = self.rng.range(0, 20);
+                    let think = if Some(c) == self.admin { self.recfg_rng.range(100, 500) } else { self.rng.range(0, 20) };
                     self.clients[c].next_op_at = self.now + think;
                 }
                 Event::Connected { session_id, .. } => {
                     self.note(|| format!("client {c} session {session_id:#x} connected"));
+                    if Some(c) == self.admin {
+                        // Auth is per connection: the superuser logs in on each one.
+                        let auth = jute::Request::Auth { scheme: "digest".into(), auth: b"super:test".to_vec() };
+                        if let Err(e) = self.clients[c].session.submit(self.now, &auth, 0) {
+                            self.fail(format!("client {c}: cannot send the superuser's auth: {e}"));
+                        }
+                    }
                 }
                 Event::Expired => {
                     self.note(|| format!("client {c} session expired"));
@@ -984,7 +1275,25 @@ impl World {
     }
 
     fn issue(&mut self, c: usize) {
-        let (req, kind) = {
+        let (req, kind) = if Some(c) == self.admin {
+            // Reconfigs during the faults only: the last one settles before the checks.
+            if self.now >= self.cfg.fault_ms {
+                self.clients[c].done = true;
+                return;
+            }
+            match self.next_reconfig() {
+                Some(op) => {
+                    self.reconfigs += 1;
+                    let what = format!("{:?}", op.1);
+                    self.note(|| format!("client {c} RECONFIG {what}"));
+                    op
+                }
+                None => {
+                    self.clients[c].next_op_at = self.now + self.recfg_rng.range(100, 400);
+                    return;
+                }
+            }
+        } else {
             let paths = self.cfg.paths;
             let big = self.cfg.big_value;
             let (cl, rng) = (&mut self.clients[c], &mut self.rng);
@@ -1010,7 +1319,7 @@ impl World {
 
     fn fault(&mut self) {
         self.faults += 1;
-        let n = self.cfg.servers;
+        let n = self.total;
         let id = ServerId(1 + self.rng.below(n));
         match self.rng.below(10) {
             0 | 1 => {
@@ -1196,43 +1505,108 @@ impl World {
     fn roles(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| match n.replica.as_ref().and_then(|r| r.zab()) {
-                Some(z) => format!("{}: {:?}{}", n.id, z.role(), if z.serving() { " serving" } else { "" }),
+            .map(|n| match n.replica.as_ref().and_then(|r| r.zab().map(|z| (r, z))) {
+                Some((r, z)) => {
+                    let config = if self.cfg.reconfig { format!(" config {:#x}", node::membership_version(r.service().membership())) } else { String::new() };
+                    format!("{}: {:?}{}{config}", n.id, z.role(), if z.serving() { " serving" } else { "" })
+                }
                 None => format!("{}: down", n.id),
             })
             .collect::<Vec<_>>()
             .join(", ")
     }
 
-    /// One serving leader, every other server serving as its follower.
+    /// The members of the newest committed config that do not serve with its leader, if
+    /// each of them holds an older config (it missed a reconfig): the known gap
+    /// `STALE_CONFIG_GAP`. None if some other member is stuck, or none is.
+    fn stale_config_members(&self) -> Option<Vec<ServerId>> {
+        if !self.cfg.reconfig {
+            return None;
+        }
+        let config = self.final_config();
+        let leader = self.serving_leader().filter(|l| config.voters().contains(l))?;
+        let stuck: Vec<ServerId> = self
+            .members()
+            .into_iter()
+            .filter(|&id| {
+                let z = self.node(id).replica.as_ref().and_then(|r| r.zab());
+                !z.is_some_and(|z| z.serving() && (id == leader || matches!(z.role(), Role::Following { leader: l, .. } if l == leader)))
+            })
+            .collect();
+        let stale = |id: ServerId| {
+            let shown = self.node(id).replica.as_ref().and_then(|r| r.service().membership());
+            node::membership_version(shown) < config.version
+        };
+        (!stuck.is_empty() && stuck.iter().all(|&id| stale(id))).then_some(stuck)
+    }
+
+    /// The servers the checks expect serving, caught up and equal: every server, or in a
+    /// reconfig run the members of the newest committed config.
+    fn members(&self) -> Vec<ServerId> {
+        if !self.cfg.reconfig {
+            return (1..=self.total).map(ServerId).collect();
+        }
+        self.final_config().members.keys().copied().collect()
+    }
+
+    /// One serving leader, every other member serving as its follower. In a reconfig run:
+    /// the leader is a voter of the newest committed config, every member has taken that
+    /// config, and no server outside it serves as its leader, nor as a follower unless its
+    /// own config lists it (a server readied to join follows without counting).
     fn all_serving(&self) -> bool {
+        let members = self.members();
         let mut leader = None;
-        for n in &self.nodes {
-            let Some(z) = n.replica.as_ref().and_then(|r| r.zab()) else { return false };
+        for &id in &members {
+            let Some(z) = self.node(id).replica.as_ref().and_then(|r| r.zab()) else { return false };
             if !z.serving() {
                 return false;
             }
             match z.role() {
-                Role::Leading { .. } => leader = Some(n.id),
+                Role::Leading { .. } => leader = Some(id),
                 Role::Following { .. } => {}
                 Role::Looking => return false,
             }
         }
-        leader.is_some()
-            && self.nodes.iter().all(|n| match n.replica.as_ref().and_then(|r| r.zab()).map(|z| z.role()) {
-                Some(Role::Following { leader: l, .. }) => Some(l) == leader,
-                Some(Role::Leading { .. }) => true,
-                _ => false,
-            })
+        let Some(leader) = leader else { return false };
+        let follows = |id: ServerId| match self.node(id).replica.as_ref().and_then(|r| r.zab()).map(|z| z.role()) {
+            Some(Role::Following { leader: l, .. }) => l == leader,
+            Some(Role::Leading { .. }) => id == leader,
+            _ => false,
+        };
+        if !members.iter().all(|&id| follows(id)) {
+            return false;
+        }
+        if !self.cfg.reconfig {
+            return true;
+        }
+        let config = self.final_config();
+        if !config.voters().contains(&leader) {
+            return false;
+        }
+        let taken = |id: ServerId| {
+            self.node(id).replica.as_ref().and_then(|r| r.service().membership()).and_then(|t| Membership::parse(t).ok())
+        };
+        if !members.iter().all(|&id| taken(id).as_ref() == Some(&*config)) {
+            return false;
+        }
+        (1..=self.total).map(ServerId).filter(|id| !config.members.contains_key(id)).all(|id| {
+            let Some(z) = self.node(id).replica.as_ref().and_then(|r| r.zab()) else { return true };
+            match (z.role(), z.serving()) {
+                (_, false) | (Role::Looking, _) => true,
+                (Role::Leading { .. }, true) => false,
+                (Role::Following { .. }, true) => taken(id).is_some_and(|m| m.members.contains_key(&id)),
+            }
+        })
     }
 
     fn all_caught_up(&self) -> bool {
-        let last: Vec<Zxid> = self.nodes.iter().filter_map(|n| n.replica.as_ref().map(|r| r.service().last_zxid())).collect();
+        let last: Vec<Zxid> =
+            self.members().into_iter().filter_map(|id| self.node(id).replica.as_ref().map(|r| r.service().last_zxid())).collect();
         // A restart replays the whole log, txns not yet known committed included (as
         // ZooKeeper does); a new leader then commits them by its sync. So the servers must
         // agree with each other, and be at or past every commit seen.
         let max = self.committed.txns.keys().next_back().copied().unwrap_or(Zxid::ZERO);
-        last.len() == self.nodes.len() && last.iter().all(|z| *z == last[0] && *z >= max)
+        last.len() == self.members().len() && last.iter().all(|z| *z == last[0] && *z >= max)
     }
 
     fn final_checks(&mut self) -> Result<Outcome, String> {
@@ -1240,19 +1614,17 @@ impl World {
             let max = self.committed.txns.keys().next_back().copied().unwrap_or(Zxid::ZERO);
             return Err(format!(
                 "after healing and settling, servers have not applied every commit (the last is {max}): {}",
-                self.nodes
-                    .iter()
-                    .map(|n| format!("{}: {:?}", n.id, n.replica.as_ref().map(|r| r.service().last_zxid())))
+                self.members()
+                    .into_iter()
+                    .map(|id| format!("{id}: {:?}", self.node(id).replica.as_ref().map(|r| r.service().last_zxid())))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
         }
-        // Every server's tree is the same.
-        let trees: Vec<(ServerId, BTreeMap<String, String>)> = self
-            .nodes
-            .iter()
-            .filter_map(|n| Some((n.id, canonical(n.replica.as_ref()?.service().tree()))))
-            .collect();
+        // Every server's (member's) tree is the same.
+        let members: Vec<&Node> = self.members().into_iter().map(|id| self.node(id)).collect();
+        let trees: Vec<(ServerId, BTreeMap<String, String>)> =
+            members.iter().filter_map(|n| Some((n.id, canonical(n.replica.as_ref()?.service().tree())))).collect();
         for w in trees.windows(2) {
             if w[0].1 != w[1].1 {
                 let paths: BTreeSet<&String> = w[0].1.keys().chain(w[1].1.keys()).collect();
@@ -1268,7 +1640,7 @@ impl World {
         }
         // No ephemeral outlives its session, and none of an expired or closed session is
         // left on any server.
-        for n in &self.nodes {
+        for n in &members {
             let Some(r) = n.replica.as_ref() else { continue };
             for s in r.service().tree().sessions_with_ephemerals() {
                 if r.service().sessions().get(s).is_none() {
@@ -1282,7 +1654,9 @@ impl World {
         // Every server's tree holds the same txns (ghost state carried through replays and
         // SNAPs), and every txn a server reported committing is among them: that sequence is
         // the committed order the clients' history is checked against.
-        let histories: Vec<(ServerId, &History)> = self.nodes.iter().filter(|n| n.alive()).map(|n| (n.id, &n.history)).collect();
+        // (A joiner's history came with its SNAP or DIFF, so it is whole from its first
+        // zxid on.)
+        let histories: Vec<(ServerId, &History)> = members.iter().filter(|n| n.alive()).map(|n| (n.id, &n.history)).collect();
         for w in histories.windows(2) {
             if w[0].1 != w[1].1 {
                 let diff = w[0].1.iter().zip(w[1].1.iter()).find(|(a, b)| a != b).map(|(a, _)| *a.0);
@@ -1296,6 +1670,16 @@ impl World {
             }
         }
         let Some(&(_, history)) = histories.first() else { return Err("no server alive at the end".into()) };
+        if self.cfg.reconfig {
+            // Every member shows the newest committed config.
+            let config = self.final_config();
+            for n in &members {
+                let shown = n.replica.as_ref().and_then(|r| r.service().membership()).and_then(|t| Membership::parse(t).ok());
+                if shown.as_ref() != Some(&*config) {
+                    return Err(format!("server {} ends with config {:?}, not the committed {:?}", n.id, shown.map(|m| m.render()), config.render()));
+                }
+            }
+        }
         for (z, id) in &self.committed.txns {
             if history.get(z) != Some(id) {
                 return Err(format!("txn {z} was reported committed but is not in the final sequence"));
@@ -1327,6 +1711,8 @@ impl World {
             truncs: self.truncs,
             expired: self.expired,
             closed: self.closed,
+            reconfigs: self.reconfigs,
+            configs: self.configs.len(),
         })
     }
 
@@ -1335,7 +1721,8 @@ impl World {
     fn trees_match_model(&self, txns: &BTreeMap<Zxid, Txn>) -> Result<(), String> {
         let (t, _) = check::timeline(txns);
         let last = txns.keys().next_back().map_or(0, |z| z.0);
-        for n in &self.nodes {
+        for id in self.members() {
+            let n = self.node(id);
             let Some(tree) = n.replica.as_ref().map(|r| r.service().tree()) else { continue };
             for path in t.keys() {
                 let want = check::state_at(&t, path, last);
@@ -1377,4 +1764,30 @@ fn canonical(tree: &crate::tree::DataTree) -> BTreeMap<String, String> {
         nodes.insert(path.to_string(), format!("{data:?} {:?} acl {:?}", v.raw, v.acl));
     });
     nodes
+}
+
+/// A simulated server's `server.N` entry.
+fn member(id: ServerId, role: MemberRole) -> Member {
+    Member { id, host: format!("sim{id}"), quorum_port: 2888, election_port: 3888, role, client: Some(("0.0.0.0".into(), 2181)) }
+}
+
+/// The config an operator gives a server that is to join: `current` plus itself, at
+/// `current`'s version.
+fn joining_config(current: &Membership, id: ServerId, role: MemberRole) -> String {
+    let mut m = current.clone();
+    m.members.insert(id, member(id, role));
+    m.render()
+}
+
+fn spare_role(rng: &mut Rng) -> MemberRole {
+    if rng.chance(0.6) {
+        MemberRole::Participant
+    } else {
+        MemberRole::Observer
+    }
+}
+
+fn reconfig_op(joining: Option<String>, leaving: Option<String>, version: i64) -> (jute::Request, check::OpKind) {
+    let req = jute::Request::Reconfig { joining: joining.clone(), leaving: leaving.clone(), new_members: None, cur_config_id: version };
+    (req, check::OpKind::Reconfig { joining, leaving, version })
 }
