@@ -178,14 +178,13 @@ pub fn run(id: ServerId, cfg: config::Config, warnings: &[String]) -> Result<(),
     };
     let mut storage = recovered.storage;
     let last_logged = recovered.tree.last_applied();
-    let mut service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
+    let service = Service::new(svc_cfg, recovered.tree, recovered.sessions, 0);
     let (mut replica, ens) = match (peers, peer_listeners) {
         (Some((mut election, mut quorum)), Some(listeners)) => {
             // The committed membership is the config files'; the log may have replayed a
             // newer one that never committed (`reconfig::Recovered`).
             let committed = committed_membership(&cfg);
-            service.set_membership(committed.render());
-            let logged = service.membership().and_then(|t| reconfig::Membership::parse(t).ok());
+            let logged = reconfig::held(service.tree());
             let recovered = reconfig::recovered(committed, logged);
             recovered_members(Some(&recovered.committed), id, &mut election, &mut quorum);
             recovered_members(recovered.replayed.as_ref(), id, &mut election, &mut quorum);

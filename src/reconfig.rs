@@ -401,6 +401,12 @@ pub fn prepare_txn(
 /// The membership to show after a restart or a snapshot: `given` (the static config, or
 /// what this server showed), unless the tree holds one of a later version (a reconfig
 /// replayed from the log or carried by a snapshot).
+/// The membership the tree holds (`/zookeeper/config`), if it parses.
+pub fn held(tree: &DataTree) -> Option<Membership> {
+    let data = tree.lookup(CONFIG_NODE).and_then(|id| tree.data_opt(id))?;
+    Membership::parse(std::str::from_utf8(data).ok()?).ok()
+}
+
 pub fn newer(given: String, tree: &DataTree) -> String {
     let version = |t: &str| Membership::parse(t).map(|m| m.version).unwrap_or(-1);
     let held = tree.lookup(CONFIG_NODE).and_then(|id| tree.data_opt(id)).map(|d| String::from_utf8_lossy(d).into_owned());

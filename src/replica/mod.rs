@@ -133,6 +133,12 @@ struct Ensemble {
     /// The last committed membership (what the config files hold). The service shows the
     /// newest its state holds, which may be a replayed change not yet known committed.
     committed: Membership,
+    /// `committed` is known from a commit: an applied reconfig, a replayed one a leader
+    /// then committed, a peer's gossip, or a recorded one the log holds too. A config file
+    /// alone is not: an operator readying a server to join writes the ensemble's membership
+    /// plus that server under the ensemble's version, as ZooKeeper's docs have it, and a
+    /// server with an older membership would take that from the joiner's votes.
+    confirmed: bool,
     /// Inputs for `zab` made inside this step (proposals, forwards, sync reports).
     inputs: VecDeque<zab::Input>,
 }
@@ -166,6 +172,10 @@ impl Replica {
         snapshot: Option<Zxid>,
         read_only_after: Option<Millis>,
     ) -> Replica {
+        // Gossiped in votes only once the state confirms it (see `Ensemble::confirmed`).
+        let confirmed = committed.version == 0 || crate::reconfig::held(service.tree()).as_ref() == Some(&committed);
+        // Shown: the committed membership, unless the state holds a newer one.
+        service.set_membership(committed.render());
         // Until the election settles nobody serves clients.
         service.set_initial_mode(Mode::NotServing);
         let synced = zab.last_logged();
@@ -173,7 +183,7 @@ impl Replica {
         if let Some(zxid) = snapshot {
             inputs.push_back(zab::Input::SnapshotWritten { zxid });
         }
-        let ens = Ensemble { zab, read_only_after, not_serving_since: Some(0), synced, committed, inputs };
+        let ens = Ensemble { zab, read_only_after, not_serving_since: Some(0), synced, committed, confirmed, inputs };
         Replica { service, ens: Some(ens), scratch: BytesMut::new(), actions: Vec::new() }
     }
 
@@ -333,8 +343,13 @@ impl Replica {
         let o = match action {
             Action::SendElection { to, mut msg } => {
                 // A membership a reconfig made travels with every vote, for servers that
-                // missed it (the static config's, version 0, everybody has).
-                msg.config = self.ens.as_ref().filter(|e| e.committed.version > 0).map(|e| ConfigGossip { version: e.committed.version, text: e.committed.render() });
+                // missed it (the static config's, version 0, everybody has); only one known
+                // from a commit (`Ensemble::confirmed`).
+                msg.config = self
+                    .ens
+                    .as_ref()
+                    .filter(|e| e.committed.version > 0 && e.confirmed)
+                    .map(|e| ConfigGossip { version: e.committed.version, text: e.committed.render() });
                 Output::SendElection { to, msg }
             }
             Action::SendQuorum { to, msg } => Output::SendQuorum { to, msg },
@@ -350,17 +365,22 @@ impl Replica {
             Action::RoleChanged(role) => Output::RoleChanged(role),
             Action::Apply(txn) => {
                 out.push(Output::Committed(txn.header.clone()));
-                let reconfig = matches!(txn.op, crate::txn::TxnOp::Reconfig { .. });
+                // What committed is the txn's membership (the service may keep a newer
+                // one it holds: a joiner's own config).
+                let reconfig = match &txn.op {
+                    crate::txn::TxnOp::Reconfig { data } => std::str::from_utf8(data).ok().and_then(|t| Membership::parse(t).ok()),
+                    _ => None,
+                };
                 let mut c = Collect::new(out, &mut self.scratch, self.ens.as_mut().map(|e| &mut e.inputs));
                 self.service.apply_committed(now, txn, &mut c);
                 c.seal();
-                if reconfig {
-                    self.membership_committed(None);
+                if let Some(m) = reconfig {
+                    self.membership_committed(None, Some(m));
                 }
                 return;
             }
             Action::ReplayedConfigCommitted { zxid } => {
-                let m = self.membership_committed(Some(out));
+                let m = self.membership_committed(Some(out), None);
                 debug_assert!(m.is_none_or(|v| v >= zxid.0), "a replayed change is the newest the state holds");
                 return;
             }
@@ -388,15 +408,21 @@ impl Replica {
     /// replayed change (`out` given) the service applied it long ago, so the loop and the
     /// core hear of it here; an applied reconfig told them itself (`membership_changed`).
     /// Returns its version.
-    fn membership_committed(&mut self, out: Option<&mut Vec<Output>>) -> Option<i64> {
+    /// `applied`: the membership an applied reconfig txn carries (else the one shown).
+    fn membership_committed(&mut self, out: Option<&mut Vec<Output>>, applied: Option<Membership>) -> Option<i64> {
         let ens = self.ens.as_mut()?;
-        let m = self.service.membership().and_then(|t| Membership::parse(t).ok())?;
+        let m = applied.or_else(|| self.service.membership().and_then(|t| Membership::parse(t).ok()))?;
+        if m.version < ens.committed.version {
+            // An older reconfig replayed by a DIFF to a server that holds a newer one.
+            return None;
+        }
         let version = m.version;
         if let Some(out) = out {
             ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers(), version: Zxid(version) });
             out.push(Output::Membership { members: m.clone(), committed: true });
         }
         ens.committed = m;
+        ens.confirmed = true;
         Some(version)
     }
 
@@ -418,6 +444,7 @@ impl Replica {
         ens.inputs.push_back(zab::Input::Membership { voters: m.voters(), observers: m.observers(), version: Zxid(m.version) });
         out.push(Output::Membership { members: m.clone(), committed: true });
         ens.committed = m;
+        ens.confirmed = true;
         // Shown unless the state holds a newer one (a replayed change, still proposed).
         self.service.set_membership(ens.committed.render());
     }

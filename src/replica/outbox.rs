@@ -79,9 +79,9 @@ impl Outbox for Collect<'_> {
         self.push(Output::SendQuorum { to, msg });
     }
 
-    fn membership_changed(&mut self, members: &Membership) {
+    fn membership_changed(&mut self, members: &Membership, committed: bool) {
         // The loop learns the new members' addresses before replication may use them.
-        self.push(Output::Membership { members: members.clone(), committed: true });
+        self.push(Output::Membership { members: members.clone(), committed });
         if let Some(q) = self.zab.as_mut() {
             q.push_back(zab::Input::Membership { voters: members.voters(), observers: members.observers(), version: Zxid(members.version) });
         }

@@ -80,8 +80,9 @@ pub trait Outbox {
     fn forward(&mut self, _msg: QuorumMsg) {}
     /// Leader: answer a follower on its quorum connection.
     fn send_peer(&mut self, _to: ServerId, _msg: QuorumMsg) {}
-    /// A reconfig committed here: replication takes the new members (`reconfig`).
-    fn membership_changed(&mut self, _members: &crate::reconfig::Membership) {}
+    /// A reconfig committed here: replication takes these members (`reconfig`). `committed`:
+    /// they are the txn's (recorded as the committed membership), not a newer one held.
+    fn membership_changed(&mut self, _members: &crate::reconfig::Membership, _committed: bool) {}
 }
 
 /// Static settings of the service, from the config.

@@ -335,10 +335,11 @@ impl Service {
                     tracing::info!(%zxid, version = %format!("{:x}", m.version), held = %format!("{:x}", held.version), "reconfig older than the config held; keeping the held one");
                     let shown = held.render();
                     self.tree.set_system_data(crate::reconfig::CONFIG_NODE, shown.as_bytes());
-                    out.membership_changed(&held);
+                    // Not a commit of the held one (a joiner's own file): not recorded.
+                    out.membership_changed(&held, false);
                 }
                 Ok(m) => {
-                    out.membership_changed(&m);
+                    out.membership_changed(&m, true);
                     self.membership = Some(text);
                 }
                 Err(e) => {

@@ -112,35 +112,27 @@ mod tests {
 
     /// 300 seeds of reconfig runs (`SimConfig::reconfig`: two spare servers; a superuser
     /// client adds voters and observers, removes voters, the leader too, and observers,
-    /// during crashes, power losses, partitions and pauses). Every safety check holds in
-    /// every seed: one leader per epoch, one committed sequence, acknowledged writes and
-    /// reconfigs committed, every server that applies a reconfig takes that config (or holds
-    /// a newer one), no config version going down within a life, equal trees and histories
-    /// of the final members. Liveness after healing fails in some seeds, for causes in
-    /// arbor written up in the README (Simulation, reconfig): members that missed a
-    /// reconfig never learn it, since elections carry no config (`STALE_CONFIG_GAP`, about
-    /// 6 % of seeds); and seeds 213 and 229 here, still undiagnosed (a server holding a
-    /// replayed, uncommitted config is followed by servers that never serve). The test
-    /// fails on any other failure, and if liveness failures become common.
+    /// during crashes, power losses, partitions and pauses). Every check holds in every
+    /// seed, liveness after healing included: one leader per epoch, one committed sequence,
+    /// acknowledged writes and reconfigs committed, every server that applies a reconfig
+    /// takes that config (or holds a newer one), no config version going down within a life,
+    /// equal trees and histories of the final members, and every final member serving under
+    /// one leader with the final config (before election messages carried the committed
+    /// membership, members that missed a reconfig never learnt it: about 6 % of seeds).
     #[test]
-    fn three_hundred_reconfig_seeds_keep_every_safety_invariant() {
+    fn three_hundred_reconfig_seeds_keep_every_invariant() {
         let cfg = SimConfig { reconfig: true, ..SimConfig::default() };
-        let undiagnosed = [213, 229];
-        let (mut acked, mut configs, mut gaps) = (0, 0, Vec::new());
+        let (mut acked, mut configs) = (0, 0);
         for seed in 0..300 {
             match run(seed, &cfg) {
                 Ok(o) => {
                     acked += o.model.reconfigs_acked;
                     configs += o.configs;
                 }
-                Err(f) if f.reason.starts_with("liveness") && f.reason.contains(super::STALE_CONFIG_GAP) => gaps.push(seed),
-                Err(f) if f.reason.starts_with("liveness") && undiagnosed.contains(&seed) => {}
                 Err(f) => panic!("{f}"),
             }
         }
-        eprintln!("reconfig seeds: {acked} reconfigs acknowledged, {configs} configs committed; stale-config gap in {gaps:?}");
         assert!(acked > 500 && configs > 500, "the reconfig client did too little: {acked} acknowledged, {configs} committed");
-        assert!(gaps.len() < 45, "the stale-config gap failed {} of 300 seeds (about 7 % expected): {gaps:?}", gaps.len());
     }
 
     /// Reconfig seeds that failed once and now pass every check: 125 was arbor's: a server
@@ -151,11 +143,15 @@ mod tests {
     /// the TRUNC that cut it away (fixed on main by the recovery change: replayed changes
     /// stay proposed). 4 was the simulator's: a core's close of a quorum connection dropped
     /// what it had sent before (a removed leader's COMMIT of its own removal); the real
-    /// loop writes a closing connection's output out first.
+    /// loop writes a closing connection's output out first. 12 (and 213, 229, 1583) were
+    /// members that missed a reconfig and never learnt it (votes now carry the committed
+    /// membership); 1583 and 177 then took a joiner's own config (the ensemble's plus
+    /// itself, under the ensemble's version) from its votes (only a membership known from
+    /// a commit is sent, and a joiner records the txn's membership, not the one it holds).
     #[test]
     fn reconfig_seeds_that_failed_once() {
         let cfg = SimConfig { reconfig: true, ..SimConfig::default() };
-        for seed in [125, 115, 4] {
+        for seed in [125, 115, 4, 12, 177, 213, 229, 1583] {
             if let Err(f) = run(seed, &cfg) {
                 panic!("{f}");
             }

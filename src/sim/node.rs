@@ -200,8 +200,7 @@ impl Node {
         // replayed stays proposed until a leader commits it.
         let membership = self.config_text().to_string();
         let committed = crate::reconfig::Membership::parse(&membership).map_err(|e| format!("sim membership: {e}"))?;
-        let logged = crate::reconfig::newer(membership.clone(), &tree);
-        let recovered = crate::reconfig::recovered(committed, crate::reconfig::Membership::parse(&logged).ok());
+        let recovered = crate::reconfig::recovered(committed, crate::reconfig::held(&tree));
         cfg.voters = recovered.committed.voters();
         cfg.observers = recovered.committed.observers();
         cfg.proposed = recovered.replayed.as_ref().map(crate::replica::replayed_config);
@@ -216,8 +215,7 @@ impl Node {
             container_check_ms: 60_000,
             planted: zab_cfg.planted,
         };
-        let mut service = Service::new(svc_cfg, tree, sessions, now.ms);
-        service.set_membership(membership);
+        let service = Service::new(svc_cfg, tree, sessions, now.ms);
         self.config_version = recovered.committed.version;
         let snapshot = self.disk.snapshot.as_ref().map(|s| s.0);
         self.replica = Some(Replica::ensemble(service, zab, recovered.committed, snapshot, None));

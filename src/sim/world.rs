@@ -80,7 +80,7 @@ pub struct SimConfig {
 /// sender's, and a Looking server takes a newer one), so it never learns the new voters:
 /// a quorum of its old voters backs no leader (the removed ones never lead), or backs a
 /// removed server that will not lead.
-pub const STALE_CONFIG_GAP: &str = "known gap: members with an older config, which elections do not carry";
+pub const STALE_CONFIG_GAP: &str = "members still holding an older config after healing";
 
 /// Servers a reconfig run has beyond the initial membership (ids after it).
 pub const SPARES: u64 = 2;
